@@ -1,0 +1,90 @@
+"""Effective configuration: defaults < YAML file (``--config`` / ``CADENZA_CONFIG``) < ``CADENZA_*`` env.
+
+Defaults need nothing else installed: SQLite at ``./var/cadenza.db``, files under ``./var/files``,
+one worker process, http://127.0.0.1:8000.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CADENZA_", extra="forbid", validate_default=True)
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty = none.")
+    shutdown_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: how long running jobs may finish.")
+
+    # Storage
+    database_url: str = "sqlite:///./var/cadenza.db"
+    files_dir: Path = Path("./var/files")
+    models_dir: Path = Path("./var/models")
+    min_free_disk_mb: int = Field(500, ge=0, description="/ready fails below this much free disk.")
+
+    # Workers
+    workers: int = Field(1, ge=0, le=64, description="Local worker processes started by `cadenza serve`.")
+    device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    job_timeout_s: float = Field(600.0, gt=0)
+
+    # Retention (hours; 0 = keep forever)
+    retention_completed_h: float = Field(24.0, ge=0)
+    retention_failed_h: float = Field(72.0, ge=0)
+    cleanup_interval_s: float = Field(300.0, gt=0)
+
+    # Security and limits
+    auth_enabled: bool = Field(False, description="Require API keys (`cadenza keys create`).")
+    admin_key: SecretStr | None = Field(None, description="Bootstrap key accepted in addition to stored keys.")
+    rate_limit: str = Field("120/minute", description="Per key (or client IP), `limits` notation.")
+    max_body_bytes: int = Field(1_000_000, gt=0, description="JSON request bodies.")
+    max_upload_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Uploaded audio files.")
+    max_audio_duration_s: float = Field(900.0, gt=0)
+    prefer_wait_max_s: float = Field(60.0, ge=0, le=60)
+
+    # Rendering
+    soundfont_path: Path | None = Field(None, description="A .sf2/.sf3 General MIDI SoundFont; default TimGM6mb.")
+
+    @field_validator("files_dir", "models_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("CADENZA_CONFIG")
+        if config:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a JSON-able dict with secrets replaced by ``'**********'``."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings. Raises ``pydantic.ValidationError`` on invalid configuration."""
+    if config_file is not None:
+        os.environ["CADENZA_CONFIG"] = str(config_file)
+    return Settings(**overrides)
