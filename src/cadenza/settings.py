@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=0, le=64, description="Local worker processes started by `cadenza serve`.")
     device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     job_timeout_s: float = Field(600.0, gt=0)
+    worker_poll_interval_s: float = Field(
+        0.5, gt=0, le=60, description="How often an idle worker polls the database for jobs submitted elsewhere."
+    )
 
     # Retention (hours; 0 = keep forever)
     retention_completed_h: float = Field(24.0, ge=0)
@@ -57,11 +60,25 @@ class Settings(BaseSettings):
 
     # Rendering
     soundfont_path: Path | None = Field(None, description="A .sf2/.sf3 General MIDI SoundFont; default TimGM6mb.")
+    drum_styles_path: Path | None = Field(
+        None, description="YAML file of extra/overriding drum producer styles, merged over the built-in catalog."
+    )
 
     @field_validator("files_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be `limits` notation such as '120/minute' or '10 per second'") from None
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -83,8 +100,25 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
+class UnknownSettingError(ValueError):
+    """``CADENZA_*`` environment variables that name no setting (pydantic-settings ignores them)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        allowed = ", ".join(f"CADENZA_{name.upper()}" for name in Settings.model_fields)
+        super().__init__(f"unknown setting(s) {', '.join(names)}; allowed: CADENZA_CONFIG, {allowed}")
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the effective settings. Raises ``pydantic.ValidationError`` on invalid configuration."""
+    """Build the effective settings.
+
+    Raises ``UnknownSettingError`` for ``CADENZA_*`` environment variables that name no setting and
+    ``pydantic.ValidationError`` on any other invalid configuration (unknown YAML key, wrong type, range).
+    """
+    known = {f"CADENZA_{name.upper()}" for name in Settings.model_fields} | {"CADENZA_CONFIG"}
+    unknown = sorted(name for name in os.environ if name.upper().startswith("CADENZA_") and name.upper() not in known)
+    if unknown:
+        raise UnknownSettingError(unknown)
     if config_file is not None:
         os.environ["CADENZA_CONFIG"] = str(config_file)
     return Settings(**overrides)

@@ -1,0 +1,65 @@
+"""FastAPI dependencies and the API's job view (the service's ``JobView`` plus links)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+
+from cadenza.api.auth import ANONYMOUS, Principal
+from cadenza.jobs import JobService, JobView, OutputView
+from cadenza.settings import Settings
+
+
+class OutputOut(OutputView):
+    url: str = Field(description="Download URL of this file: `/v1/jobs/{id}/files/{name}`.")
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    cancel: str
+
+
+class JobOut(JobView):
+    """A job as the API returns it: the stored view plus URLs."""
+
+    outputs: list[OutputOut]  # type: ignore[assignment]
+    url: str
+    links: JobLinks
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next (older) page; null at the end.")
+
+
+def job_out(view: JobView) -> JobOut:
+    base = f"/v1/jobs/{view.id}"
+    data: dict[str, Any] = view.model_dump()
+    data["outputs"] = [{**o.model_dump(), "url": f"{base}/files/{o.name}"} for o in view.outputs]
+    data["url"] = base
+    data["links"] = {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"}
+    return JobOut.model_validate(data)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_service(request: Request) -> JobService:
+    return request.app.state.service
+
+
+def get_principal(request: Request) -> Principal:
+    return request.scope.get("state", {}).get("principal", ANONYMOUS)
+
+
+def get_owner(request: Request) -> str | None:
+    """Owner filter for the job service: the caller's key id, or None (admin / auth off) = all jobs."""
+    return get_principal(request).owner
+
+
+def get_pool(request: Request) -> Any:
+    return getattr(request.app.state, "pool", None)

@@ -1,0 +1,169 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error the API returns.
+
+Source: RFC 9457 "Problem Details for HTTP APIs" (https://www.rfc-editor.org/rfc/rfc9457).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cadenza.engines.base import EngineInputError, UploadRejected
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://cadenza.dev/problems/"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Path of the offending field, e.g. `['body', 'bars']`.")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field("about:blank", examples=["https://cadenza.dev/problems/not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str | None = Field(None, examples=["No job 3f0c…"])
+    instance: str | None = Field(None, examples=["/v1/jobs/3f0c…"])
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a request to answer with a problem (status, title, detail, extra headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        slug: str | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers, self.errors = status, detail, headers or {}, errors
+        self.title = title or HTTPStatus(status).phrase
+        self.slug = slug or self.title.lower().replace(" ", "-")
+
+
+def problem_body(
+    status: int,
+    detail: str | None,
+    *,
+    instance: str | None,
+    title: str | None = None,
+    slug: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    title = title or HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    request_path: str | None,
+    status: int,
+    detail: str | None,
+    *,
+    title: str | None = None,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body = problem_body(status, detail, instance=request_path, title=title, slug=slug, errors=errors)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def field_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI error dicts -> ``[{loc, msg, type}]`` (no input echo: it may be large or secret)."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
+    ]
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting problem answers for the given statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map framework and domain exceptions to problem responses."""
+    from cadenza.jobs import IdempotencyConflict, JobGone, JobNotFound, JobNotReady, OutputNotFound
+
+    def path(request: Request) -> str:
+        return request.url.path
+
+    async def problem_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(
+            path(request),
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            slug=exc.slug,
+            headers=exc.headers,
+            errors=exc.errors,
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route matches {request.method} {path(request)}."
+        elif exc.status_code == 405:
+            detail = f"Method {request.method} is not allowed on {path(request)}."
+        return problem_response(path(request), exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = field_errors(exc.errors())
+        summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:10])
+        return problem_response(
+            path(request), 422, f"The request is invalid: {summary}", title="Validation Failed", errors=errors
+        )
+
+    def mapped(status: int, title: str | None = None):  # noqa: ANN202
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            return problem_response(path(request), status, str(exc) or title, title=title)
+
+        return handler
+
+    async def upload_rejected(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, UploadRejected)
+        return problem_response(path(request), exc.status, exc.detail, title=exc.title)
+
+    app.add_exception_handler(ProblemError, problem_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(JobNotFound, mapped(404, "Job Not Found"))
+    app.add_exception_handler(OutputNotFound, mapped(404, "File Not Found"))
+    app.add_exception_handler(JobNotReady, mapped(409, "Job Not Completed"))
+    app.add_exception_handler(JobGone, mapped(410, "Files Gone"))
+    app.add_exception_handler(IdempotencyConflict, mapped(422, "Idempotency Key Reused"))
+    app.add_exception_handler(EngineInputError, mapped(422, "Request Cannot Be Served"))
+    app.add_exception_handler(UploadRejected, upload_rejected)

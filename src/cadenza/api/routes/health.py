@@ -1,0 +1,85 @@
+"""Probes and metrics: ``GET /health`` (liveness), ``GET /ready`` (readiness), ``GET /metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+router = APIRouter(tags=["operations"])
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Check]
+
+
+@router.get("/health", summary="Liveness (no I/O)")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def readiness_checks(app_state: Any) -> dict[str, Check]:
+    """Database, free disk, workers and default model weights (blocking: run in a thread)."""
+    settings, service, pool = app_state.settings, app_state.service, getattr(app_state, "pool", None)
+    checks: dict[str, Check] = {}
+    try:
+        service.ping()
+        checks["database"] = Check(ok=True, detail="SELECT 1 ok")
+    except Exception as exc:  # any driver error means not ready
+        checks["database"] = Check(ok=False, detail=f"{type(exc).__name__}: {exc}")
+
+    files_dir = Path(settings.files_dir)
+    free_mb = shutil.disk_usage(files_dir if files_dir.exists() else files_dir.parent).free // (1024 * 1024)
+    checks["disk"] = Check(
+        ok=free_mb >= settings.min_free_disk_mb, detail=f"{free_mb} MB free, need {settings.min_free_disk_mb} MB"
+    )
+
+    if pool is not None:
+        status = pool.status()
+        checks["workers"] = Check(
+            ok=status.get("alive", 0) > 0, detail=f"{status.get('alive', 0)}/{status.get('workers', 0)} alive"
+        )
+    # workers=0: jobs run in external `cadenza worker` processes; the job layer keeps no heartbeat to check.
+
+    from cadenza.engines.registry import all_engines
+
+    for spec in all_engines():
+        models = spec.list_models(Path(settings.models_dir))
+        if not models:
+            continue
+        default = models[0]  # an engine lists its default model first
+        detail = "weights present" if default.weights_present else "missing: " + ", ".join(default.missing_files)
+        checks[f"model:{default.name}"] = Check(ok=default.weights_present, detail=detail)
+    if app_state.draining:
+        checks["intake"] = Check(ok=False, detail="draining: shutting down")
+    return checks
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    summary="Readiness: database, disk, workers, model weights",
+    responses={503: {"model": Readiness, "description": "Not ready; see the failing checks."}},
+)
+async def ready(request: Request) -> JSONResponse:
+    checks = await anyio.to_thread.run_sync(readiness_checks, request.app.state)
+    ok = all(check.ok for check in checks.values())
+    body = Readiness(status="ready" if ok else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,129 @@
+"""``/v1/jobs``: read, list, cancel, delete jobs and follow their events (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Annotated
+from uuid import UUID
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from cadenza.api.deps import JobOut, JobPage, get_owner, get_service, job_out
+from cadenza.api.problems import ProblemError, responses
+from cadenza.jobs import JobNotFound, JobService, JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+FINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
+EVENT_POLL_S = 0.1
+PING_S = 15
+
+
+@router.get("", response_model=JobPage, summary="List jobs, newest first", responses=responses(401, 422, 429))
+def list_jobs(
+    status: JobStatus | None = Query(None, description="Only jobs with this status."),
+    kind: str | None = Query(None, description="Only jobs of this kind (`drums`, `separation`)."),
+    limit: int = Query(50, ge=1, le=100, description="Page size."),
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    service: JobService = Depends(get_service),
+    owner: str | None = Depends(get_owner),
+) -> JobPage:
+    try:
+        jobs, next_cursor = service.list(owner, status=status, kind=kind, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise ProblemError(422, f"Invalid cursor: {exc}", title="Validation Failed") from exc
+    return JobPage(jobs=[job_out(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="Get one job", responses=responses(401, 404, 422, 429))
+def get_job(job_id: UUID, service: JobService = Depends(get_service), owner: str | None = Depends(get_owner)) -> JobOut:
+    return job_out(service.get(job_id, owner))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a job (idempotent)",
+    responses=responses(401, 404, 422, 429),
+)
+def cancel_job(
+    job_id: UUID, service: JobService = Depends(get_service), owner: str | None = Depends(get_owner)
+) -> JobOut:
+    return job_out(service.cancel(job_id, owner))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a job, its events and files (cancels it first if needed)",
+    responses=responses(401, 404, 422, 429),
+)
+def delete_job(
+    job_id: UUID, service: JobService = Depends(get_service), owner: str | None = Depends(get_owner)
+) -> Response:
+    service.delete(job_id, owner)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Follow a job's status, progress and output events (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "`id:` is the job's event sequence number."},
+        **responses(401, 404, 422, 429),
+    },
+)
+async def job_events(
+    request: Request,
+    job_id: UUID,
+    last_event_id_query: int | None = Query(None, alias="last_event_id", ge=0, description="Replay after this id."),
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    service: JobService = Depends(get_service),
+    owner: str | None = Depends(get_owner),
+) -> EventSourceResponse:
+    after = last_event_id_query or 0
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise ProblemError(422, "Last-Event-ID must be a non-negative integer.", title="Validation Failed")
+        after = int(last_event_id)
+    await anyio.to_thread.run_sync(service.get, job_id, owner)  # 404 before the stream starts
+    return EventSourceResponse(_event_stream(request, service, job_id, owner, after), ping=PING_S)
+
+
+async def _event_stream(
+    request: Request, service: JobService, job_id: UUID, owner: str | None, after: int
+) -> AsyncIterator[ServerSentEvent]:
+    idle_polls = 0
+    while True:
+        try:
+            events = await anyio.to_thread.run_sync(partial(service.events, job_id, owner, after_sequence=after))
+        except JobNotFound:
+            return  # deleted while streaming
+        for event in events:
+            after = event.sequence
+            payload = event.model_dump(mode="json")
+            yield ServerSentEvent(data=json.dumps(payload), event=event.type, id=str(event.sequence))
+            if event.type == "status" and event.data.get("status") in FINAL:
+                return
+        if events:
+            idle_polls = 0
+        else:
+            idle_polls += 1
+            # first idle poll, then every ~2 s: a final job whose last event was sent ends the stream
+            if idle_polls == 1 or idle_polls % 20 == 0:
+                try:
+                    job = await anyio.to_thread.run_sync(service.get, job_id, owner)
+                except JobNotFound:
+                    return
+                if job.status in FINAL and job.sequence <= after:
+                    return
+        if await request.is_disconnected():
+            return
+        await anyio.sleep(EVENT_POLL_S)

@@ -1,0 +1,35 @@
+"""``/v1/styles``: the drums engine's producer-style catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from cadenza.api.deps import get_settings
+from cadenza.api.problems import ProblemError, responses
+from cadenza.settings import Settings
+
+router = APIRouter(prefix="/v1/styles", tags=["styles"])
+
+
+def _catalog(settings: Settings) -> Any:
+    from cadenza.engines.drums.styles import load_catalog
+
+    return load_catalog(getattr(settings, "drum_styles_path", None))
+
+
+@router.get("", summary="List producer styles", responses=responses(401, 429))
+def list_styles(settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+    styles = [style.model_dump(mode="json") for style in _catalog(settings).styles]
+    return {"count": len(styles), "styles": styles}
+
+
+@router.get("/{name}", summary="Get one producer style (case-insensitive)", responses=responses(401, 404, 429))
+def get_style(name: str, settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+    catalog = _catalog(settings)
+    try:
+        return catalog.get(name).model_dump(mode="json")
+    except KeyError:
+        valid = ", ".join(style.name for style in catalog.styles)
+        raise ProblemError(404, f"No style {name!r}; valid styles: {valid}.", title="Style Not Found") from None

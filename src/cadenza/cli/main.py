@@ -1,0 +1,377 @@
+"""The ``cadenza`` command line (Typer).
+
+``serve`` runs the HTTP API (and local workers), ``worker`` runs workers only, ``jobs``/``keys``/
+``models``/``config`` manage the installation directly, and every engine with a ``cli.py`` adds its own
+commands (``cadenza drums``, ``cadenza separate``, ``cadenza train <kind>``, ``cadenza eval <kind>``).
+Invalid configuration stops any command with exit code 2 and a message naming the key.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import structlog
+import typer
+import uvicorn
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from cadenza.settings import Settings, UnknownSettingError, load_settings
+
+app = typer.Typer(
+    name="cadenza",
+    help="Cadenza: a self-hosted music-AI server (drum grooves, stem separation) behind one job API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+jobs_app = typer.Typer(help="Inspect and manage jobs directly in the database.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+models_app = typer.Typer(help="Models the engines provide.", no_args_is_help=True)
+config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
+train_app = typer.Typer(help="Train an engine's model.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate an engine's model.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (keys as in `cadenza config show`).", show_default=False),
+]
+
+EXIT_CONFIG = 2
+
+
+def describe_config_error(exc: Exception) -> str:
+    """A readable message for invalid configuration: key, value and what is allowed."""
+    if isinstance(exc, UnknownSettingError):
+        return f"Invalid configuration: {exc}"
+    assert isinstance(exc, ValidationError)
+    lines = ["Invalid configuration:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        value = error.get("input")
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(Settings.model_fields)
+            lines.append(f"  unknown setting {key!r} (value {value!r}); allowed keys: {allowed}")
+        else:
+            lines.append(f"  {key} = {value!r}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def get_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Effective settings, or exit 2 with a readable message (no traceback)."""
+    if config is not None and not config.is_file():
+        err.print(f"Invalid configuration: config file {str(config)!r} does not exist.")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    except (ValidationError, UnknownSettingError) as exc:
+        err.print(describe_config_error(exc), markup=False, highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except yaml.YAMLError as exc:
+        err.print(f"Invalid configuration: {config} is not valid YAML: {exc}", markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _setup_logging(settings: Settings) -> None:
+    from cadenza.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def _service(settings: Settings) -> Any:
+    from cadenza.jobs import JobService
+
+    return JobService(settings)
+
+
+# --------------------------------------------------------------------------- serve / worker
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (setting `host`).", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="Port (setting `port`).", show_default=False)] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes; 0 = use `cadenza worker`.", show_default=False)
+    ] = None,
+) -> None:
+    """Run the HTTP API (and local worker processes). SIGTERM drains: running jobs finish first."""
+    from cadenza.api.app import create_app
+
+    settings = get_settings(config, host=host, port=port, workers=workers)
+    _setup_logging(settings)
+    api = create_app(settings)
+    uv_config = uvicorn.Config(
+        api,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = DrainingServer(uv_config, api, settings.shutdown_timeout_s)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)
+
+
+class DrainingServer(uvicorn.Server):
+    """Uvicorn server whose first SIGTERM/SIGINT stops intake (submit -> 503), drains the worker pool
+    (running jobs finish, up to ``drain_timeout_s``) and only then shuts the server down.
+    A second signal exits at once."""
+
+    def __init__(self, config: uvicorn.Config, api: Any, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self.api, self.drain_timeout_s = api, drain_timeout_s
+        self._drainer: threading.Thread | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self._drainer is not None:
+            super().handle_exit(sig, frame)
+            return
+        self.api.state.draining = True
+        self._drainer = threading.Thread(target=self._drain, args=(sig, frame), name="drain", daemon=True)
+        self._drainer.start()
+
+    def _drain(self, sig: int, frame: Any) -> None:
+        log = structlog.get_logger("cadenza.serve")
+        log.info("draining", signal=signal.Signals(sig).name, timeout_s=self.drain_timeout_s)
+        pool = getattr(self.api.state, "pool", None)
+        if pool is not None:
+            pool.drain(self.drain_timeout_s)
+        log.info("drained")
+        # Not super().handle_exit(): uvicorn re-raises captured signals after shutdown, which would end the
+        # process with -SIGTERM instead of a clean exit 0.
+        self.should_exit = True
+
+
+@app.command()
+def worker(config: ConfigOption = None) -> None:
+    """Run worker processes only (scale-out) against the configured database, until SIGTERM."""
+    from cadenza.jobs import WorkerPool
+
+    settings = get_settings(config)
+    _setup_logging(settings)
+    if settings.workers < 1:
+        err.print("Invalid configuration: workers = 0; `cadenza worker` needs workers >= 1.")
+        raise typer.Exit(EXIT_CONFIG)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    pool = WorkerPool(settings)
+    pool.start()
+    console.print(f"[green]{settings.workers} worker(s) running[/] against {settings.database_url}; Ctrl-C to stop.")
+    while not stop.wait(1.0):
+        pass
+    console.print(f"Draining (up to {settings.shutdown_timeout_s:g} s)…")
+    pool.drain(settings.shutdown_timeout_s)
+    pool.stop()
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def _print_jobs(jobs: list[Any]) -> None:
+    table = Table("id", "kind", "status", "progress %", "created (UTC)", "run s", "owner")
+    for job in jobs:
+        run_s = f"{job.run_duration_s:.2f}" if job.run_duration_s is not None else ""
+        table.add_row(
+            str(job.id),
+            job.kind,
+            job.status.value,
+            f"{job.progress:.0f}",
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run_s,
+            job.owner or "",
+        )
+    console.print(table)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    config: ConfigOption = None,
+    status: Annotated[str | None, typer.Option(help="queued|processing|completed|failed|cancelled")] = None,
+    kind: Annotated[str | None, typer.Option(help="Job kind, e.g. drums.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+) -> None:
+    """List jobs, newest first."""
+    from cadenza.jobs import JobStatus
+
+    settings = get_settings(config)
+    try:
+        status_value = JobStatus(status) if status else None
+    except ValueError:
+        err.print(f"Unknown status {status!r}; use one of {', '.join(s.value for s in JobStatus)}.")
+        raise typer.Exit(EXIT_CONFIG) from None
+    jobs, _ = _service(settings).list(None, status=status_value, kind=kind, limit=limit)
+    _print_jobs(jobs)
+
+
+def _job_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        err.print(f"{value!r} is not a job id (UUID).")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, config: ConfigOption = None) -> None:
+    """Show one job as JSON."""
+    from cadenza.jobs import JobNotFound
+
+    service = _service(get_settings(config))
+    try:
+        job = service.get(_job_id(job_id))
+    except JobNotFound:
+        err.print(f"No job {job_id}.")
+        raise typer.Exit(1) from None
+    console.print_json(job.model_dump_json())
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, config: ConfigOption = None) -> None:
+    """Cancel a job (idempotent)."""
+    from cadenza.jobs import JobNotFound
+
+    service = _service(get_settings(config))
+    try:
+        job = service.cancel(_job_id(job_id))
+    except JobNotFound:
+        err.print(f"No job {job_id}.")
+        raise typer.Exit(1) from None
+    console.print(f"{job.id}: {job.status.value}")
+
+
+@jobs_app.command("prune")
+def jobs_prune(config: ConfigOption = None) -> None:
+    """Delete finished jobs and their files past the retention periods."""
+    settings = get_settings(config)
+    with console.status("Pruning…"):
+        counts = _service(settings).prune()
+    console.print(", ".join(f"{name}: {count}" for name, count in counts.items()) or "nothing to prune")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@keys_app.command("create")
+def keys_create(name: str, config: ConfigOption = None) -> None:
+    """Create an API key; its secret is printed once."""
+    secret, key = _service(get_settings(config)).create_key(name)
+    err.print(f"Created key {key.id} ({key.name}). Store the secret now; it is not shown again:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None) -> None:
+    """List API keys (never their secrets)."""
+    table = Table("id", "name", "prefix", "created (UTC)", "revoked (UTC)")
+    for key in _service(get_settings(config)).list_keys():
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else ""
+        table.add_row(key.id, key.name, key.prefix + "…", key.created_at.strftime("%Y-%m-%d %H:%M:%S"), revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
+    """Revoke an API key; requests with it get 401 from then on."""
+    try:
+        key = _service(get_settings(config)).revoke_key(key_id)
+    except LookupError:
+        err.print(f"No key {key_id}.")
+        raise typer.Exit(1) from None
+    console.print(f"Revoked {key.id} ({key.name}).")
+
+
+# --------------------------------------------------------------------------- models / config
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """List every engine's models and whether their weights are present."""
+    from cadenza.engines.registry import all_engines
+
+    settings = get_settings(config)
+    table = Table("name", "engine", "version", "licence", "size MB", "weights", "data source")
+    for spec in all_engines():
+        for info in spec.list_models(settings.models_dir):
+            size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes is not None else ""
+            weights = (
+                "[green]present[/]" if info.weights_present else "[red]missing[/] " + ", ".join(info.missing_files)
+            )
+            table.add_row(info.name, info.engine, info.version, info.licence, size, weights, info.data_source)
+    console.print(table)
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOption = None,
+    output_format: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
+) -> None:
+    """Print the effective settings (defaults < YAML < CADENZA_* env), secrets masked."""
+    if output_format not in ("yaml", "json"):
+        err.print(f"--format must be yaml or json, not {output_format!r}.")
+        raise typer.Exit(EXIT_CONFIG)
+    data = get_settings(config).masked()
+    if output_format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+
+
+# --------------------------------------------------------------------------- engine commands
+
+
+def register_engine_commands(root: typer.Typer) -> None:
+    """For each engine with a ``cli.py``: ``RUN_COMMAND_NAME`` -> ``run_command``, ``train <kind>``, ``eval <kind>``."""
+    import cadenza.engines
+    from cadenza.engines.registry import ENGINE_MODULES
+
+    engines_dir = Path(cadenza.engines.__file__).parent
+    has_train = has_eval = False
+    for kind, module in ENGINE_MODULES.items():
+        package_dir = engines_dir / module.rsplit(".", 1)[-1]
+        if not (package_dir / "cli.py").is_file():
+            continue
+        try:
+            cli = importlib.import_module(f"{module}.cli")
+        except ImportError as exc:
+            err.print(f"warning: commands of engine {kind!r} unavailable: {exc}")
+            continue
+        if hasattr(cli, "run_command"):
+            root.command(getattr(cli, "RUN_COMMAND_NAME", kind))(cli.run_command)
+        if hasattr(cli, "train_command"):
+            train_app.command(kind)(cli.train_command)
+            has_train = True
+        if hasattr(cli, "eval_command"):
+            eval_app.command(kind)(cli.eval_command)
+            has_eval = True
+    if has_train:
+        root.add_typer(train_app, name="train")
+    if has_eval:
+        root.add_typer(eval_app, name="eval")
+
+
+register_engine_commands(app)
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,302 @@
+"""The drums engine's ``run``: model grid → arranged, humanized hits → groove.mid, pattern.json, preview audio.
+
+The model (``model.py``, a groove transformer trained on the Groove MIDI Dataset) is imported lazily so
+importing the engine does not import torch. Loaded models stay in ``ctx.cache`` between jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cadenza.engines.base import EngineInputError, EngineResult, ModelInfo, Output, Progress, RunContext
+from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
+from cadenza.engines.drums.humanize import PlacedHit, humanize
+from cadenza.engines.drums.schema import DrumsRequest
+from cadenza.engines.drums.styles import Style, StyleCatalog, default_catalog, load_catalog
+from cadenza.music.drum_map import DRUM_CLASSES
+from cadenza.music.midi import DEFAULT_PPQ, DrumNote, drum_midi_bytes, ticks_per_bar
+
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_MODEL_ID = "groove-transformer"
+LICENCE = "CC BY 4.0 (trained on GMD)"
+DATA_SOURCE = "Groove MIDI Dataset v1.0.0 (Gillick, Roberts, Engel, Eck, Bamman, ICML 2019), CC BY 4.0"
+CACHE_PREFIX = "drums-model:"
+MIDI_NAME, JSON_NAME = "groove.mid", "pattern.json"
+
+# Random streams derived from the request seed (numpy SeedSequence spawn keys); the model uses the seed itself.
+ARRANGE_STREAM, HUMANIZE_STREAM = 1, 2
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(stream,))))
+
+
+def checkpoint_path(model_id: str, models_dir: Path | None) -> Path:
+    """Checkpoint file of ``model_id``: ``<models_dir>/drums/<model_id>.pt`` if present (user-trained), else the
+    committed ``checkpoints/<model_id with '_'>.pt``. Raises EngineInputError if neither exists."""
+    candidates = []
+    if models_dir is not None:
+        candidates.append(Path(models_dir) / "drums" / f"{model_id}.pt")
+    candidates.append(CHECKPOINTS_DIR / f"{model_id.replace('-', '_')}.pt")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise EngineInputError(
+        f"drums model {model_id!r} has no weights: looked for {', '.join(str(p) for p in candidates)}"
+    )
+
+
+def _catalog(settings: Any) -> StyleCatalog:
+    if settings is not None and getattr(settings, "drum_styles_path", None) is not None:
+        return load_catalog(settings.drum_styles_path)
+    return default_catalog()
+
+
+def load_model(model_id: str, ctx: RunContext) -> Any:
+    """Load ``model_id`` into ``ctx.cache`` (if not there yet) and return the DrumModel."""
+    key = CACHE_PREFIX + model_id
+    if key not in ctx.cache:
+        from cadenza.engines.drums.model import load_model as load_checkpoint_model
+
+        path = checkpoint_path(model_id, ctx.models_dir)
+        device = ctx.device if ctx.device != "auto" else "cpu"
+        try:
+            ctx.cache[key] = load_checkpoint_model(path, device=device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise EngineInputError(f"cannot load drums model {model_id!r}: {exc}") from exc
+    return ctx.cache[key]
+
+
+def unload_model(model_id: str, ctx: RunContext) -> None:
+    """Drop ``model_id`` from ``ctx.cache``."""
+    ctx.cache.pop(CACHE_PREFIX + model_id, None)
+
+
+def _checkpoint_info(path: Path) -> dict[str, Any]:
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return dict(payload.get("info", {})) if isinstance(payload, dict) else {}
+
+
+def list_models(models_dir: Path) -> list[ModelInfo]:
+    """The committed checkpoint(s) and any ``<models_dir>/drums/*.pt``; reads only the checkpoint header."""
+    paths = sorted(CHECKPOINTS_DIR.glob("*.pt"))
+    user_dir = Path(models_dir) / "drums"
+    if user_dir.is_dir():
+        paths += sorted(user_dir.glob("*.pt"))
+    infos = []
+    for path in paths:
+        model_id = path.stem.replace("_", "-")
+        try:
+            info = _checkpoint_info(path)
+        except Exception as exc:  # a corrupt file is listed, not fatal for /v1/models
+            info = {"description": f"unreadable checkpoint: {exc}"}
+        infos.append(
+            ModelInfo(
+                name=model_id,
+                engine="drums",
+                version=str(info.get("version", model_id)),
+                description=str(
+                    info.get("description", "Groove transformer: drum grooves with micro-timing and velocity")
+                ),
+                licence=str(info.get("licence", info.get("license", LICENCE))),
+                data_source=str(info.get("data_source", info.get("data", DATA_SOURCE))),
+                size_bytes=path.stat().st_size,
+                weights_present=True,
+                path=str(path),
+            )
+        )
+    if not any(info.name == DEFAULT_MODEL_ID for info in infos):
+        missing = str(CHECKPOINTS_DIR / f"{DEFAULT_MODEL_ID.replace('-', '_')}.pt")
+        infos.insert(
+            0,
+            ModelInfo(
+                name=DEFAULT_MODEL_ID,
+                engine="drums",
+                version="",
+                description="Groove transformer (not trained yet)",
+                licence=LICENCE,
+                data_source=DATA_SOURCE,
+                size_bytes=None,
+                weights_present=False,
+                missing_files=[missing],
+            ),
+        )
+    return infos
+
+
+def tempo_warnings(style: Style, tempo_bpm: float) -> list[str]:
+    low, high = style.preferred_tempo_range
+    if low <= tempo_bpm <= high:
+        return []
+    return [f"tempo {tempo_bpm:g} BPM is outside {style.name}'s preferred range {low:g}–{high:g} BPM"]
+
+
+def validate_request(params: DrumsRequest, settings: Any) -> list[str]:
+    """Cheap checks before a job is queued: the style's model has weights. Returns warnings (tempo range)."""
+    style = _catalog(settings).get(params.producer_style)
+    checkpoint_path(style.model_id, getattr(settings, "models_dir", None))
+    return tempo_warnings(style, params.tempo)
+
+
+def pattern_document(
+    hits: list[PlacedHit], *, header: dict[str, Any], meter: Meter, tempo_bpm: float, total_ticks: int
+) -> tuple[dict[str, Any], list[DrumNote]]:
+    """The pattern.json document and the MIDI notes of ``hits`` (ticks clamped to ``[0, total_ticks - 1]``)."""
+    step_ticks = DEFAULT_PPQ // 4
+    bar_ticks = meter.steps_per_bar * step_ticks
+    ms_per_tick = 60_000.0 / (tempo_bpm * DEFAULT_PPQ)
+    entries, notes = [], []
+    for hit in hits:
+        grid_tick = hit.bar * bar_ticks + hit.step * step_ticks
+        tick = min(max(grid_tick + round(hit.offset_steps * step_ticks), 0), total_ticks - 1)
+        entries.append(
+            {
+                "instrument": DRUM_CLASSES[hit.instrument],
+                "pitch": hit.pitch,
+                "bar": hit.bar,
+                "step": hit.step,
+                "tick": tick,
+                "offset_ticks": tick - grid_tick,
+                "offset_ms": round((tick - grid_tick) * ms_per_tick, 3),
+                "velocity": hit.velocity,
+                "ghost": hit.ghost,
+                "roll": hit.roll,
+            }
+        )
+        notes.append(DrumNote(tick, hit.pitch, hit.velocity))
+    return {**header, "hits": entries}, notes
+
+
+def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResult:
+    """Generate a groove and write ``groove.mid``, ``pattern.json`` and the requested previews into ctx.workdir.
+
+    Raises EngineInputError (missing weights, unusable SoundFont), ValueError (bad meter), and lets
+    JobCancelled from ``progress`` propagate.
+    """
+    started = time.perf_counter()
+    catalog = _catalog(ctx.settings)
+    try:
+        style = catalog.get(params.producer_style)
+    except KeyError as exc:
+        raise EngineInputError(str(exc.args[0])) from exc
+    numerator, denominator = params.time_signature
+    meter = Meter.of(numerator, denominator)
+    seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+    warnings = tempo_warnings(style, params.tempo)
+
+    progress(1.0, "loading model")
+    model = load_model(style.model_id, ctx)
+    fills = fill_plan(params.pattern_type, params.bars)
+    model_progress: Callable[[float], None] = lambda fraction: progress(5.0 + 75.0 * fraction, "generating")  # noqa: E731
+    progress(5.0, "generating")
+    try:
+        grid = model.generate(
+            n_bars=params.bars,
+            steps_per_bar=meter.steps_per_bar,
+            steps_per_beat=meter.steps_per_beat,
+            style_weights=dict(style.conditioning),
+            fill_bars=fills,
+            tempo_bpm=float(params.tempo),
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            seed=seed,
+            progress=model_progress,
+        )
+    except ValueError as exc:
+        raise EngineInputError(f"drums model rejected the request: {exc}") from exc
+
+    progress(80.0, "arranging")
+    hits = arrange(grid, style, meter, params.pattern_type, fills, _rng(seed, ARRANGE_STREAM))
+    placed = humanize(
+        hits, style.humanization, meter, params.tempo, fills, _rng(seed, HUMANIZE_STREAM), enabled=params.humanize
+    )
+    total_ticks = params.bars * ticks_per_bar(numerator, denominator, DEFAULT_PPQ)
+    duration_s = total_ticks / DEFAULT_PPQ * 60.0 / params.tempo
+    header = {
+        "style": style.name,
+        "seed": seed,
+        "tempo_bpm": params.tempo,
+        "time_signature": [numerator, denominator],
+        "ppq": DEFAULT_PPQ,
+        "bars": params.bars,
+        "steps_per_bar": meter.steps_per_bar,
+        "steps_per_beat": meter.steps_per_beat,
+        "pattern_type": params.pattern_type,
+        "humanize": params.humanize,
+        "fill_bars": fills,
+        "model_version": model.version,
+        "duration_s": round(duration_s, 6),
+    }
+    document, notes = pattern_document(
+        placed, header=header, meter=meter, tempo_bpm=params.tempo, total_ticks=total_ticks
+    )
+
+    progress(85.0, "writing MIDI")
+    midi = drum_midi_bytes(
+        notes,
+        tempo_bpm=params.tempo,
+        numerator=numerator,
+        denominator=denominator,
+        total_ticks=total_ticks,
+        ppq=DEFAULT_PPQ,
+        track_name=f"Cadenza drums - {style.name}",
+    )
+    workdir = Path(ctx.workdir)
+    (workdir / MIDI_NAME).write_bytes(midi)
+    (workdir / JSON_NAME).write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    outputs = [
+        Output(MIDI_NAME, "audio/midi", workdir / MIDI_NAME, {"ppq": DEFAULT_PPQ, "notes": len(notes)}),
+        Output(JSON_NAME, "application/json", workdir / JSON_NAME, {"hits": len(placed)}),
+    ]
+    previews = params.preview_formats
+    if previews:
+        outputs += _render_previews(midi, previews, workdir, ctx, progress)
+
+    progress(100.0, "done")
+    metadata = {
+        **{k: header[k] for k in ("style", "bars", "tempo_bpm", "time_signature", "seed", "model_version")},
+        "pattern_type": params.pattern_type,
+        "humanize": params.humanize,
+        "steps_generated": grid.hits.shape[0],
+        "hits": len(placed),
+        "duration_s": header["duration_s"],
+        "duration_seconds": round(time.perf_counter() - started, 3),
+        "warnings": warnings,
+    }
+    return EngineResult(outputs=outputs, metadata=metadata, warnings=warnings)
+
+
+def _render_previews(
+    midi: bytes, formats: list[str], workdir: Path, ctx: RunContext, progress: Progress
+) -> list[Output]:
+    from cadenza.music.synth import DEFAULT_SAMPLE_RATE, media_type, render_midi, write_preview
+
+    soundfont = getattr(ctx.settings, "soundfont_path", None) if ctx.settings is not None else None
+    progress(88.0, "rendering audio")
+    try:
+        audio = render_midi(midi, soundfont, DEFAULT_SAMPLE_RATE)
+    except (FileNotFoundError, ValueError) as exc:
+        raise EngineInputError(f"cannot render the audio preview: {exc}") from exc
+    outputs = []
+    for index, output_format in enumerate(formats):
+        progress(90.0 + 10.0 * index / len(formats), f"encoding {output_format}")
+        path = write_preview(workdir / f"groove.{output_format}", audio, DEFAULT_SAMPLE_RATE, output_format)
+        outputs.append(
+            Output(
+                path.name,
+                media_type(output_format),
+                path,
+                {"sample_rate": DEFAULT_SAMPLE_RATE, "channels": int(audio.shape[0]), "frames": int(audio.shape[1])},
+            )
+        )
+    return outputs

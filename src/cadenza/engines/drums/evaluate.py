@@ -1,0 +1,366 @@
+"""Evaluation of the groove transformer on the GMD **test** split (never used for training or selection).
+
+``cadenza eval drums --data <GMD folder>`` runs :func:`eval_command` and writes
+``docs/eval/drums.json`` and ``docs/eval/drums.md``:
+
+1. held-out NLL per step (nats) of the model and of the n-gram baseline (``baseline.py``), with
+   their hit-pattern / velocity / offset components;
+2. style fidelity: accuracy of the style classifier (``classifier.py``) on generated 2-bar windows
+   per requested style, against its accuracy on real test windows (the ceiling);
+3. groove statistics (``grooves.py``) of generated vs real test windows and their MGEval
+   overlapping areas (Yang & Lerch 2020);
+4. novelty: maximum Jaccard similarity of generated hit grids to any train window.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+
+from .baseline import NGramBaseline
+from .classifier import MIN_TRAIN_FILES, WINDOW_BARS, STEPS_PER_BAR, classifier_styles, style_windows, train_classifier
+from .classifier import window_features as classifier_features
+from .data import Grid, iter_windows, load_records
+from .grooves import FEATURES, feature_table, groove_features, overlapping_area, summarize
+from .model import DEFAULT_CHECKPOINT, DrumModel, load_model
+from .train import eval_windows, evaluate_nll, record_arrays
+
+# Published anchors: GrooveEvaluator statistics of real GMD vs GrooVAE samples (mean over windows).
+ANCHORS = {
+    "velocity_mean": {"gmd": 0.606, "groovae": 0.402},
+    "velocity_std": {"gmd": 0.240, "groovae": 0.217},
+    "offset_std": {"gmd": 0.169, "groovae": 0.057},
+    "swingness": {"gmd": 0.335, "groovae": 0.047},
+}
+WINDOW_STEPS = WINDOW_BARS * STEPS_PER_BAR
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _clean(obj: Any) -> Any:
+    """Replace NaN/inf by None so the report is strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return _finite(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _generate_window(model: DrumModel, style: str, tempo_bpm: float, seed: int, fill: bool = False) -> Grid:
+    return model.generate(
+        n_bars=WINDOW_BARS,
+        steps_per_bar=STEPS_PER_BAR,
+        steps_per_beat=4,
+        style_weights={style: 1.0},
+        fill_bars=[fill] * WINDOW_BARS,
+        tempo_bpm=tempo_bpm,
+        seed=seed,
+    )
+
+
+def max_jaccard(query: np.ndarray, reference: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Per query row, the maximum Jaccard similarity of its hit set to any reference row.
+
+    ``query`` (n, d) and ``reference`` (m, d) bool hit grids flattened; empty pairs count as 0.
+    """
+    q = query.astype(np.float32)
+    q_size = q.sum(1, keepdims=True)
+    best = np.zeros(len(q), dtype=np.float64)
+    for i in range(0, len(reference), chunk):
+        r = reference[i : i + chunk].astype(np.float32)
+        inter = q @ r.T
+        union = q_size + r.sum(1)[None, :] - inter
+        jac = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        best = np.maximum(best, jac.max(1))
+    return best
+
+
+def evaluate(
+    data_dir: Path,
+    checkpoint: Path | None = None,
+    windows_per_style: int = 30,
+    matched_windows: int = 300,
+    seed: int = 0,
+    limit_files: int | None = None,
+    min_style_files: int = MIN_TRAIN_FILES,
+    classifier_epochs: int = 30,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run the whole evaluation; returns the report dict (see module doc).
+
+    ``limit_files`` limits files per split (tiny runs for tests). Raises FileNotFoundError for a
+    missing data folder or checkpoint.
+    """
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    model = load_model(checkpoint)
+    records = load_records(data_dir, limit=limit_files)
+    train = [r for r in records if r.split == "train"]
+    val = [r for r in records if r.split == "validation"]
+    test = [r for r in records if r.split == "test"]
+    if not train or not test:
+        raise ValueError(f"{data_dir} has no train or test files")
+    report: dict[str, Any] = {
+        "checkpoint": str(checkpoint or DEFAULT_CHECKPOINT),
+        "model_version": model.version,
+        "parameters": model.info.get("parameters"),
+        "data": {"train_files": len(train), "validation_files": len(val), "test_files": len(test)},
+        "seed": seed,
+    }
+
+    console.print("[bold]1/4[/] held-out NLL per step (test split)")
+    context = model.net.cfg.context_steps
+    model_nll = evaluate_nll(model.net, eval_windows([record_arrays(r, model.styles) for r in test], context))
+    baseline = NGramBaseline().fit(train)
+    baseline_nll = baseline.nll(test)
+    report["nll"] = {
+        "unit": "nats per 16th step",
+        "model": model_nll,
+        "baseline": baseline_nll,
+        "baseline_description": "interpolated absolute-discounting trigram over hit patterns with step-in-bar "
+        "context; velocity/offset bins per instrument and step-in-bar",
+        "model_context_steps": context,
+        "model_beats_baseline": model_nll["total"] < baseline_nll["total"],
+    }
+
+    console.print("[bold]2/4[/] style fidelity")
+    styles = classifier_styles(train, min_style_files)
+    clf, clf_summary = train_classifier(train, val, seed=seed, epochs=classifier_epochs, styles=styles)
+    clf_summary["min_train_files"] = min_style_files
+    x_test, y_test = style_windows(test, clf.styles)
+    pred_test = clf.predict(x_test) if len(y_test) else np.zeros(0, np.int64)
+    tempo_of = model.info.get("style_tempo_bpm", {})
+    per_style = {}
+    gen_windows: list[Grid] = []
+    for k, style in enumerate(clf.styles):
+        tempo = float(tempo_of.get(style, 110.0))
+        grids = [_generate_window(model, style, tempo, seed * 100_000 + k * 1000 + i) for i in range(windows_per_style)]
+        gen_windows.extend(grids)
+        pred = clf.predict(np.stack([classifier_features(g) for g in grids]))
+        real_mask = y_test == k
+        per_style[style] = {
+            "tempo_bpm": tempo,
+            "generated_windows": len(grids),
+            "generated_accuracy": float((pred == k).mean()),
+            "real_test_windows": int(real_mask.sum()),
+            "real_test_accuracy": float((pred_test[real_mask] == k).mean()) if real_mask.any() else None,
+        }
+    gen_acc = float(np.mean([v["generated_accuracy"] for v in per_style.values()])) if per_style else float("nan")
+    # the ceiling is measured on the styles present in the test split, each style weighted equally
+    real_accs = [v["real_test_accuracy"] for v in per_style.values() if v["real_test_accuracy"] is not None]
+    ceiling = float(np.mean(real_accs)) if real_accs else float("nan")
+    gen_acc_on_test_styles = float(
+        np.mean([v["generated_accuracy"] for v in per_style.values() if v["real_test_accuracy"] is not None])
+    )
+    report["style_fidelity"] = {
+        "classifier": clf_summary,
+        "real_test_accuracy_window_weighted": float((pred_test == y_test).mean()) if len(y_test) else None,
+        "ceiling_balanced_accuracy": ceiling,
+        "generated_balanced_accuracy": gen_acc,
+        "generated_balanced_accuracy_on_test_styles": gen_acc_on_test_styles,
+        "ratio_to_ceiling": gen_acc_on_test_styles / ceiling if ceiling and math.isfinite(ceiling) else None,
+        "target_ratio": 0.8,
+        "per_style": per_style,
+        "generation": "beat conditioning, 2 bars of 4/4, the style's median train tempo, temperature 1, no top-k/p",
+    }
+
+    console.print("[bold]3/4[/] groove statistics")
+    real = [
+        (rec, w) for rec, _s, w in iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS)
+    ]
+    rng = np.random.default_rng(seed)
+    if len(real) > matched_windows:
+        real = [real[i] for i in sorted(rng.choice(len(real), matched_windows, replace=False))]
+    matched = [
+        _generate_window(model, rec.style, rec.tempo_bpm, seed * 100_000 + 50_000 + i, fill=rec.is_fill)
+        for i, (rec, _w) in enumerate(real)
+    ]
+    real_table = feature_table([groove_features(w, 16, 4, rec.tempo_bpm) for rec, w in real])
+    gen_table = feature_table([groove_features(g, 16, 4, rec.tempo_bpm) for (rec, _w), g in zip(real, matched)])
+    real_summary, gen_summary = summarize(real_table), summarize(gen_table)
+    report["groove_statistics"] = {
+        "windows": {"real_test": len(real), "generated": len(matched)},
+        "generation": "one generated 2-bar window per real test window, with its style, tempo and beat/fill",
+        "features": {
+            name: {
+                "real_test": real_summary[name],
+                "generated": gen_summary[name],
+                "overlapping_area": overlapping_area(real_table[name], gen_table[name], seed=seed),
+            }
+            for name in FEATURES
+        },
+        "published_anchors": ANCHORS,
+    }
+
+    console.print("[bold]4/4[/] novelty")
+    train_hits = np.stack(
+        [w.hits.ravel() for _r, _s, w in iter_windows([r for r in train if r.steps_per_bar == STEPS_PER_BAR], 2, 1)]
+    )
+    all_generated = gen_windows + matched
+    gen_sim = max_jaccard(np.stack([g.hits.ravel() for g in all_generated]), train_hits)
+    real_sim = max_jaccard(np.stack([w.hits.ravel() for _r, w in real]), train_hits)
+    report["novelty"] = {
+        "measure": "max Jaccard similarity of a window's hit grid (32 steps × 9) to any 2-bar train window (hop 1 bar)",
+        "train_windows": len(train_hits),
+        "generated_windows": len(all_generated),
+        "generated_max": float(gen_sim.max()),
+        "generated_mean_of_max": float(gen_sim.mean()),
+        "generated_share_identical": float((gen_sim >= 0.999).mean()),
+        "generated_share_above_0_9": float((gen_sim >= 0.9).mean()),
+        "real_test_max": float(real_sim.max()),
+        "real_test_mean_of_max": float(real_sim.mean()),
+        "real_test_share_identical": float((real_sim >= 0.999).mean()),
+        "real_test_share_above_0_9": float((real_sim >= 0.9).mean()),
+    }
+    report["machine"] = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
+    report["eval_seconds"] = round(time.perf_counter() - started, 1)
+    return _clean(report)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """Human-readable rendering of the report."""
+    nll = report["nll"]
+    lines = [
+        "# Drums model evaluation (GMD test split)",
+        "",
+        f"Model `{report['model_version']}` ({report['parameters']:,} parameters), checkpoint "
+        f"`{Path(report['checkpoint']).name}`; files: {report['data']}. Seed {report['seed']}; "
+        f"run time {report['eval_seconds']} s on {report['machine']['platform']}.",
+        "",
+        "## 1. Held-out negative log-likelihood (nats per 16th step)",
+        "",
+        "| | total | hit pattern | velocity | offset | steps |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ("model", "baseline"):
+        row = nll[name]
+        lines.append(
+            f"| {name} | {_fmt(row['total'])} | {_fmt(row['pattern'])} | {_fmt(row['velocity'])} | "
+            f"{_fmt(row['offset'])} | {row['steps']} |"
+        )
+    lines += [
+        "",
+        f"Baseline: {nll['baseline_description']}. Model context: {nll['model_context_steps']} steps, restarted "
+        f"at every window; the baseline sees whole files. Model beats baseline: **{nll['model_beats_baseline']}**.",
+        "",
+        "## 2. Style fidelity",
+        "",
+    ]
+    sf = report["style_fidelity"]
+    clf = sf["classifier"]
+    lines += [
+        f"Classifier: MLP on 2-bar 4/4 beat windows of styles {', '.join(clf['styles'])} (≥ {clf['min_train_files']} train files); "
+        f"{clf['train_windows']} train windows, validation accuracy {_fmt(clf['validation_accuracy'])}.",
+        f"Generation: {sf['generation']}.",
+        "",
+        "| style | tempo BPM | real test windows | accuracy on real test | accuracy on generated |",
+        "|---|---|---|---|---|",
+    ]
+    for style, row in sf["per_style"].items():
+        lines.append(
+            f"| {style} | {_fmt(row['tempo_bpm'], 1)} | {row['real_test_windows']} | "
+            f"{_fmt(row['real_test_accuracy'])} | {_fmt(row['generated_accuracy'])} |"
+        )
+    lines += [
+        "",
+        f"Ceiling (balanced accuracy on real test windows, styles present in test): {_fmt(sf['ceiling_balanced_accuracy'])}; "
+        f"generated on the same styles: {_fmt(sf['generated_balanced_accuracy_on_test_styles'])}; "
+        f"ratio **{_fmt(sf['ratio_to_ceiling'])}** (target ≥ {sf['target_ratio']}). "
+        f"Generated, all classifier styles: {_fmt(sf['generated_balanced_accuracy'])}.",
+        "",
+        "## 3. Groove statistics (mean ± std over 2-bar windows)",
+        "",
+        "| feature | real test | generated | overlapping area | anchor GMD / GrooVAE |",
+        "|---|---|---|---|---|",
+    ]
+    gs = report["groove_statistics"]
+    for name, row in gs["features"].items():
+        anchor = gs["published_anchors"].get(name)
+        anchor_text = f"{anchor['gmd']} / {anchor['groovae']}" if anchor else ""
+        lines.append(
+            f"| {name} | {_fmt(row['real_test']['mean'])} ± {_fmt(row['real_test']['std'])} | "
+            f"{_fmt(row['generated']['mean'])} ± {_fmt(row['generated']['std'])} | "
+            f"{_fmt(row['overlapping_area'])} | {anchor_text} |"
+        )
+    nov = report["novelty"]
+    lines += [
+        "",
+        f"Windows: {gs['windows']}. {gs['generation']}. Definitions: `grooves.py` docstrings.",
+        "",
+        "## 4. Novelty",
+        "",
+        f"Measure: {nov['measure']}; {nov['train_windows']} train windows.",
+        "",
+        "| set | windows | max | mean of per-window max | share ≥ 0.9 | share identical |",
+        "|---|---|---|---|---|---|",
+        f"| generated | {nov['generated_windows']} | {_fmt(nov['generated_max'])} | "
+        f"{_fmt(nov['generated_mean_of_max'])} | {_fmt(nov['generated_share_above_0_9'])} | "
+        f"{_fmt(nov['generated_share_identical'])} |",
+        f"| real test (reference) | {gs['windows']['real_test']} | {_fmt(nov['real_test_max'])} | "
+        f"{_fmt(nov['real_test_mean_of_max'])} | {_fmt(nov['real_test_share_above_0_9'])} | "
+        f"{_fmt(nov['real_test_share_identical'])} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "drums.json", out_dir / "drums.md"
+    json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    md_path.write_text(to_markdown(report))
+    return json_path, md_path
+
+
+def eval_command(
+    data: Path = typer.Option(..., "--data", help="Groove MIDI Dataset folder (with info.csv)."),
+    checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, "--checkpoint", help="Checkpoint to evaluate."),
+    out_dir: Path = typer.Option(Path("docs/eval"), "--out-dir", help="Folder for drums.json and drums.md."),
+    windows_per_style: int = typer.Option(30, "--windows-per-style", min=1),
+    matched_windows: int = typer.Option(300, "--matched-windows", min=2),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+    limit_files: int | None = typer.Option(None, "--limit-files", min=1, help="Files per split (tiny runs)."),
+) -> None:
+    """Evaluate the drums model on the GMD test split; write drums.json and drums.md."""
+    torch.set_num_threads(threads)
+    console = Console(stderr=True)
+    report = evaluate(
+        data,
+        checkpoint,
+        windows_per_style=windows_per_style,
+        matched_windows=matched_windows,
+        seed=seed,
+        limit_files=limit_files,
+        min_style_files=MIN_TRAIN_FILES if limit_files is None else 1,
+        console=console,
+    )
+    json_path, md_path = write_report(report, out_dir)
+    console.print(
+        f"NLL model {report['nll']['model']['total']:.3f} vs baseline {report['nll']['baseline']['total']:.3f} "
+        f"nats/step; style ratio {report['style_fidelity']['ratio_to_ceiling']}; wrote {json_path} and {md_path}"
+    )
+

@@ -1,0 +1,420 @@
+"""Groove transformer: an autoregressive causal transformer over 16th-note steps of a drum grid.
+
+Factorisation per step t (all conditioned on the previous steps and on the step's conditioning —
+style mixture, beat/fill, tempo, metric position):
+
+1. a categorical over the joint 9-bit hit pattern (512 symbols); ``temperature``, ``top_k`` and
+   ``top_p`` (nucleus sampling, Holtzman et al., ICLR 2020) apply here;
+2. for each instrument hit in the sampled pattern, a categorical over 8 velocity bins and one over
+   9 micro-timing offset bins, conditioned on the step's hidden state and the sampled pattern.
+   Continuous values are drawn uniformly (seeded) inside the sampled bin.
+
+So the per-step negative log-likelihood (nats) is comparable with the n-gram baseline in
+``baseline.py`` on the same discrete representation. Representation after GrooVAE (Gillick et al.,
+ICML 2019); trained on the Groove MIDI Dataset v1.0.0 (CC BY 4.0).
+
+The model has no positional embedding of absolute step index: position enters only through metric
+features (position in beat, beat in bar, beats per bar, bar start), so any meter with up to
+16 beats of up to 8 steps is expressed by the conditioning, and generation longer than the training
+context slides a window over a key/value cache.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cadenza.music.drum_map import N_CLASSES
+
+from .data import (
+    GMD_STYLES,
+    MAX_BEATS_PER_BAR,
+    MAX_STEPS_PER_BEAT,
+    N_OFFSET_BINS,
+    N_PATTERNS,
+    N_VELOCITY_BINS,
+    Grid,
+    metric_positions,
+)
+
+__all__ = ["DEFAULT_CHECKPOINT", "GMD_STYLES", "DrumModel", "Grid", "GrooveTransformer", "ModelConfig", "load_model"]
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "groove_transformer.pt"
+CHECKPOINT_FORMAT = "cadenza-drums-groove-transformer-1"
+BOS = N_PATTERNS  # pattern index of the "no previous step" token
+TEMPO_CENTER_BPM = 120.0
+TEMPO_SCALE_BPM = 40.0
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 512
+    dropout: float = 0.1
+    context_steps: int = 64
+    n_styles: int = len(GMD_STYLES)
+
+
+def tempo_feature(tempo_bpm: torch.Tensor) -> torch.Tensor:
+    """Tempo in BPM → the model's normalised tempo input, shape (..., 1)."""
+    return ((tempo_bpm - TEMPO_CENTER_BPM) / TEMPO_SCALE_BPM).clamp(-3.0, 3.0).unsqueeze(-1)
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block with causal self-attention and an optional key/value cache."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.attn_dropout = cfg.dropout
+
+    def forward(
+        self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        batch, length, d_model = x.shape
+        head_dim = d_model // self.n_heads
+        q, k, v = self.qkv(self.ln1(x)).split(d_model, dim=-1)
+        q, k, v = (t.view(batch, length, self.n_heads, head_dim).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            k = torch.cat((cache[0], k), dim=2)
+            v = torch.cat((cache[1], v), dim=2)
+        attn = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            is_causal=cache is None and length > 1,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        attn = attn.transpose(1, 2).reshape(batch, length, d_model)
+        x = x + self.drop(self.proj(attn))
+        x = x + self.drop(self.ff(self.ln2(x)))
+        return x, (k, v)
+
+
+class GrooveTransformer(nn.Module):
+    """The network. Inputs are (batch, steps) tensors; see :meth:`forward`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.prev_pattern = nn.Embedding(N_PATTERNS + 1, d)
+        self.prev_details = nn.Linear(2 * N_CLASSES, d)
+        self.style = nn.Linear(cfg.n_styles, d, bias=False)
+        self.fill = nn.Embedding(2, d)
+        self.tempo = nn.Linear(1, d)
+        self.pos_in_beat = nn.Embedding(MAX_STEPS_PER_BEAT, d)
+        self.beat_in_bar = nn.Embedding(MAX_BEATS_PER_BAR, d)
+        self.beats_per_bar = nn.Embedding(MAX_BEATS_PER_BAR + 1, d)
+        self.bar_start = nn.Embedding(2, d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.pattern_head = nn.Linear(d, N_PATTERNS)
+        self.cur_pattern = nn.Embedding(N_PATTERNS, d)
+        self.detail_head = nn.Sequential(
+            nn.Linear(d, d), nn.GELU(), nn.Linear(d, N_CLASSES * (N_VELOCITY_BINS + N_OFFSET_BINS))
+        )
+
+    def condition(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Conditioning embedding (batch, steps, d_model).
+
+        ``cond``: ``style`` (batch, n_styles) float weights summing to 1; ``fill`` (batch, steps) int;
+        ``tempo_bpm`` (batch,) float; ``pos_in_beat``, ``beat_in_bar``, ``beats_per_bar``,
+        ``bar_start`` (batch, steps) int.
+        """
+        style = self.style(cond["style"]).unsqueeze(1)
+        tempo = self.tempo(tempo_feature(cond["tempo_bpm"])).unsqueeze(1)
+        return (
+            style
+            + tempo
+            + self.fill(cond["fill"])
+            + self.pos_in_beat(cond["pos_in_beat"])
+            + self.beat_in_bar(cond["beat_in_bar"])
+            + self.beats_per_bar(cond["beats_per_bar"])
+            + self.bar_start(cond["bar_start"])
+        )
+
+    def step_inputs(self, prev_pattern: torch.Tensor, prev_details: torch.Tensor) -> torch.Tensor:
+        """Embedding of the previous step: pattern (batch, steps) int, details (batch, steps, 18)."""
+        return self.prev_pattern(prev_pattern) + self.prev_details(prev_details)
+
+    def trunk(
+        self, x: torch.Tensor, caches: list | None = None
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        x = self.drop(x)
+        new_caches = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, None if caches is None else caches[i])
+            new_caches.append(kv)
+        return self.ln_f(x), new_caches
+
+    def detail_logits(self, hidden: torch.Tensor, pattern: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Velocity logits (..., 9, 8) and offset logits (..., 9, 9) given hidden state and pattern."""
+        out = self.detail_head(hidden + self.cur_pattern(pattern))
+        out = out.view(*out.shape[:-1], N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS)
+        return out[..., :N_VELOCITY_BINS], out[..., N_VELOCITY_BINS:]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Teacher-forced pass. Returns per-step NLL components (batch, steps) in nats.
+
+        ``batch``: the :meth:`condition` keys plus ``pattern`` (B, T) int target patterns,
+        ``vel_bin`` / ``off_bin`` (B, T, 9) int target bins, ``prev_details`` (B, T, 18) float
+        (previous step's velocities and offsets), ``mask`` (B, T) bool valid steps.
+        """
+        pattern = batch["pattern"]
+        prev = torch.cat((torch.full_like(pattern[:, :1], BOS), pattern[:, :-1]), dim=1)
+        x = self.step_inputs(prev, batch["prev_details"]) + self.condition(batch)
+        hidden, _ = self.trunk(x)
+        nll_pattern = F.cross_entropy(self.pattern_head(hidden).transpose(1, 2), pattern, reduction="none")
+        vel_logits, off_logits = self.detail_logits(hidden, pattern)
+        hits = ((pattern.unsqueeze(-1) >> torch.arange(N_CLASSES, device=pattern.device)) & 1).float()
+        nll_vel = F.cross_entropy(vel_logits.permute(0, 3, 1, 2), batch["vel_bin"], reduction="none")
+        nll_off = F.cross_entropy(off_logits.permute(0, 3, 1, 2), batch["off_bin"], reduction="none")
+        return {
+            "pattern": nll_pattern,
+            "velocity": (nll_vel * hits).sum(-1),
+            "offset": (nll_off * hits).sum(-1),
+        }
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Mask logits (1-D) outside the top-k and outside the smallest set with probability ≥ top_p."""
+    if 0 < top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+        drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the first token always
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    return logits
+
+
+class DrumModel:
+    """A loaded groove transformer ready to generate grids. Not thread-safe; CPU-deterministic."""
+
+    def __init__(self, net: GrooveTransformer, styles: Sequence[str], info: dict[str, Any], device: str) -> None:
+        self.net = net.eval()
+        self.styles = tuple(styles)
+        self.info = info
+        self.version = str(info.get("version", "groove-transformer-1.0"))
+        self.device = torch.device(device)
+
+    def style_vector(self, style_weights: dict[str, float]) -> torch.Tensor:
+        """Normalised style weights as a (n_styles,) tensor. Raises ValueError for bad input."""
+        if not style_weights:
+            raise ValueError("style_weights must name at least one style")
+        vector = torch.zeros(len(self.styles))
+        for name, weight in style_weights.items():
+            if name not in self.styles:
+                raise ValueError(f"unknown GMD style {name!r}; expected one of {', '.join(self.styles)}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"style weight for {name!r} must be finite and ≥ 0, got {weight}")
+            vector[self.styles.index(name)] += float(weight)
+        total = float(vector.sum())
+        if total <= 0:
+            raise ValueError("style weights must not all be 0")
+        return vector / total
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        *,
+        n_bars: int,
+        steps_per_bar: int,
+        steps_per_beat: int,
+        style_weights: dict[str, float],
+        fill_bars: Sequence[bool],
+        tempo_bpm: float,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        progress: Callable[[float], None] | None = None,
+    ) -> Grid:
+        """Sample a drum grid of ``n_bars`` × ``steps_per_bar`` 16th steps.
+
+        ``style_weights``: GMD style → weight (normalised inside; a mixture conditions on the
+        weighted style embedding). ``fill_bars``: one bool per bar, True = condition on "fill".
+        ``tempo_bpm`` in (20, 400). ``temperature`` in [0.1, 2.0] scales all categoricals; ``top_k`` in
+        0..100 (0 = off) and ``top_p`` in (0, 1] filter the 512-way hit-pattern categorical.
+        Deterministic for a ``seed`` on CPU. ``progress(fraction)`` is called after every bar.
+        Returns a Grid with (n_bars × steps_per_bar, 9) arrays. Raises ValueError for bad arguments.
+        """
+        if not 1 <= n_bars <= 1024:
+            raise ValueError(f"n_bars must be 1..1024, got {n_bars}")
+        if len(fill_bars) != n_bars:
+            raise ValueError(f"fill_bars must have one entry per bar ({n_bars}), got {len(fill_bars)}")
+        if not 0.1 <= temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0.1, 2.0], got {temperature}")
+        if not 0 <= top_k <= 100:
+            raise ValueError(f"top_k must be in 0..100, got {top_k}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if not 20.0 < tempo_bpm < 400.0:
+            raise ValueError(f"tempo_bpm must be in (20, 400), got {tempo_bpm}")
+        n_steps = n_bars * steps_per_bar
+        metric = metric_positions(n_steps, steps_per_bar, steps_per_beat)
+        style = self.style_vector(style_weights)
+        net = self.net
+        dev = self.device
+        fill = np.repeat(np.asarray(fill_bars, dtype=np.int64), steps_per_bar)
+        cond = {k: torch.from_numpy(v).to(dev).unsqueeze(0) for k, v in metric.items()}
+        cond["fill"] = torch.from_numpy(fill).to(dev).unsqueeze(0)
+        cond["style"] = style.to(dev).unsqueeze(0)
+        cond["tempo_bpm"] = torch.tensor([float(tempo_bpm)], device=dev)
+        cond_emb = net.condition(cond)[0]  # (n_steps, d)
+
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        # all randomness drawn up front: 1 uniform for the pattern, 18 for the bins, 18 inside the bins
+        uniforms = torch.rand((n_steps, 1 + 4 * N_CLASSES), generator=generator, dtype=torch.float64).numpy()
+        patterns = np.zeros(n_steps, dtype=np.int64)
+        vel_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
+        off_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
+        bits = np.arange(N_CLASSES)
+        bin_lower = np.concatenate((np.zeros(N_CLASSES), np.full(N_CLASSES, -0.5)))
+        bin_width = np.concatenate((np.full(N_CLASSES, 1 / N_VELOCITY_BINS), np.full(N_CLASSES, 1 / N_OFFSET_BINS)))
+        stepper = _IncrementalTrunk(net)
+        prev_pattern = BOS
+        prev_details = torch.zeros(2 * N_CLASSES, device=dev)
+        inv_t = 1.0 / temperature
+        for t in range(n_steps):
+            x = net.prev_pattern.weight[prev_pattern] + net.prev_details(prev_details) + cond_emb[t]
+            hidden = stepper.step(x)
+            logits = filter_logits(net.pattern_head(hidden).cpu() * inv_t, top_k, top_p)
+            pattern = _sample_rows(torch.softmax(logits, -1).double().numpy()[None], uniforms[t, :1])[0]
+            patterns[t] = pattern
+            prev_details = torch.zeros(2 * N_CLASSES, device=dev)
+            if pattern:
+                vel_logits, off_logits = net.detail_logits(hidden, net_index(pattern, dev))
+                # 18 categoricals at once: 9 velocity rows (8 bins, padded) and 9 offset rows (9 bins)
+                vel_probs = F.pad(torch.softmax(vel_logits * inv_t, -1), (0, N_OFFSET_BINS - N_VELOCITY_BINS))
+                probs = torch.cat((vel_probs, torch.softmax(off_logits * inv_t, -1)), 0).cpu().double().numpy()
+                sampled = _sample_rows(probs, uniforms[t, 1 : 1 + 2 * N_CLASSES])
+                values = bin_lower + (sampled + uniforms[t, 1 + 2 * N_CLASSES :]) * bin_width
+                hit = ((pattern >> bits) & 1).astype(bool)
+                vel = np.where(hit, np.clip(values[:N_CLASSES], 1.0 / 127.0, 1.0), 0.0)
+                off = np.where(hit, np.clip(values[N_CLASSES:], -0.5, 0.5 - 1e-6), 0.0)
+                vel_out[t] = vel
+                off_out[t] = off
+                prev_details = torch.from_numpy(np.concatenate((vel_out[t], off_out[t]))).to(dev)
+            prev_pattern = pattern
+            if progress is not None and (t + 1) % steps_per_bar == 0:
+                progress((t + 1) / n_steps)
+        hits = ((patterns[:, None] >> bits) & 1).astype(bool)
+        return Grid(hits=hits, velocity=vel_out, offset=off_out)
+
+
+def net_index(index: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor(index, dtype=torch.long, device=device)
+
+
+def _sample_rows(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Inverse-CDF sampling of one index per row of ``probs`` (rows, n) with ``uniforms`` (rows,)."""
+    cdf = np.cumsum(probs, axis=-1)
+    target = uniforms * cdf[:, -1]
+    return np.minimum((cdf <= target[:, None]).sum(-1), probs.shape[-1] - 1)
+
+
+class _IncrementalTrunk:
+    """One-step-at-a-time evaluation of ``GrooveTransformer.trunk`` (eval mode) with a ring-buffer
+    key/value cache of ``context_steps`` entries: without absolute positions and with a single query,
+    attention does not depend on the order of the cached keys, so the ring equals a sliding window."""
+
+    def __init__(self, net: GrooveTransformer) -> None:
+        cfg = net.cfg
+        self.net = net
+        self.n_heads = cfg.n_heads
+        self.head_dim = cfg.d_model // cfg.n_heads
+        self.context = cfg.context_steps
+        weight = net.pattern_head.weight
+        shape = (cfg.n_layers, cfg.n_heads, cfg.context_steps, self.head_dim)
+        self.keys = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
+        self.values = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
+        self.length = 0
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (d_model,) input embedding of the next step → its final hidden state (d_model,)."""
+        slot = self.length % self.context
+        filled = min(self.length + 1, self.context)
+        d_model = x.shape[-1]
+        for i, block in enumerate(self.net.blocks):
+            h = F.layer_norm(x, (d_model,), block.ln1.weight, block.ln1.bias)
+            q, k, v = F.linear(h, block.qkv.weight, block.qkv.bias).view(3, self.n_heads, self.head_dim)
+            self.keys[i, :, slot] = k
+            self.values[i, :, slot] = v
+            scores = torch.matmul(self.keys[i, :, :filled], q.unsqueeze(-1)).squeeze(-1) * self.scale
+            attn = torch.matmul(torch.softmax(scores, -1).unsqueeze(1), self.values[i, :, :filled]).reshape(d_model)
+            x = x + F.linear(attn, block.proj.weight, block.proj.bias)
+            ff_in, ff_act, ff_out = block.ff
+            h = F.layer_norm(x, (d_model,), block.ln2.weight, block.ln2.bias)
+            x = x + F.linear(F.gelu(F.linear(h, ff_in.weight, ff_in.bias)), ff_out.weight, ff_out.bias)
+        self.length += 1
+        return F.layer_norm(x, (d_model,), self.net.ln_f.weight, self.net.ln_f.bias)
+
+
+def save_checkpoint(
+    path: Path, net: GrooveTransformer, styles: Sequence[str], info: dict[str, Any], style_tempo_bpm: dict
+) -> None:
+    """Write a checkpoint (weights stored as float16 to keep it small; loaded back as float32)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(net.cfg),
+        "styles": list(styles),
+        "style_tempo_bpm": dict(style_tempo_bpm),
+        "info": info,
+        "state_dict": state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The raw checkpoint dict. Raises FileNotFoundError / ValueError for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"drums checkpoint not found: {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a Cadenza groove-transformer checkpoint")
+    return payload
+
+
+def build_net(payload: dict[str, Any]) -> GrooveTransformer:
+    net = GrooveTransformer(ModelConfig(**payload["config"]))
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    return net
+
+
+def load_model(path: Path | None = None, device: str = "cpu") -> DrumModel:
+    """Load a checkpoint (default: the committed ``DEFAULT_CHECKPOINT``) as a DrumModel.
+
+    Raises FileNotFoundError if the file is missing, ValueError if it is not a drums checkpoint.
+    """
+    payload = load_checkpoint(path or DEFAULT_CHECKPOINT)
+    net = build_net(payload).to(device)
+    info = dict(payload["info"])
+    info["style_tempo_bpm"] = payload.get("style_tempo_bpm", {})
+    info["parameters"] = sum(p.numel() for p in net.parameters())
+    return DrumModel(net, payload["styles"], info, device)

@@ -1,0 +1,60 @@
+"""Built-in model ``hpss``: harmonic-percussive source separation by median filtering.
+
+Method: Fitzgerald, "Harmonic/Percussive Separation using Median Filtering", DAFx 2010, with the
+separation margin of Driedger, Müller & Disch, "Extending Harmonic-Percussive Separation of Audio
+Signals", ISMIR 2014; implemented by ``librosa.decompose.hpss`` (soft masks, power 2).
+
+Choices (tuned for speed, see ``benchmarks/separation_rtf.py``): STFT n_fft 2048, hop 1024 (Hann),
+harmonic median filter 17 frames (~0.39 s at 44.1 kHz) along time, percussive filter 31 bins
+(~670 Hz) along frequency. One pair of masks is computed from the channel-averaged magnitude and
+applied to every channel's complex STFT, so all channels share masks (half the median-filter work
+of per-channel masks on stereo). The percussive estimate is the ``drums`` stem; ``harmonic`` is the
+block minus the other stems, so stems sum back to the mix exactly (to float32 rounding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_FFT = 2048
+HOP = 1024
+KERNEL_HARMONIC_FRAMES = 17
+KERNEL_PERCUSSIVE_BINS = 31
+
+
+def sources(margin: float = 1.0) -> list[str]:
+    """Stem names of ``hpss``: ``drums``, ``harmonic`` and, with a margin > 1, ``residual``."""
+    return ["drums", "harmonic", "residual"] if margin > 1.0 else ["drums", "harmonic"]
+
+
+def context_frames(sample_rate: int) -> int:
+    """Context read on each side of a block: ~1 s rounded to whole hops (>= the STFT window plus half
+    the harmonic filter, 2048 + 8 * 1024 samples), so blocked output equals whole-file output."""
+    return max(1, round(sample_rate / HOP)) * HOP
+
+
+def separate_block(x: np.ndarray, margin: float = 1.0) -> np.ndarray:
+    """Separate one block.
+
+    ``x``: ``(channels, samples)`` float32. Returns ``(n_sources, channels, samples)`` float32 in the
+    order of :func:`sources`; the stems sum to ``x``.
+    """
+    import librosa
+
+    n = x.shape[-1]
+    if n < N_FFT:
+        # Too short for one STFT frame: everything is "harmonic" (nothing to filter).
+        out = np.zeros((len(sources(margin)), *x.shape), dtype=np.float32)
+        out[1] = x
+        return out
+    spec = librosa.stft(x, n_fft=N_FFT, hop_length=HOP)  # (channels, bins, frames) complex64
+    magnitude = np.abs(spec).mean(axis=0)
+    mask_h, mask_p = librosa.decompose.hpss(
+        magnitude, kernel_size=(KERNEL_HARMONIC_FRAMES, KERNEL_PERCUSSIVE_BINS), mask=True, margin=margin
+    )
+    drums = librosa.istft(spec * mask_p[None].astype(np.float32), hop_length=HOP, n_fft=N_FFT, length=n)
+    if margin > 1.0:
+        harmonic = librosa.istft(spec * mask_h[None].astype(np.float32), hop_length=HOP, n_fft=N_FFT, length=n)
+        residual = x - drums - harmonic
+        return np.stack([drums, harmonic, residual]).astype(np.float32)
+    return np.stack([drums, x - drums]).astype(np.float32)

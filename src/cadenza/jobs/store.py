@@ -1,0 +1,293 @@
+"""Database primitives shared by the service (API process), the supervisor and the worker processes.
+
+Every change of a job that clients may observe appends a :class:`~cadenza.db.models.JobEvent` with the
+job's next ``sequence`` number in the same transaction (``UPDATE jobs SET sequence = sequence + 1``
+holds the row's write lock until commit, so numbers are gap-free and monotonic per job).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session
+
+from cadenza.db.models import Job, JobEvent, JobOutput, utcnow
+from cadenza.db.session import write_tx
+from cadenza.jobs.views import JobError, JobStatus, JobView, OutputView
+
+UPLOAD_DIR = ".upload"
+"""Sub-folder of a job's folder holding its uploaded input; output names may not start with a dot."""
+
+
+def job_dir(files_dir: Path, job_id: uuid.UUID) -> Path:
+    """``<files_dir>/<job_id>``: the job's folder and the engine's ``RunContext.workdir``."""
+    return Path(files_dir) / str(job_id)
+
+
+def remove_job_files(files_dir: Path, job_id: uuid.UUID, *, keep_upload: bool = False) -> None:
+    """Remove a job's files (all of them, or all but the uploaded input). Missing folders are fine."""
+    folder = job_dir(files_dir, job_id)
+    if not keep_upload:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name == UPLOAD_DIR:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def worker_id_for(pid: int) -> str:
+    """Identity of a worker process stored on the jobs it runs: ``"<hostname>:<pid>"``."""
+    return f"{this_host()}:{pid}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie — dead, not yet reaped — counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS): trust kill(0)
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def append_event(session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any]) -> int:
+    """Bump the job's ``sequence`` and insert an event with it; returns the new sequence number."""
+    session.execute(
+        update(Job).where(Job.id == job_id).values(sequence=Job.sequence + 1).execution_options(synchronize_session=False)
+    )
+    seq = session.scalar(select(Job.sequence).where(Job.id == job_id))
+    if seq is None:
+        raise LookupError(f"job {job_id} does not exist")
+    session.add(JobEvent(job_id=job_id, sequence=seq, type=type_, data=data, created_at=utcnow()))
+    session.flush()
+    return seq
+
+
+def transition(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    from_status: tuple[JobStatus, ...],
+    to_status: JobStatus,
+    values: dict[str, Any] | None = None,
+    event: dict[str, Any] | None = None,
+    worker_id: str | None = None,
+) -> bool:
+    """Conditionally move a job ``from_status`` → ``to_status`` (and, given ``worker_id``, only if that
+    worker holds it), setting ``values`` and appending a ``status`` event. Returns False (nothing
+    changed) when the condition did not hold: this is what makes claims and cancels race-free."""
+    stmt = update(Job).where(Job.id == job_id, Job.status.in_([s.value for s in from_status]))
+    if worker_id is not None:
+        stmt = stmt.where(Job.worker_id == worker_id)
+    stmt = stmt.values(status=to_status.value, **(values or {})).execution_options(synchronize_session=False)
+    if session.execute(stmt).rowcount != 1:
+        return False
+    append_event(session, job_id, "status", {"status": to_status.value, **(event or {})})
+    return True
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: uuid.UUID
+    kind: str
+    params: dict[str, Any]
+    attempts: int
+    input_name: str | None
+
+
+def claim_next(engine: Engine, worker_id: str) -> ClaimedJob | None:
+    """Claim the next queued job — highest ``priority`` first, then oldest — for ``worker_id``.
+
+    Race-free across processes and machines: the candidate is taken with ``SELECT … FOR UPDATE SKIP
+    LOCKED`` on PostgreSQL (inside ``BEGIN IMMEDIATE`` on SQLite), and the claim itself is the
+    conditional ``UPDATE … WHERE status='queued'`` whose row count is checked.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    for _ in range(10):
+        with write_tx(engine) as session:
+            query = (
+                select(Job.id)
+                .where(Job.status == JobStatus.queued.value)
+                .order_by(Job.priority.desc(), Job.created_at, Job.id)
+                .limit(1)
+            )
+            if postgres:
+                query = query.with_for_update(skip_locked=True)
+            job_id = session.scalar(query)
+            if job_id is None:
+                return None
+            claimed = transition(
+                session,
+                job_id,
+                from_status=(JobStatus.queued,),
+                to_status=JobStatus.processing,
+                values={
+                    "started_at": utcnow(),
+                    "attempts": Job.attempts + 1,
+                    "worker_id": worker_id,
+                    "progress": 0.0,
+                    "stage": None,
+                },
+                event={"worker": worker_id},
+            )
+            if not claimed:
+                continue
+            row = session.execute(
+                select(Job.kind, Job.params, Job.attempts, Job.input_name).where(Job.id == job_id)
+            ).one()
+            return ClaimedJob(job_id, row.kind, dict(row.params), row.attempts, row.input_name)
+    return None
+
+
+def requeue_or_fail(
+    engine: Engine,
+    files_dir: Path,
+    job_id: uuid.UUID,
+    worker_id: str,
+    *,
+    retry: bool,
+    error_type: str,
+    message: str,
+) -> JobStatus | None:
+    """Handle a job whose worker is gone: back to ``queued`` (partial outputs removed, upload kept) if
+    ``retry``, else ``failed`` with ``error_type``/``message`` and its files removed. Only acts while
+    ``worker_id`` still holds the job; returns the new status or None when nothing changed."""
+    with write_tx(engine) as session:
+        if retry:
+            done = transition(
+                session,
+                job_id,
+                from_status=(JobStatus.processing,),
+                to_status=JobStatus.queued,
+                values={"worker_id": None, "started_at": None, "progress": 0.0, "stage": None},
+                event={"reason": message},
+                worker_id=worker_id,
+            )
+        else:
+            done = transition(
+                session,
+                job_id,
+                from_status=(JobStatus.processing,),
+                to_status=JobStatus.failed,
+                values={"completed_at": utcnow(), "error_type": error_type, "error_message": message},
+                event={"error": {"type": error_type, "message": message}},
+                worker_id=worker_id,
+            )
+    if not done:
+        return None
+    remove_job_files(files_dir, job_id, keep_upload=retry)
+    return JobStatus.queued if retry else JobStatus.failed
+
+
+def requeue_interrupted(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker_id: str, reason: str) -> bool:
+    """Put a job interrupted by a shutdown back in the queue without counting the attempt."""
+    with write_tx(engine) as session:
+        done = transition(
+            session,
+            job_id,
+            from_status=(JobStatus.processing,),
+            to_status=JobStatus.queued,
+            values={"worker_id": None, "started_at": None, "progress": 0.0, "stage": None, "attempts": Job.attempts - 1},
+            event={"reason": reason},
+            worker_id=worker_id,
+        )
+    if done:
+        remove_job_files(files_dir, job_id, keep_upload=True)
+    return done
+
+
+def cancel_processing(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker_id: str, reason: str) -> bool:
+    """Mark a processing job whose worker was stopped ``cancelled`` and remove its files."""
+    with write_tx(engine) as session:
+        done = transition(
+            session,
+            job_id,
+            from_status=(JobStatus.processing,),
+            to_status=JobStatus.cancelled,
+            values={"completed_at": utcnow()},
+            event={"reason": reason},
+            worker_id=worker_id,
+        )
+    if done:
+        remove_job_files(files_dir, job_id)
+    return done
+
+
+def processing_jobs(engine: Engine, worker_ids: list[str]) -> list[tuple[uuid.UUID, str, str, datetime | None, datetime | None]]:
+    """``(id, kind, worker_id, started_at, cancel_requested_at)`` of processing jobs held by ``worker_ids``."""
+    if not worker_ids:
+        return []
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Job.id, Job.kind, Job.worker_id, Job.started_at, Job.cancel_requested_at).where(
+                Job.status == JobStatus.processing.value, Job.worker_id.in_(worker_ids)
+            )
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def duration_s(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def to_view(job: Job, outputs: list[JobOutput]) -> JobView:
+    queue_end = job.started_at or (job.completed_at if job.status == JobStatus.cancelled.value else None)
+    error = JobError(type=job.error_type, message=job.error_message or "") if job.error_type else None
+    return JobView(
+        id=job.id,
+        kind=job.kind,
+        status=JobStatus(job.status),
+        params=job.params,
+        progress=job.progress,
+        stage=job.stage,
+        sequence=job.sequence,
+        owner=job.owner,
+        priority=job.priority,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+        queue_duration_s=duration_s(job.created_at, queue_end),
+        run_duration_s=duration_s(job.started_at, job.completed_at),
+        error=error,
+        outputs=[
+            OutputView(name=o.name, media_type=o.media_type, size_bytes=o.size_bytes, sha256=o.sha256, metadata=o.meta)
+            for o in outputs
+        ],
+        result=job.result,
+        upload_info=job.upload_info,
+    )
+
+
+def delete_jobs(session: Session, job_ids: list[uuid.UUID]) -> None:
+    """Delete jobs with their events and outputs (explicitly, so it does not rely on FK cascades)."""
+    if not job_ids:
+        return
+    session.execute(delete(JobEvent).where(JobEvent.job_id.in_(job_ids)))
+    session.execute(delete(JobOutput).where(JobOutput.job_id.in_(job_ids)))
+    session.execute(delete(Job).where(Job.id.in_(job_ids)))

@@ -1,0 +1,114 @@
+"""Plain Pydantic v2 views of jobs, events, outputs and API keys, and the job layer's errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    """``queued`` → ``processing`` → ``completed`` | ``failed`` | ``cancelled``."""
+
+    queued = "queued"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINAL: frozenset[JobStatus] = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
+
+
+class OutputView(BaseModel):
+    """One output file: ``size_bytes`` in bytes, ``sha256`` hex digest of its content."""
+
+    name: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobError(BaseModel):
+    """Why a job failed: ``type`` is ``EngineInputError`` (user-facing message), an exception class
+    name, ``WorkerCrashed`` or ``JobTimeout``."""
+
+    type: str
+    message: str
+
+
+class JobView(BaseModel):
+    """A job. ``progress`` in percent [0, 100]; ``sequence`` is the number of its latest event.
+
+    ``queue_duration_s``: seconds from submission to start (to cancellation for a job cancelled while
+    queued); None while queued. ``run_duration_s``: seconds from start to the end; None until then.
+    ``result``: the engine's metadata plus ``warnings`` (list of str), set when completed.
+    """
+
+    id: UUID
+    kind: str
+    status: JobStatus
+    params: dict[str, Any]
+    progress: float
+    stage: str | None
+    sequence: int
+    owner: str | None
+    priority: int
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    queue_duration_s: float | None
+    run_duration_s: float | None
+    error: JobError | None
+    outputs: list[OutputView]
+    result: dict[str, Any] | None
+    upload_info: dict[str, Any] | None = None
+
+
+class JobEventView(BaseModel):
+    """One job event. ``data``: for ``status`` ``{"status", ...}``; for ``progress`` ``{"progress",
+    "stage"}``; for ``output`` ``{"name", "media_type", "size_bytes", "sha256"}``."""
+
+    sequence: int
+    type: Literal["status", "progress", "output"]
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class KeyView(BaseModel):
+    """An API key without its secret: ``prefix`` is the first characters of the secret, in clear."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class JobNotFound(LookupError):  # noqa: N818 - names fixed by the API contract
+    """Unknown job id, or a job of another owner (API 404)."""
+
+
+class OutputNotFound(LookupError):  # noqa: N818
+    """The job has no output of that name (API 404)."""
+
+
+class JobNotReady(RuntimeError):  # noqa: N818
+    """Files were requested before the job completed (API 409)."""
+
+
+class JobGone(RuntimeError):  # noqa: N818
+    """The job failed or was cancelled, or its files were pruned (API 410)."""
+
+
+class IdempotencyConflict(ValueError):  # noqa: N818
+    """The idempotency key was used before with a different kind or params (API 422)."""

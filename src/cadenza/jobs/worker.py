@@ -1,0 +1,359 @@
+"""The worker process: claims jobs from the database and runs engines.
+
+Started by :class:`cadenza.jobs.pool.WorkerPool` with the multiprocessing ``spawn`` context (never
+fork: torch and its thread pools do not survive a fork). One job at a time; loaded models stay in the
+per-process ``cache`` dict between jobs. The parent talks to the worker through a wake-up ``Event``
+(set on submit), a drain ``Event`` (stop claiming) and a ``Pipe`` for model load/unload commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, select, update
+
+from cadenza.db.models import Job, JobOutput, utcnow
+from cadenza.db.session import make_engine, write_tx
+from cadenza.engines import registry
+from cadenza.engines.base import EngineInputError, EngineResult, JobCancelled, RunContext
+from cadenza.jobs import store
+from cadenza.jobs.views import JobStatus
+from cadenza.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROGRESS_MIN_INTERVAL_S = 0.1
+"""At most ~10 progress events per second per job (the first and the last are always written)."""
+CANCEL_CHECK_INTERVAL_S = 0.2
+"""How stale the cancel flag seen by the progress callback may be."""
+HASH_CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class WorkerConfig:
+    """Everything a spawned worker needs (pickled to the child)."""
+
+    settings: Settings
+    engine_modules: dict[str, str]
+    wake: Any  # multiprocessing.Event, set by the parent on submit
+    drain: Any  # multiprocessing.Event: stop claiming, exit when idle
+    busy: Any  # multiprocessing.Value('i'): 1 while running a job
+    conn: Connection | None = None
+    poll_interval_s: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available else ``cpu``; other values unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class JobProgress:
+    """The ``progress(percent, stage)`` callback of one job.
+
+    Writes a ``progress`` event (and the job's ``progress``/``stage`` columns) at most every
+    :data:`PROGRESS_MIN_INTERVAL_S`, always for the first call and (via :meth:`flush`) the last one.
+    Reads the cancel flag at most every :data:`CANCEL_CHECK_INTERVAL_S` and raises
+    :class:`JobCancelled` once it is set or the job was deleted.
+    """
+
+    def __init__(self, engine: Engine, job_id: uuid.UUID, worker_id: str) -> None:
+        self.engine, self.job_id, self.worker_id = engine, job_id, worker_id
+        self.last_write = float("-inf")
+        self.last_check = time.monotonic()
+        self.pending: tuple[float, str] | None = None
+        self.written = 0
+
+    def __call__(self, percent: float, stage: str = "") -> None:
+        percent = min(100.0, max(0.0, float(percent)))
+        stage = str(stage)[:200]
+        now = time.monotonic()
+        if self.written == 0 or now - self.last_write >= PROGRESS_MIN_INTERVAL_S:
+            self._write(percent, stage)
+            self.last_write = self.last_check = now
+        else:
+            self.pending = (percent, stage)
+            if now - self.last_check >= CANCEL_CHECK_INTERVAL_S:
+                self._check_cancel()
+                self.last_check = now
+
+    def flush(self) -> None:
+        """Write the last reported progress if it was throttled."""
+        if self.pending is not None:
+            self._write(*self.pending)
+
+    def _write(self, percent: float, stage: str) -> None:
+        self.pending = None
+        with write_tx(self.engine) as session:
+            row = session.execute(
+                select(Job.status, Job.cancel_requested_at, Job.worker_id).where(Job.id == self.job_id)
+            ).one_or_none()
+            if row is None or row.status != JobStatus.processing.value or row.worker_id != self.worker_id:
+                raise JobCancelled("the job was deleted or taken away from this worker")
+            if row.cancel_requested_at is not None:
+                raise JobCancelled("the job was cancelled")
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id)
+                .values(progress=percent, stage=stage or None)
+                .execution_options(synchronize_session=False)
+            )
+            store.append_event(session, self.job_id, "progress", {"progress": percent, "stage": stage})
+        self.written += 1
+
+    def _check_cancel(self) -> None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Job.status, Job.cancel_requested_at, Job.worker_id).where(Job.id == self.job_id)
+            ).one_or_none()
+        if row is None or row.status != JobStatus.processing.value or row.worker_id != self.worker_id:
+            raise JobCancelled("the job was deleted or taken away from this worker")
+        if row.cancel_requested_at is not None:
+            raise JobCancelled("the job was cancelled")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record_outputs(workdir: Path, result: EngineResult) -> list[dict[str, Any]]:
+    """Validate and hash the engine's outputs. Raises RuntimeError for a bad name or a path outside
+    ``workdir`` (an engine bug, reported as the job's error)."""
+    from cadenza.jobs.service import OUTPUT_NAME_RE
+
+    root = workdir.resolve()
+    records, seen = [], set()
+    for out in result.outputs:
+        if not OUTPUT_NAME_RE.fullmatch(out.name) or out.name in seen:
+            raise RuntimeError(f"engine returned an invalid or duplicate output name {out.name!r}")
+        seen.add(out.name)
+        path = Path(out.path)
+        path = (path if path.is_absolute() else root / path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise RuntimeError(f"engine output {out.name!r} is not a file inside the job folder: {out.path}")
+        records.append(
+            {
+                "name": out.name,
+                "media_type": out.media_type,
+                "size_bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+                "path": path.relative_to(root).as_posix(),
+                "metadata": dict(out.metadata),
+            }
+        )
+    return records
+
+
+def _finish(
+    engine: Engine,
+    job_id: uuid.UUID,
+    worker_id: str,
+    status: JobStatus,
+    *,
+    error: tuple[str, str] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+    result: dict[str, Any] | None = None,
+) -> JobStatus | None:
+    """Final transition written by the worker; a cancel requested meanwhile wins over completion.
+    Returns the status written, or None when the job was no longer ours (deleted, timed out)."""
+    try:
+        return _finish_tx(engine, job_id, worker_id, status, error=error, outputs=outputs, result=result)
+    except (_NotOurs, LookupError):
+        return None
+
+
+class _NotOurs(Exception):
+    """Rolls back a final transition when the job was deleted or taken from this worker."""
+
+
+def _finish_tx(
+    engine: Engine,
+    job_id: uuid.UUID,
+    worker_id: str,
+    status: JobStatus,
+    *,
+    error: tuple[str, str] | None,
+    outputs: list[dict[str, Any]] | None,
+    result: dict[str, Any] | None,
+) -> JobStatus:
+    with write_tx(engine) as session:
+        cancel_at = session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+        if status is JobStatus.completed and cancel_at is not None:
+            status, outputs = JobStatus.cancelled, None
+        values: dict[str, Any] = {"completed_at": utcnow()}
+        event: dict[str, Any] = {}
+        if status is JobStatus.completed:
+            values.update(progress=100.0, result=result)
+        if error is not None:
+            values.update(error_type=error[0], error_message=error[1])
+            event["error"] = {"type": error[0], "message": error[1]}
+        for out in outputs or []:
+            session.add(
+                JobOutput(
+                    job_id=job_id,
+                    name=out["name"],
+                    media_type=out["media_type"],
+                    size_bytes=out["size_bytes"],
+                    sha256=out["sha256"],
+                    path=out["path"],
+                    meta=out["metadata"],
+                )
+            )
+            store.append_event(
+                session,
+                job_id,
+                "output",
+                {k: out[k] for k in ("name", "media_type", "size_bytes", "sha256")},
+            )
+        done = store.transition(
+            session,
+            job_id,
+            from_status=(JobStatus.processing,),
+            to_status=status,
+            values=values,
+            event=event,
+            worker_id=worker_id,
+        )
+        if not done:
+            raise _NotOurs
+    return status
+
+
+def run_job(
+    engine: Engine, settings: Settings, job: store.ClaimedJob, worker_id: str, cache: dict[str, Any]
+) -> JobStatus | None:
+    """Run one claimed job to its final state (see the module docs of :mod:`cadenza.jobs`)."""
+    files_dir = Path(settings.files_dir)
+    workdir = store.job_dir(files_dir, job.id)
+    bound = log.bind(job_id=str(job.id), kind=job.kind, attempt=job.attempts)
+    progress = JobProgress(engine, job.id, worker_id)
+    started = time.monotonic()
+    try:
+        store.remove_job_files(files_dir, job.id, keep_upload=True)  # leftovers of an earlier attempt
+        workdir.mkdir(parents=True, exist_ok=True)
+        spec = registry.get_engine(job.kind)
+        params = spec.request_model.model_validate(job.params)
+        input_path = workdir / store.UPLOAD_DIR / job.input_name if job.input_name else None
+        ctx = RunContext(
+            workdir=workdir,
+            models_dir=Path(settings.models_dir),
+            cache=cache,
+            device=resolve_device(settings.device),
+            settings=settings,
+            input_path=input_path,
+        )
+        bound.info("job started")
+        result = spec.run(params, progress, ctx)
+        progress.flush()
+        outputs = _record_outputs(workdir, result)
+        payload = dict(result.metadata)
+        payload["warnings"] = list(result.warnings)
+        status = _finish(engine, job.id, worker_id, JobStatus.completed, outputs=outputs, result=payload)
+    except JobCancelled:
+        status = _finish(engine, job.id, worker_id, JobStatus.cancelled)
+    except EngineInputError as exc:
+        status = _finish(engine, job.id, worker_id, JobStatus.failed, error=("EngineInputError", str(exc)))
+    except Exception as exc:
+        bound.error("job failed", error=repr(exc), traceback=traceback.format_exc())
+        message = str(exc) or exc.__class__.__name__
+        status = _finish(engine, job.id, worker_id, JobStatus.failed, error=(type(exc).__name__, message))
+    if status is not JobStatus.completed:
+        store.remove_job_files(files_dir, job.id)
+    bound.info("job finished", status=status.value if status else "lost", run_s=round(time.monotonic() - started, 3))
+    return status
+
+
+def _model_command(
+    cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str], kind: str, name: str, action: str
+) -> str | None:
+    """Load or unload model ``name`` of engine ``kind`` in this process; returns an error message or None."""
+    settings = cfg.settings
+    try:
+        spec = registry.get_engine(kind)
+        fn = spec.load_model if action == "load" else spec.unload_model
+        if fn is None:
+            return f"engine {kind!r} cannot {action} models"
+        ctx = RunContext(
+            workdir=Path(settings.files_dir),
+            models_dir=Path(settings.models_dir),
+            cache=cache,
+            device=resolve_device(settings.device),
+            settings=settings,
+        )
+        fn(name, ctx)
+    except Exception as exc:
+        log.exception("model request failed", model=name, action=action)
+        return f"{type(exc).__name__}: {exc}"
+    if action == "load":
+        loaded.add(name)
+    else:
+        loaded.discard(name)
+    return None
+
+
+def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) -> None:
+    conn = cfg.conn
+    if conn is None:
+        return
+    try:
+        while conn.poll():
+            message = conn.recv()
+            if message[0] == "model":
+                _, kind, name, action = message
+                error = _model_command(cfg, cache, loaded, kind, name, action)
+                conn.send(("models", sorted(loaded), name, action, error))
+    except (EOFError, OSError):
+        return
+
+
+def worker_main(cfg: WorkerConfig) -> None:
+    """Entry point of a spawned worker process: claim → run → repeat until drained or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    if cfg.engine_modules != registry.ENGINE_MODULES:
+        registry.ENGINE_MODULES.clear()
+        registry.ENGINE_MODULES.update(cfg.engine_modules)
+        registry.get_engine.cache_clear()
+    engine = make_engine(cfg.settings.database_url)
+    worker_id = store.worker_id_for(os.getpid())
+    parent = multiprocessing.parent_process()
+    cache: dict[str, Any] = {}
+    loaded: set[str] = set()
+    log.info("worker started", worker=worker_id)
+    try:
+        while not cfg.drain.is_set():
+            _serve_commands(cfg, cache, loaded)
+            if parent is not None and not parent.is_alive():
+                log.warning("parent process gone; worker exits", worker=worker_id)
+                break
+            cfg.wake.clear()
+            job = store.claim_next(engine, worker_id)
+            if job is None:
+                cfg.wake.wait(cfg.poll_interval_s)
+                continue
+            cfg.busy.value = 1
+            try:
+                run_job(engine, cfg.settings, job, worker_id, cache)
+            finally:
+                cfg.busy.value = 0
+    finally:
+        engine.dispose()
+        log.info("worker stopped", worker=worker_id)

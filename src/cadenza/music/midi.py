@@ -1,0 +1,123 @@
+"""Standard MIDI File writing for drum parts (mido).
+
+One track (SMF type 0) on General MIDI channel 10 with a track name, a tempo and a time-signature
+event, then the notes. The end-of-track event sits exactly at ``total_ticks`` so the file is exactly
+as long as the requested bars. Same input → same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+
+from cadenza.music.drum_map import DRUM_CHANNEL
+
+DEFAULT_PPQ = 480
+DRUM_NOTE_TICKS_PER_QUARTER = 8  # a drum note lasts a 32nd note (ppq / 8 ticks) unless the next hit comes sooner
+
+
+@dataclass(frozen=True, order=True)
+class DrumNote:
+    """One drum hit: absolute ``tick`` (PPQ units from the start), General MIDI ``pitch``, ``velocity`` 1–127."""
+
+    tick: int
+    pitch: int
+    velocity: int
+
+
+def ticks_per_bar(numerator: int, denominator: int, ppq: int = DEFAULT_PPQ) -> int:
+    """Length of one bar in ticks: numerator × (4 / denominator) quarter notes × ``ppq``."""
+    return numerator * ppq * 4 // denominator
+
+
+def is_compound(numerator: int, denominator: int) -> bool:
+    """Compound x/8 meter (3/8, 6/8, 9/8, 12/8): beats are dotted quarters of three eighths."""
+    return denominator == 8 and numerator % 3 == 0
+
+
+def time_signature_message(numerator: int, denominator: int) -> mido.MetaMessage:
+    """The SMF time-signature meta event; the metronome clicks on the beat (dotted beat in compound meters).
+
+    ``clocks_per_click`` counts MIDI clocks (24 per quarter note, MIDI 1.0 spec); 32nds per quarter is 8.
+    """
+    clocks = 96 // denominator * (3 if is_compound(numerator, denominator) else 1)
+    return mido.MetaMessage(
+        "time_signature",
+        numerator=numerator,
+        denominator=denominator,
+        clocks_per_click=clocks,
+        notated_32nd_notes_per_beat=8,
+        time=0,
+    )
+
+
+def drum_midi_bytes(
+    notes: Iterable[DrumNote],
+    *,
+    tempo_bpm: float,
+    numerator: int,
+    denominator: int,
+    total_ticks: int,
+    ppq: int = DEFAULT_PPQ,
+    track_name: str = "Drums",
+) -> bytes:
+    """Encode drum notes as a Standard MIDI File (type 0, channel 10) and return its bytes.
+
+    ``tempo_bpm`` is quarter notes per minute (the SMF tempo unit). Notes are clamped to
+    ``[0, total_ticks - 1]``; two hits of one pitch on one tick keep the louder one. Each note lasts a
+    32nd note or until the next hit of the same pitch, and never past ``total_ticks``, where the
+    end-of-track event is. Raises ValueError for a non-positive ``total_ticks``, a pitch outside
+    0–127 or a velocity outside 1–127.
+    """
+    if total_ticks <= 0:
+        raise ValueError(f"total_ticks must be > 0, got {total_ticks}")
+    loudest: dict[tuple[int, int], int] = {}
+    for note in notes:
+        if not 0 <= note.pitch <= 127:
+            raise ValueError(f"MIDI pitch must be 0–127, got {note.pitch}")
+        if not 1 <= note.velocity <= 127:
+            raise ValueError(f"MIDI velocity must be 1–127, got {note.velocity}")
+        tick = min(max(int(note.tick), 0), total_ticks - 1)
+        key = (tick, note.pitch)
+        loudest[key] = max(loudest.get(key, 0), note.velocity)
+
+    by_pitch: dict[int, list[int]] = {}
+    for tick, pitch in sorted(loudest):
+        by_pitch.setdefault(pitch, []).append(tick)
+    max_len = max(1, ppq // DRUM_NOTE_TICKS_PER_QUARTER)
+    # (tick, kind 0 = note off before kind 1 = note on at the same tick, pitch, velocity)
+    events: list[tuple[int, int, int, int]] = []
+    for pitch, ticks in by_pitch.items():
+        for i, tick in enumerate(ticks):
+            next_tick = ticks[i + 1] if i + 1 < len(ticks) else total_ticks
+            end = min(tick + max_len, next_tick, total_ticks)
+            events.append((tick, 1, pitch, loudest[(tick, pitch)]))
+            events.append((end, 0, pitch, 0))
+    events.sort()
+
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=track_name, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(time_signature_message(numerator, denominator))
+    now = 0
+    for tick, kind, pitch, velocity in events:
+        message = "note_on" if kind else "note_off"
+        track.append(mido.Message(message, channel=DRUM_CHANNEL, note=pitch, velocity=velocity, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=total_ticks - now))
+    midi = mido.MidiFile(type=0, ticks_per_beat=ppq)
+    midi.tracks.append(track)
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def write_drum_midi(path: Path, notes: Iterable[DrumNote], **kwargs: object) -> Path:
+    """Write :func:`drum_midi_bytes` to ``path`` (same keyword arguments) and return ``path``."""
+    data = drum_midi_bytes(notes, **kwargs)  # type: ignore[arg-type]
+    Path(path).write_bytes(data)
+    return Path(path)

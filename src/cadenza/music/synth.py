@@ -1,0 +1,83 @@
+"""MIDI → audio preview with a General MIDI SoundFont (symusic's built-in SoundFont synthesizer).
+
+Default SoundFont: TimGM6mb.sf2 (GPL-2), shipped inside the pretty_midi package. Any ``.sf2``/``.sf3``
+path works (setting ``soundfont_path``). Rendering is deterministic: same MIDI + SoundFont → same samples.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import mido
+import numpy as np
+import symusic
+
+from cadenza.music.audio import OUTPUT_FORMATS, open_writer
+
+DEFAULT_SAMPLE_RATE = 44100
+PEAK_TARGET = 10 ** (-1.0 / 20)  # -1 dBFS: peak-normalised with headroom so encoders do not clip
+PREVIEW_FORMATS: tuple[str, ...] = tuple(OUTPUT_FORMATS)  # wav, flac, mp3
+
+
+def default_soundfont() -> Path:
+    """Path of TimGM6mb.sf2 inside the installed pretty_midi package."""
+    import pretty_midi
+
+    return Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
+
+
+def resolve_soundfont(soundfont_path: Path | None) -> Path:
+    """The SoundFont to use: ``soundfont_path`` if given, else :func:`default_soundfont`.
+
+    Raises FileNotFoundError if the file does not exist, ValueError if it is not ``.sf2``/``.sf3``.
+    """
+    path = Path(soundfont_path).expanduser() if soundfont_path is not None else default_soundfont()
+    if path.suffix.lower() not in (".sf2", ".sf3"):
+        raise ValueError(f"SoundFont must be a .sf2 or .sf3 file, got {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"SoundFont not found: {path}")
+    return path
+
+
+def render_midi(
+    midi: bytes | Path, soundfont_path: Path | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE
+) -> np.ndarray:
+    """Render a Standard MIDI File (bytes or path) to stereo audio.
+
+    Returns ``(2, samples)`` float32, at least as long as the file (its end-of-track), with the release
+    tail of the last notes, peak-normalised to -1 dBFS (all zeros if the MIDI has no notes).
+    Raises FileNotFoundError / ValueError for a bad SoundFont (see :func:`resolve_soundfont`).
+    """
+    sf_path = resolve_soundfont(soundfont_path)
+    data = midi if isinstance(midi, bytes) else Path(midi).read_bytes()
+    score = symusic.Score.from_midi(data)
+    synth = symusic.Synthesizer(str(sf_path), sample_rate=sample_rate)
+    audio = np.asarray(synth.render(score, stereo=True), dtype=np.float32)
+    # At least as long as the file (end-of-track included), so a preview of N bars loops cleanly.
+    length = math.ceil(mido.MidiFile(file=io.BytesIO(data)).length * sample_rate)
+    if audio.shape[1] < length:
+        audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+    audio = np.ascontiguousarray(audio)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0:
+        audio *= np.float32(PEAK_TARGET / peak)
+    return audio
+
+
+def write_preview(path: Path, audio: np.ndarray, sample_rate: int, output_format: str) -> Path:
+    """Write ``(channels, samples)`` float32 audio as ``wav``/``flac`` (PCM 16-bit) or ``mp3`` (320 kbps CBR).
+
+    Raises ValueError for an unknown format.
+    """
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown preview format {output_format!r}; valid: {', '.join(OUTPUT_FORMATS)}")
+    with open_writer(Path(path), sample_rate, audio.shape[0], output_format, "PCM_16") as handle:
+        handle.write(np.ascontiguousarray(audio.T))
+    return Path(path)
+
+
+def media_type(output_format: str) -> str:
+    """Media type of a preview format (``audio/wav``, ``audio/flac``, ``audio/mpeg``)."""
+    return OUTPUT_FORMATS[output_format][1]

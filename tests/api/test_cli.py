@@ -1,0 +1,111 @@
+"""CLI: invalid configuration stops start-up with exit 2 naming the key; config show; keys; jobs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cadenza.cli.main import app
+
+runner = CliRunner()
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "CADENZA_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "CADENZA_FILES_DIR": str(tmp_path / "files"),
+        **extra,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _restore_config_env() -> None:
+    yield
+    os.environ.pop("CADENZA_CONFIG", None)  # load_settings(config_file=...) exports it
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "names"),
+    [
+        (["serve", "--port", "70000"], {}, ["port", "70000"]),
+        (["serve"], {"CADENZA_WORKERS": "lots"}, ["workers", "lots"]),
+        (["serve"], {"CADENZA_LOG_FORMAT": "xml"}, ["log_format", "xml", "json"]),
+        (["serve"], {"CADENZA_WORKRES": "2"}, ["CADENZA_WORKRES"]),
+        (["config", "show"], {"CADENZA_SHUTDOWN_TIMEOUT_S": "-1"}, ["shutdown_timeout_s", "-1"]),
+        (["serve"], {"CADENZA_RATE_LIMIT": "lots"}, ["rate_limit", "lots"]),
+    ],
+)
+def test_invalid_configuration_exits_2(tmp_path: Path, args: list[str], env: dict, names: list[str]) -> None:
+    result = runner.invoke(app, args, env=env_for(tmp_path, **env))
+    assert result.exit_code == 2, result.output
+    for name in names:
+        assert name in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_yaml_key_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "cadenza.yaml"
+    config.write_text("prot: 8080\nworkers: 1\n")
+    result = runner.invoke(app, ["config", "show", "--config", str(config)], env=env_for(tmp_path))
+    assert result.exit_code == 2
+    assert "prot" in result.output and "8080" in result.output
+    missing = runner.invoke(app, ["serve", "--config", str(tmp_path / "nope.yaml")], env=env_for(tmp_path))
+    assert missing.exit_code == 2 and "nope.yaml" in missing.output
+
+
+def test_serve_subprocess_with_bad_env_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
+    env.update(env_for(tmp_path, CADENZA_PORT="not-a-port"))
+    cadenza = Path(sys.executable).with_name("cadenza")
+    proc = subprocess.run([str(cadenza), "serve"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "port" in proc.stderr and "not-a-port" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["config", "show", "--format", "json"], env=env_for(tmp_path, CADENZA_ADMIN_KEY="super-secret")
+    )
+    assert result.exit_code == 0, result.output
+    assert "super-secret" not in result.output
+    assert '"admin_key": "**********"' in result.output
+    yaml_out = runner.invoke(app, ["config", "show"], env=env_for(tmp_path, CADENZA_PORT="9001"))
+    assert "port: 9001" in yaml_out.output
+
+
+def test_keys_and_jobs_commands(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    created = runner.invoke(app, ["keys", "create", "ci-bot"], env=env)
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    listed = runner.invoke(app, ["keys", "list"], env=env)
+    assert "ci-bot" in listed.output and secret not in listed.output
+    from cadenza.jobs import JobService
+    from cadenza.settings import load_settings
+
+    os.environ.update(env)
+    try:
+        service = JobService(load_settings())
+        key = service.verify_key(secret)
+        assert key is not None
+        revoked = runner.invoke(app, ["keys", "revoke", key.id], env=env)
+        assert revoked.exit_code == 0, revoked.output
+        assert service.verify_key(secret) is None
+        job, _ = service.submit("drums", {"producer_style": "J Dilla", "bars": 1, "tempo": 90})
+    finally:
+        for name in env:
+            os.environ.pop(name, None)
+    listed_jobs = runner.invoke(app, ["jobs", "list"], env=env)
+    assert listed_jobs.exit_code == 0 and str(job.id)[:8] in listed_jobs.output
+    shown = runner.invoke(app, ["jobs", "show", str(job.id)], env=env)
+    assert shown.exit_code == 0 and "J Dilla" in shown.output
+    cancelled = runner.invoke(app, ["jobs", "cancel", str(job.id)], env=env)
+    assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
+    assert runner.invoke(app, ["jobs", "show", "nonsense"], env=env).exit_code == 2
+    assert runner.invoke(app, ["jobs", "prune"], env=env).exit_code == 0

@@ -1,0 +1,133 @@
+"""Problem+json for every error of the real app (no workers: jobs stay queued)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from _api_helpers import DRUMS, assert_problem
+from fastapi.testclient import TestClient
+
+
+def test_unknown_route_and_method_are_problems(idle_client: TestClient) -> None:
+    assert_problem(idle_client.get("/v1/nothing-here"), 404)
+    assert_problem(idle_client.delete("/v1/drums"), 405)
+
+
+def test_unknown_and_malformed_job_ids(idle_client: TestClient) -> None:
+    body = assert_problem(idle_client.get(f"/v1/jobs/{uuid.uuid4()}"), 404)
+    assert "job" in body["detail"].lower() or body["title"] == "Job Not Found"
+    body = assert_problem(idle_client.get("/v1/jobs/not-a-uuid"), 422)
+    assert body["errors"][0]["loc"] == ["path", "job_id"]
+    assert_problem(idle_client.post(f"/v1/jobs/{uuid.uuid4()}/cancel"), 404)
+    assert_problem(idle_client.delete(f"/v1/jobs/{uuid.uuid4()}"), 404)
+    assert_problem(idle_client.get(f"/v1/jobs/{uuid.uuid4()}/events"), 404)
+    assert_problem(idle_client.get(f"/v1/jobs/{uuid.uuid4()}/files/groove.mid"), 404)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"bars": 0}, "bars"),
+        ({"bars": 33}, "bars"),
+        ({"bars": "four"}, "bars"),
+        ({"tempo": 59}, "tempo"),
+        ({"tempo": 201}, "tempo"),
+        ({"producer_style": "Nobody At All"}, "producer_style"),
+        ({"producer_style": None}, "producer_style"),
+        ({"time_signature": [4, 3]}, "time_signature"),
+        ({"time_signature": [17, 4]}, "time_signature"),
+        ({"humanize": "sometimes"}, "humanize"),
+        ({"pattern_type": "solo"}, "pattern_type"),
+        ({"temperature": 0.05}, "temperature"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 101}, "top_k"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"seed": -1}, "seed"),
+        ({"formats": ["ogg"]}, "formats"),
+        ({"formats": ["midi", "json", "wav", "flac", "mp3", "midi"]}, "formats"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_submit_validation_rules(idle_client: TestClient, change: dict, field: str) -> None:
+    payload = {**DRUMS, **change}
+    body = assert_problem(idle_client.post("/v1/drums", json=payload), 422)
+    assert any(field in error["loc"] for error in body["errors"]), body["errors"]
+    assert all({"loc", "msg", "type"} <= set(error) for error in body["errors"])
+    assert field in body["detail"]
+
+
+def test_missing_field_and_malformed_json(idle_client: TestClient) -> None:
+    body = assert_problem(idle_client.post("/v1/drums", json={"bars": 4}), 422)
+    assert ["body", "producer_style"] in [e["loc"] for e in body["errors"]]
+    response = idle_client.post("/v1/drums", content=b'{"bars": 4', headers={"Content-Type": "application/json"})
+    assert_problem(response, 422)
+
+
+def test_wrong_content_type_is_415(idle_client: TestClient) -> None:
+    response = idle_client.post("/v1/drums", content=b"bars=4", headers={"Content-Type": "text/plain"})
+    body = assert_problem(response, 415)
+    assert "application/json" in body["detail"]
+    assert_problem(idle_client.post("/v1/separations", json={"model": "htdemucs"}), 415)
+
+
+def test_oversized_json_body_is_413(idle_client: TestClient) -> None:
+    big = {**DRUMS, "producer_style": "x" * 10_000}  # max_body_bytes is 4096 in this app
+    assert_problem(idle_client.post("/v1/drums", json=big), 413)
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        yield b'{"producer_style": "'
+        for _ in range(100):
+            yield b"y" * 1000
+        yield b'"}'
+
+    response = idle_client.post("/v1/drums", content=chunks(), headers={"Content-Type": "application/json"})
+    assert_problem(response, 413)
+
+
+def test_request_id_generated_echoed_and_sanitised(idle_client: TestClient) -> None:
+    generated = idle_client.get("/health").headers["X-Request-ID"]
+    assert len(generated) == 32 and int(generated, 16) >= 0
+    assert idle_client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    cleaned = idle_client.get("/health", headers={"X-Request-ID": 'a<b>c d"e'}).headers["X-Request-ID"]
+    assert cleaned == "abcde"
+    assert len(idle_client.get("/health", headers={"X-Request-ID": "z" * 500}).headers["X-Request-ID"]) == 128
+    # error responses carry it too
+    assert idle_client.get("/v1/nope", headers={"X-Request-ID": "req-9"}).headers["X-Request-ID"] == "req-9"
+
+
+def test_internal_error_is_problem_without_traceback(idle_client: TestClient) -> None:
+    app = idle_client.app
+
+    def explode() -> None:
+        raise RuntimeError("db password is hunter2")
+
+    app.add_api_route("/v1/_test_explode", explode)
+    response = idle_client.get("/v1/_test_explode", headers={"X-Request-ID": "boom-1"})
+    body = assert_problem(response, 500)
+    assert "hunter2" not in response.text
+    assert "boom-1" in body["detail"]
+    assert response.headers["X-Request-ID"] == "boom-1"
+
+
+def test_list_query_validation(idle_client: TestClient) -> None:
+    assert_problem(idle_client.get("/v1/jobs", params={"limit": 0}), 422)
+    assert_problem(idle_client.get("/v1/jobs", params={"limit": 101}), 422)
+    assert_problem(idle_client.get("/v1/jobs", params={"status": "sleeping"}), 422)
+    assert_problem(idle_client.get("/v1/jobs", params={"cursor": "garbage!!"}), 422)
+
+
+def test_openapi_documents_routes_examples_and_problems(idle_client: TestClient) -> None:
+    spec = idle_client.get("/openapi.json").json()
+    drums = spec["paths"]["/v1/drums"]["post"]
+    body = drums["requestBody"]["content"]["application/json"]
+    assert body.get("examples") or body["schema"]
+    for status in ("413", "415", "422", "429"):
+        assert "application/problem+json" in drums["responses"][status]["content"]
+    upload = spec["paths"]["/v1/separations"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert upload["properties"]["file"]["format"] == "binary"
+    for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/jobs/{job_id}/files/{name}"):
+        assert path in spec["paths"]
+    assert "Problem" in spec["components"]["schemas"]

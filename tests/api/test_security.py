@@ -1,0 +1,93 @@
+"""API keys (401, revoked keys, per-key visibility, admin key) and rate limits (429)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from _api_helpers import DRUMS, assert_problem, make_settings
+from fastapi.testclient import TestClient
+
+from cadenza.api.app import create_app
+
+ADMIN = "admin-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+def auth_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = make_settings(tmp_path_factory.mktemp("auth"), auth_enabled=True, admin_key=ADMIN)
+    with TestClient(create_app(settings, start_workers=False), raise_server_exceptions=False) as client:
+        yield client
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_public_routes_need_no_key(auth_client: TestClient) -> None:
+    assert auth_client.get("/health").status_code == 200
+    assert auth_client.get("/ready").status_code in (200, 503)
+    assert auth_client.get("/openapi.json").status_code == 200
+    assert auth_client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}, bearer("not-a-real-key")],
+)
+def test_missing_or_wrong_key_is_401(auth_client: TestClient, headers: dict[str, str]) -> None:
+    for response in (
+        auth_client.get("/v1/jobs", headers=headers),
+        auth_client.post("/v1/drums", json=DRUMS, headers=headers),
+        auth_client.get("/metrics", headers=headers),
+    ):
+        assert_problem(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_jobs_are_private_to_their_key(auth_client: TestClient) -> None:
+    service = auth_client.app.state.service
+    secret_a, key_a = service.create_key("alice")
+    secret_b, _ = service.create_key("bob")
+    created = auth_client.post("/v1/drums", json=DRUMS, headers=bearer(secret_a))
+    assert created.status_code == 202
+    job = created.json()
+    assert job["owner"] == key_a.id
+    assert auth_client.get(job["url"], headers=bearer(secret_a)).status_code == 200
+    assert_problem(auth_client.get(job["url"], headers=bearer(secret_b)), 404)
+    assert_problem(auth_client.post(f"{job['url']}/cancel", headers=bearer(secret_b)), 404)
+    assert_problem(auth_client.delete(job["url"], headers=bearer(secret_b)), 404)
+    assert_problem(auth_client.get(f"{job['url']}/files/groove.mid", headers=bearer(secret_b)), 404)
+    listed_b = auth_client.get("/v1/jobs", headers=bearer(secret_b)).json()["jobs"]
+    assert job["id"] not in [j["id"] for j in listed_b]
+    listed_admin = auth_client.get("/v1/jobs", headers=bearer(ADMIN)).json()["jobs"]
+    assert job["id"] in [j["id"] for j in listed_admin]
+    assert auth_client.get(job["url"], headers=bearer(ADMIN)).status_code == 200
+
+    service.revoke_key(key_a.id)
+    assert_problem(auth_client.get(job["url"], headers=bearer(secret_a)), 401)
+
+
+@pytest.fixture(scope="module")
+def limited_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = make_settings(tmp_path_factory.mktemp("rate"), rate_limit="3/minute")
+    with TestClient(create_app(settings, start_workers=False), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_rate_limit_headers_and_429(limited_client: TestClient) -> None:
+    remaining = []
+    for _ in range(3):
+        response = limited_client.get("/v1/jobs")
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Limit"] == "3"
+        remaining.append(int(response.headers["RateLimit-Remaining"]))
+        assert 0 <= int(response.headers["RateLimit-Reset"]) <= 60
+    assert remaining == [2, 1, 0]
+    blocked = limited_client.post("/v1/drums", json=DRUMS)
+    assert_problem(blocked, 429)
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert blocked.headers["RateLimit-Remaining"] == "0"
+    # probes are never limited
+    assert limited_client.get("/health").status_code == 200
+    assert limited_client.get("/ready").status_code in (200, 503)

@@ -1,0 +1,56 @@
+"""``cadenza drums``: runs the engine without a server and prints the output paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cadenza.engines.drums import cli
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    app.command(cli.RUN_COMMAND_NAME)(cli.run_command)
+    app.command("unused")(lambda: None)  # two commands: Typer keeps the sub-command name
+    return app
+
+
+def test_cli_generates_files(app: typer.Typer, tmp_path: Path) -> None:
+    out = tmp_path / "groove"
+    args = ["drums", "--style", "metro_boomin", "--bars", "2", "--tempo", "140", "-t", "6/8", "--seed", "4"]
+    result = CliRunner().invoke(app, [*args, "--pattern-type", "chorus", "-f", "wav", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("groove.mid", "pattern.json", "groove.wav"):
+        assert str(out / name) in result.output
+    assert "Metro Boomin" in result.output and "seed 4" in result.output
+    document = json.loads((out / "pattern.json").read_text())
+    assert document["time_signature"] == [6, 8] and document["pattern_type"] == "chorus" and document["seed"] == 4
+    assert sum(msg.time for msg in mido.MidiFile(out / "groove.mid").tracks[0]) == 2 * 1440
+
+
+def test_cli_rejects_bad_input_without_files(app: typer.Typer, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad_style = runner.invoke(app, ["drums", "--style", "Nobody", "--out", str(tmp_path / "a")])
+    assert bad_style.exit_code == 2 and "valid styles" in bad_style.output and "J Dilla" in bad_style.output
+    bad_meter = runner.invoke(app, ["drums", "-t", "4-4", "--out", str(tmp_path / "b")])
+    assert bad_meter.exit_code == 2 and "4/4" in bad_meter.output
+    bad_bars = runner.invoke(app, ["drums", "--bars", "40", "--out", str(tmp_path / "c")])
+    assert bad_bars.exit_code == 2 and "bars" in bad_bars.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_lists_styles(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["drums", "--list-styles"])
+    assert result.exit_code == 0
+    for name in ("J Dilla", "Metro Boomin", "Questlove", "Sly Dunbar"):
+        assert name in result.output
+
+
+def test_train_and_eval_commands_are_exported() -> None:
+    assert callable(cli.train_command) and callable(cli.eval_command)

@@ -1,0 +1,83 @@
+"""End-to-end fixtures: ``cadenza serve`` as a real subprocess on a free port, talked to over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+    env: dict[str, str]
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def start_server(tmp: Path, **settings: str) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
+    env.update(
+        {
+            "CADENZA_PORT": str(port),
+            "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'cadenza.db'}",
+            "CADENZA_FILES_DIR": str(tmp / "files"),
+            "CADENZA_MODELS_DIR": str(tmp / "models"),
+            "CADENZA_WORKERS": "1",
+            "CADENZA_MIN_FREE_DISK_MB": "0",
+            "CADENZA_LOG_FORMAT": "json",
+            **{f"CADENZA_{k.upper()}": v for k, v in settings.items()},
+        }
+    )
+    log_path = tmp / "server.log"
+    cadenza = Path(sys.executable).with_name("cadenza")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(cadenza), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log_path, env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"cadenza serve exited with {process.returncode}:\n{server.logs()}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"cadenza serve did not start:\n{server.logs()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("e2e"))
+    yield srv
+    srv.stop()
