@@ -34,7 +34,7 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/problem+json"), response.headers
     body = response.json()
     assert body["status"] == status
-    assert body["title"] and body["type"].startswith("https://")
+    assert body["title"] and body["type"].startswith("urn:cadenza:problem:")
     assert unquote(body["instance"]) == unquote(response.request.url.path)
     assert "Traceback" not in response.text
     return body

@@ -16,7 +16,7 @@ def test_unknown_route_and_method_are_problems(idle_client: TestClient) -> None:
 
 def test_unknown_and_malformed_job_ids(idle_client: TestClient) -> None:
     body = assert_problem(idle_client.get(f"/v1/jobs/{uuid.uuid4()}"), 404)
-    assert "job" in body["detail"].lower() or body["title"] == "Job Not Found"
+    assert body["type"] == "urn:cadenza:problem:job-not-found" and body["title"] == "Job Not Found"
     body = assert_problem(idle_client.get("/v1/jobs/not-a-uuid"), 422)
     assert body["errors"][0]["loc"] == ["path", "job_id"]
     assert_problem(idle_client.post(f"/v1/jobs/{uuid.uuid4()}/cancel"), 404)
@@ -123,7 +123,8 @@ def test_openapi_documents_routes_examples_and_problems(idle_client: TestClient)
     spec = idle_client.get("/openapi.json").json()
     drums = spec["paths"]["/v1/drums"]["post"]
     body = drums["requestBody"]["content"]["application/json"]
-    assert body.get("examples") or body["schema"]
+    assert body["examples"]["default"]["value"]["producer_style"] == "J Dilla"
+    assert body["schema"]["$ref"].endswith("/DrumsRequest")
     for status in ("413", "415", "422", "429"):
         assert "application/problem+json" in drums["responses"][status]["content"]
     upload = spec["paths"]["/v1/separations"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

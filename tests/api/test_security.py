@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from _api_helpers import DRUMS, assert_problem, make_settings
@@ -91,3 +92,29 @@ def test_rate_limit_headers_and_429(limited_client: TestClient) -> None:
     # probes are never limited
     assert limited_client.get("/health").status_code == 200
     assert limited_client.get("/ready").status_code in (200, 503)
+
+
+def test_cors_origins_setting(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, cors_origins=["https://studio.example"])
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        preflight = client.options(
+            "/v1/drums",
+            headers={"Origin": "https://studio.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://studio.example"
+        simple = client.get("/v1/jobs", headers={"Origin": "https://studio.example"})
+        assert simple.headers["access-control-allow-origin"] == "https://studio.example"
+        assert "X-Request-ID" in simple.headers["access-control-expose-headers"]
+        other = client.get("/v1/jobs", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_failed_key_attempts_are_rate_limited(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, auth_enabled=True, rate_limit="3/minute")
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        for _ in range(3):
+            assert_problem(client.get("/v1/jobs", headers=bearer("guess")), 401)
+        blocked = client.get("/v1/jobs", headers=bearer("guess-again"))
+        assert_problem(blocked, 429)
+        assert int(blocked.headers["Retry-After"]) >= 1

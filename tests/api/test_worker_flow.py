@@ -114,3 +114,16 @@ def test_metrics_and_ready_with_pool(client: TestClient, done: dict) -> None:
     assert 'cadenza_jobs{kind="drums",status="completed"}' in text
     checks = client.get("/ready").json()["checks"]
     assert checks["workers"]["ok"] is True
+
+
+def test_load_and_unload_model_in_workers(client: TestClient) -> None:
+    models = client.get("/v1/models").json()["models"]
+    drums = next(m for m in models if m["engine"] == "drums" and m["weights_present"])
+    loaded = client.post(f"/v1/models/{drums['name']}/load")
+    assert loaded.status_code == 200, loaded.text
+    assert loaded.json()["loaded"] is True
+    assert client.get(f"/v1/models/{drums['name']}").json()["loaded"] is True
+    unloaded = client.post(f"/v1/models/{drums['name']}/unload").json()
+    assert unloaded["loaded"] is False
+    body = assert_problem(client.post("/v1/models/htdemucs/load"), 422)  # no Demucs weights in this models_dir
+    assert "htdemucs" in body["detail"]

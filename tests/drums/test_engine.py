@@ -23,7 +23,9 @@ from cadenza.settings import Settings
 CACHE: dict[str, Any] = {}  # one loaded model for the whole module, as in a worker process
 
 
-def generate(tmp_path: Path, name: str = "out", settings: Any = None, **fields: Any) -> tuple[EngineResult, dict, bytes]:
+def generate(
+    tmp_path: Path, name: str = "out", settings: Any = None, **fields: Any
+) -> tuple[EngineResult, dict, bytes]:
     workdir = tmp_path / name
     workdir.mkdir()
     ctx = RunContext(workdir=workdir, models_dir=tmp_path / "models", cache=CACHE, settings=settings)
@@ -157,7 +159,9 @@ def test_three_four_and_six_eight(tmp_path: Path, ts: tuple[int, int], steps: in
     assert all(0 <= h["step"] < steps for h in hits) and {h["bar"] for h in hits} == set(range(bars))
     assert all(h["offset_ticks"] == 0 for h in hits)  # humanize=false: on the grid
     strong = [0] if ts == (3, 4) else [0, 6]
-    downbeats = [h["velocity"] for h in hits if h["step"] in strong and h["instrument"] in ("kick", "closed_hihat", "ride")]
+    downbeats = [
+        h["velocity"] for h in hits if h["step"] in strong and h["instrument"] in ("kick", "closed_hihat", "ride")
+    ]
     weak = [h["velocity"] for h in hits if h["step"] % 2 and h["instrument"] in ("kick", "closed_hihat", "ride")]
     assert downbeats and (not weak or np.mean(downbeats) > np.mean(weak))
 
@@ -172,6 +176,7 @@ def test_pattern_type_changes_density_crash_and_fills(tmp_path: Path) -> None:
     assert len(intro["hits"]) < len(chorus["hits"])
     assert any(h["instrument"] == "crash" and h["bar"] == 0 and h["step"] == 0 for h in chorus["hits"])
     assert any(h["instrument"] == "open_hihat" and h["step"] == 14 for h in chorus["hits"])
+    assert any(h["ghost"] and h["instrument"] == "snare" and h["velocity"] <= 34 for h in chorus["hits"])  # Questlove
     _, verse, _ = generate(tmp_path, "verse", producer_style="Questlove", bars=8, pattern_type="verse", seed=9)
     assert verse["fill_bars"] == [False] * 7 + [True]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -107,3 +108,23 @@ def test_sigterm_drains_running_job_then_exits_0(tmp_path: Path) -> None:
 
     service = JobService(Settings(database_url=server.env["CADENZA_DATABASE_URL"], files_dir=tmp_path / "files"))
     assert service.get(job["id"]).status == "completed"
+
+
+def test_external_worker_process_runs_jobs(tmp_path: Path) -> None:
+    server = start_server(tmp_path, workers="0")
+    cadenza = Path(sys.executable).with_name("cadenza")
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [str(cadenza), "worker"], env={**server.env, "CADENZA_WORKERS": "1"}, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=90) as client:
+            response = client.post("/v1/drums", json={**GROOVE, "bars": 1}, headers={"Prefer": "wait=60"})
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == "completed"
+            assert "workers" not in client.get("/ready").json()["checks"]  # no local pool to check
+            assert client.post("/v1/models/groove-transformer/load").status_code == 409
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
+        assert server.stop() == 0

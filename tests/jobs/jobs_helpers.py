@@ -27,7 +27,6 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**values)
 
 
-
 def wait_final(service: JobService, job_id: object, timeout_s: float = 30.0) -> JobView:
     deadline = time.monotonic() + timeout_s
     while True:

@@ -95,7 +95,7 @@ def tiny_demucs_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = HTDemucs(
-            sources=TINY_SOURCES, channels=8, depth=2, nfft=512, t_layers=1, t_heads=1, segment=2, dconv_comp=4
+            sources=TINY_SOURCES, channels=8, depth=2, nfft=512, t_layers=1, t_heads=1, segment=1, dconv_comp=4
         )
     args, kwargs = model._init_args_kwargs
     package = {"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False)}

@@ -81,17 +81,19 @@ def test_stereo_wav_two_stems_in_each_format(write_song, make_ctx, tiny_demucs_m
 def test_long_input_uses_blocks_and_same_seed_same_bytes(write_song, make_ctx, tiny_demucs_models_dir, monkeypatch):
     from cadenza.engines.separation import engine
 
-    # Blocks of 2 s with 0.5 s crossfades: exercises the top-level chunking on a 5 s input.
-    monkeypatch.setattr(engine, "DEMUCS_BLOCK_S", 2.0)
+    # Blocks of 1.5 s with 0.5 s crossfades: exercises the top-level chunking on a 4 s input.
+    monkeypatch.setattr(engine, "DEMUCS_BLOCK_S", 1.5)
     monkeypatch.setattr(engine, "DEMUCS_FADE_S", 0.5)
-    song = write_song("song.wav", seconds=5.0)
+    song = write_song("song.wav", seconds=4.0)
     runs = []
     for _ in range(2):
         ctx = make_ctx(song, tiny_demucs_models_dir)
-        result = ENGINE.run(SeparationRequest(model="tiny", shifts=1, seed=7, pcm_type="FLOAT"), lambda p, s="": None, ctx)
+        result = ENGINE.run(
+            SeparationRequest(model="tiny", shifts=1, seed=7, pcm_type="FLOAT"), lambda p, s="": None, ctx
+        )
         runs.append([o.path.read_bytes() for o in result.outputs])
         stems = [sf.read(str(o.path), dtype="float32")[0] for o in result.outputs]
-        assert all(s.shape == (5 * 44100, 2) and np.all(np.isfinite(s)) for s in stems)
+        assert all(s.shape == (4 * 44100, 2) and np.all(np.isfinite(s)) for s in stems)
         for o in result.outputs:
             o.path.unlink()
     assert runs[0] == runs[1]
@@ -107,6 +109,6 @@ def test_cancel_inside_demucs_leaves_no_stems(write_song, make_ctx, tiny_demucs_
 
 def test_segment_longer_than_the_model_is_rejected(write_song, make_ctx, tiny_demucs_models_dir):
     ctx = make_ctx(write_song("song.wav", seconds=1.0), tiny_demucs_models_dir)
-    with pytest.raises(EngineInputError, match="segment_s must be <= 2.00"):
-        ENGINE.run(SeparationRequest(model="tiny", segment_s=5.0), lambda p, s="": None, ctx)
+    with pytest.raises(EngineInputError, match="segment_s must be <= 1.00"):
+        ENGINE.run(SeparationRequest(model="tiny", segment_s=3.0), lambda p, s="": None, ctx)
     assert list(ctx.workdir.iterdir()) == []

@@ -116,12 +116,32 @@ class AccessControlMiddleware:
         self.limit = parse(settings.rate_limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
+    def _hit(self, identity: str, path: str) -> tuple[dict[str, str], Any]:
+        """Count one request of ``identity``: (RateLimit-* headers, a 429 problem response or None)."""
+        allowed = self.limiter.hit(self.limit, identity)
+        stats = self.limiter.get_window_stats(self.limit, identity)
+        reset_s = max(0, math.ceil(stats.reset_time - time.time()))
+        headers = {
+            "RateLimit-Limit": str(self.limit.amount),
+            "RateLimit-Remaining": str(max(0, stats.remaining)),
+            "RateLimit-Reset": str(reset_s),
+        }
+        if allowed:
+            return headers, None
+        retry_s = max(1, reset_s)
+        detail = f"Rate limit of {self.limit} exceeded; retry in {retry_s} s."
+        response = problem_response(
+            path, 429, detail, title="Too Many Requests", headers={**headers, "Retry-After": str(retry_s)}
+        )
+        return headers, response
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
         state = scope.setdefault("state", {})
+        client = (scope.get("client") or ("unknown",))[0]
         if path not in PUBLIC_PATHS:
             service = scope["app"].state.service
             authorization = Headers(scope=scope).get("authorization")
@@ -131,8 +151,14 @@ class AccessControlMiddleware:
                 else:
                     principal = resolve_principal(self.settings, service, authorization)
             except AuthError as exc:
-                response = problem_response(
-                    path, 401, str(exc), title="Unauthorized", headers={"WWW-Authenticate": 'Bearer realm="cadenza"'}
+                # Failed attempts count against the client IP, so keys cannot be guessed at full speed.
+                headers, limited = self._hit(f"ip:{client}", path)
+                response = limited or problem_response(
+                    path,
+                    401,
+                    str(exc),
+                    title="Unauthorized",
+                    headers={**headers, "WWW-Authenticate": 'Bearer realm="cadenza"'},
                 )
                 await response(scope, receive, send)
                 return
@@ -143,26 +169,10 @@ class AccessControlMiddleware:
             return
 
         principal = state.get("principal")
-        client = (scope.get("client") or ("unknown",))[0]
         identity = f"key:{principal.key_id}" if principal is not None and principal.key_id else f"ip:{client}"
-        allowed = self.limiter.hit(self.limit, identity)
-        stats = self.limiter.get_window_stats(self.limit, identity)
-        reset_s = max(0, math.ceil(stats.reset_time - time.time()))
-        headers = {
-            "RateLimit-Limit": str(self.limit.amount),
-            "RateLimit-Remaining": str(max(0, stats.remaining)),
-            "RateLimit-Reset": str(reset_s),
-        }
-        if not allowed:
-            headers["Retry-After"] = str(max(1, reset_s))
-            response = problem_response(
-                path,
-                429,
-                f"Rate limit of {self.limit} exceeded; retry in {max(1, reset_s)} s.",
-                title="Too Many Requests",
-                headers=headers,
-            )
-            await response(scope, receive, send)
+        headers, limited = self._hit(identity, path)
+        if limited is not None:
+            await limited(scope, receive, send)
             return
 
         async def send_with_limits(message: Message) -> None:

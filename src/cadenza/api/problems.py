@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cadenza.engines.base import EngineInputError, UploadRejected
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-TYPE_BASE = "https://cadenza.dev/problems/"
+#: Problem types are URNs (RFC 9457 §3.1.1 allows non-resolvable URIs): ``urn:cadenza:problem:<slug>``.
+TYPE_BASE = "urn:cadenza:problem:"
 
 
 class FieldError(BaseModel):
@@ -29,7 +30,7 @@ class FieldError(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem details object."""
 
-    type: str = Field("about:blank", examples=["https://cadenza.dev/problems/not-found"])
+    type: str = Field(examples=["urn:cadenza:problem:job-not-found"])
     title: str = Field(examples=["Not Found"])
     status: int = Field(examples=[404])
     detail: str | None = Field(None, examples=["No job 3f0c…"])

@@ -8,6 +8,7 @@ same code runs with ordinary transactions.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -58,9 +60,11 @@ def make_engine(database_url: str) -> Engine:
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Session]:
     """A session in one write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
-    with Session(engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False) as session:
-        with session.begin():
-            yield session
+    writer = _WRITERS.get(engine)
+    if writer is None:
+        writer = _WRITERS[engine] = engine.execution_options(sqlite_begin="IMMEDIATE")
+    with Session(writer, expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 @contextmanager

@@ -41,6 +41,8 @@ class _Slot:
     conn: Connection
     worker_id: str
     loaded: set[str] = field(default_factory=set)
+    requests: int = 0
+    replies: int = 0
 
 
 class WorkerPool:
@@ -60,6 +62,7 @@ class WorkerPool:
         self._slots: list[_Slot] = []
         self._lock = threading.RLock()
         self._send_lock = threading.Lock()
+        self._recv_lock = threading.Lock()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
@@ -124,6 +127,8 @@ class WorkerPool:
 
     def _shutdown(self) -> None:
         with self._lock:
+            if not self._started:
+                return
             self._closing.set()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -164,44 +169,58 @@ class WorkerPool:
             "restarts": self.restarts,
         }
 
-    def request_model(self, name: str, action: str) -> int:
-        """Ask every live worker to ``"load"`` or ``"unload"`` model ``name`` into/from its per-process
-        cache (idle workers at once, busy ones after their job); returns how many were asked.
-        :meth:`loaded_models` reflects the result once they answer. Raises ValueError for a bad
-        action, KeyError for an unknown model."""
+    def request_model(self, name: str, action: str, wait_s: float = 30.0) -> int:
+        """Ask every live worker to ``"load"`` or ``"unload"`` model ``name`` in its per-process cache
+        (``EngineSpec.load_model`` / ``unload_model``); returns how many workers were asked.
+
+        Waits up to ``wait_s`` for the idle workers to answer, so :meth:`loaded_models` reflects the
+        result on return; busy workers act after their current job. Raises ValueError for a bad
+        action, KeyError for an unknown model.
+        """
         if action not in ("load", "unload"):
             raise ValueError("action must be 'load' or 'unload'")
         kind = model_kind(name, self.settings.models_dir)
-        asked = 0
+        asked: list[tuple[_Slot, int]] = []
         with self._send_lock:
             for slot in list(self._slots):
-                if _alive(slot):
-                    try:
-                        slot.conn.send(("model", kind, name, action))
-                    except OSError:
-                        continue
-                    slot.wake.set()
-                    asked += 1
-        return asked
+                if not _alive(slot):
+                    continue
+                idle = not slot.busy.value
+                try:
+                    slot.conn.send(("model", kind, name, action))
+                except OSError:
+                    continue
+                slot.wake.set()
+                slot.requests += 1
+                asked.append((slot, slot.requests if idle else -1))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            self._read_messages()
+            if all(n < 0 or slot.replies >= n or not _alive(slot) for slot, n in asked):
+                break
+            time.sleep(0.01)
+        return len(asked)
 
     def loaded_models(self) -> set[str]:
         """Models loaded in at least one live worker (as reported back after load/unload requests)."""
         self._read_messages()
-        return set().union(*(s.loaded for s in list(self._slots) if _alive(s))) if self._slots else set()
+        return set().union(*(s.loaded for s in list(self._slots) if _alive(s)))
 
     # ------------------------------------------------------------------ supervisor
     def _read_messages(self) -> None:
-        for slot in list(self._slots):
-            try:
-                while not slot.conn.closed and slot.conn.poll():
-                    message = slot.conn.recv()
-                    if message[0] == "models":
-                        _, names, name, action, error = message
-                        slot.loaded = set(names)
-                        if error:
-                            log.warning("model request failed", model=name, action=action, error=error)
-            except (EOFError, OSError):
-                continue
+        with self._recv_lock:
+            for slot in list(self._slots):
+                try:
+                    while not slot.conn.closed and slot.conn.poll():
+                        message = slot.conn.recv()
+                        if message[0] == "models":
+                            _, names, name, action, error = message
+                            slot.loaded = set(names)
+                            slot.replies += 1
+                            if error:
+                                log.warning("model request failed", model=name, action=action, error=error)
+                except (EOFError, OSError):
+                    continue
 
     def _supervise(self) -> None:
         while not self._closing.is_set():
@@ -230,10 +249,12 @@ class WorkerPool:
                 time.sleep(SUPERVISOR_TICK_S)
 
     def _replace(self, slot: _Slot) -> None:
+        """Start a new process in ``slot``'s place (the old one is dead or killed)."""
+        fresh = self._spawn(slot.index)  # first: if this fails the dead slot stays and is retried
         slot.process.join(timeout=STOP_JOIN_S)
         slot.conn.close()
         slot.process.close()
-        self._slots[slot.index] = self._spawn(slot.index)
+        self._slots[slot.index] = fresh
         self.restarts += 1
 
     def _reap_dead(self) -> None:
@@ -260,9 +281,7 @@ class WorkerPool:
     def _enforce_limits(self) -> None:
         by_id = {s.worker_id: s for s in self._slots}
         now = utcnow()
-        for job_id, _kind, worker_id, started_at, cancel_at in store.processing_jobs(
-            self.service.engine, list(by_id)
-        ):
+        for job_id, _kind, worker_id, started_at, cancel_at in store.processing_jobs(self.service.engine, list(by_id)):
             slot = by_id[worker_id]
             timed_out = started_at is not None and (now - started_at).total_seconds() > self.settings.job_timeout_s
             stuck_cancel = cancel_at is not None and (now - cancel_at).total_seconds() > CANCEL_GRACE_S
@@ -311,4 +330,3 @@ def _alive(slot: _Slot) -> bool:
         return slot.process.is_alive()
     except ValueError:  # process object already closed
         return False
-

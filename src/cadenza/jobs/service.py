@@ -349,7 +349,11 @@ class JobService:
             if row is None:
                 raise OutputNotFound(f"job {job.id} has no output {name!r}")
             view = OutputView(
-                name=row.name, media_type=row.media_type, size_bytes=row.size_bytes, sha256=row.sha256, metadata=row.meta
+                name=row.name,
+                media_type=row.media_type,
+                size_bytes=row.size_bytes,
+                sha256=row.sha256,
+                metadata=row.meta,
             )
             folder = store.job_dir(self.files_dir, job.id).resolve()
             path = (folder / row.path).resolve()

@@ -76,7 +76,10 @@ def pid_alive(pid: int) -> bool:
 def append_event(session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any]) -> int:
     """Bump the job's ``sequence`` and insert an event with it; returns the new sequence number."""
     session.execute(
-        update(Job).where(Job.id == job_id).values(sequence=Job.sequence + 1).execution_options(synchronize_session=False)
+        update(Job)
+        .where(Job.id == job_id)
+        .values(sequence=Job.sequence + 1)
+        .execution_options(synchronize_session=False)
     )
     seq = session.scalar(select(Job.sequence).where(Job.id == job_id))
     if seq is None:
@@ -210,7 +213,13 @@ def requeue_interrupted(engine: Engine, files_dir: Path, job_id: uuid.UUID, work
             job_id,
             from_status=(JobStatus.processing,),
             to_status=JobStatus.queued,
-            values={"worker_id": None, "started_at": None, "progress": 0.0, "stage": None, "attempts": Job.attempts - 1},
+            values={
+                "worker_id": None,
+                "started_at": None,
+                "progress": 0.0,
+                "stage": None,
+                "attempts": Job.attempts - 1,
+            },
             event={"reason": reason},
             worker_id=worker_id,
         )
@@ -236,7 +245,9 @@ def cancel_processing(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker
     return done
 
 
-def processing_jobs(engine: Engine, worker_ids: list[str]) -> list[tuple[uuid.UUID, str, str, datetime | None, datetime | None]]:
+def processing_jobs(
+    engine: Engine, worker_ids: list[str]
+) -> list[tuple[uuid.UUID, str, str, datetime | None, datetime | None]]:
     """``(id, kind, worker_id, started_at, cancel_requested_at)`` of processing jobs held by ``worker_ids``."""
     if not worker_ids:
         return []

@@ -29,6 +29,7 @@ from cadenza.engines import registry
 from cadenza.engines.base import EngineInputError, EngineResult, JobCancelled, RunContext
 from cadenza.jobs import store
 from cadenza.jobs.views import JobStatus
+from cadenza.logging import configure_logging
 from cadenza.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -251,7 +252,7 @@ def run_job(
         store.remove_job_files(files_dir, job.id, keep_upload=True)  # leftovers of an earlier attempt
         workdir.mkdir(parents=True, exist_ok=True)
         spec = registry.get_engine(job.kind)
-        params = spec.request_model.model_validate(job.params)
+        params = spec.request_model.model_validate(job.params, context={"settings": settings})
         input_path = workdir / store.UPLOAD_DIR / job.input_name if job.input_name else None
         ctx = RunContext(
             workdir=workdir,
@@ -328,21 +329,23 @@ def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) 
 def worker_main(cfg: WorkerConfig) -> None:
     """Entry point of a spawned worker process: claim → run → repeat until drained or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    configure_logging(cfg.settings.log_format, cfg.settings.log_level)
     if cfg.engine_modules != registry.ENGINE_MODULES:
         registry.ENGINE_MODULES.clear()
         registry.ENGINE_MODULES.update(cfg.engine_modules)
         registry.get_engine.cache_clear()
     engine = make_engine(cfg.settings.database_url)
     worker_id = store.worker_id_for(os.getpid())
+    structlog.contextvars.bind_contextvars(worker=worker_id)
     parent = multiprocessing.parent_process()
     cache: dict[str, Any] = {}
     loaded: set[str] = set()
-    log.info("worker started", worker=worker_id)
+    log.info("worker started")
     try:
         while not cfg.drain.is_set():
             _serve_commands(cfg, cache, loaded)
             if parent is not None and not parent.is_alive():
-                log.warning("parent process gone; worker exits", worker=worker_id)
+                log.warning("parent process gone; worker exits")
                 break
             cfg.wake.clear()
             job = store.claim_next(engine, worker_id)
@@ -356,4 +359,4 @@ def worker_main(cfg: WorkerConfig) -> None:
                 cfg.busy.value = 0
     finally:
         engine.dispose()
-        log.info("worker stopped", worker=worker_id)
+        log.info("worker stopped")

@@ -21,7 +21,15 @@ import numpy as np
 import soundfile as sf
 
 # libsndfile major formats accepted, and the name we report for each.
-_SNDFILE_FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "OGG": "ogg", "MP3": "mp3", "AIFF": "aiff"}
+_SNDFILE_FORMATS = {
+    "WAV": "wav",
+    "WAVEX": "wav",
+    "RF64": "wav",
+    "FLAC": "flac",
+    "OGG": "ogg",
+    "MP3": "mp3",
+    "AIFF": "aiff",
+}
 # PyAV (FFmpeg demuxer) names accepted, and the name we report.
 _AV_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": "m4a", "aac": "aac", "ogg": "ogg", "mp3": "mp3"}
 
@@ -77,7 +85,8 @@ class AudioInfo:
 def sniff(path: Path) -> str:
     """Name what a file's first bytes look like (magic numbers), e.g. ``"WAV (RIFF)"``, ``"PNG image"``,
     ``"text"``, ``"empty"``; ``"unknown binary"`` otherwise. Used for error messages only."""
-    head = Path(path).open("rb").read(64)
+    with Path(path).open("rb") as f:
+        head = f.read(64)
     if not head:
         return "empty"
     magic = [
@@ -197,7 +206,9 @@ def probe(path: Path) -> AudioInfo:
                 f.seek(max(0, f.frames - 1024))
                 tail = f.read(1024, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioDecodeError(f"corrupt {name} file: {getattr(exc, 'error_string', None) or _reason(exc)}", name) from exc
+            raise AudioDecodeError(
+                f"corrupt {name} file: {getattr(exc, 'error_string', None) or _reason(exc)}", name
+            ) from exc
         if tail.shape[0] == 0:
             raise AudioDecodeError(f"corrupt {name} file: no data where the header promises audio", name)
         return AudioInfo(

@@ -167,8 +167,8 @@ def apply_rules(grid: Grid, rules: Rules, meter: Meter, fill_bars: list[bool], r
     per_bar = meter.steps_per_bar
     for bar, is_fill in enumerate(fill_bars):
         base = bar * per_bar
-        editable = range(per_bar // 2 if is_fill else per_bar, per_bar)  # fill region, left alone
-        free = [s for s in range(per_bar) if s not in editable]
+        fill_region = range(per_bar // 2 if is_fill else per_bar, per_bar)  # left to the model's fill
+        free = [s for s in range(per_bar) if s not in fill_region]
         if rules.half_time_snare or rules.one_drop:
             model_snare = grid.velocity[base : base + per_bar, SNARE]
             loud = float(model_snare.max()) if model_snare.any() else 0.85
@@ -180,16 +180,16 @@ def apply_rules(grid: Grid, rules: Rules, meter: Meter, fill_bars: list[bool], r
             for step in free:
                 _clear(grid, base + step, KICK)
             _set(grid, base + meter.half_time_step, KICK, 0.85)
+        if rules.kick_density < 1.0:
+            for step in free:
+                if step and grid.hits[base + step, KICK] and rng.random() >= rules.kick_density:
+                    _clear(grid, base + step, KICK)
         if rules.four_on_the_floor:
             for step in free:
                 if step % meter.steps_per_beat:
                     _clear(grid, base + step, KICK)
             for step in meter.beat_steps:
                 _set(grid, base + step, KICK, 0.85)
-        if rules.kick_density < 1.0:
-            for step in free:
-                if step and grid.hits[base + step, KICK] and rng.random() >= rules.kick_density:
-                    _clear(grid, base + step, KICK)
         if rules.hihat_grid:
             spacing = 16 // rules.hihat_grid
             for step in free:

@@ -100,7 +100,9 @@ class NGramBaseline:
         steps = 0
         for rec in records:
             for (prev2, prev1, metric), pattern, vel, off in self._steps(rec):
-                sums["pattern"] -= math.log(self.pattern.prob(((prev2, prev1, metric), (prev1, metric), metric), pattern))
+                sums["pattern"] -= math.log(
+                    self.pattern.prob(((prev2, prev1, metric), (prev1, metric), metric), pattern)
+                )
                 for i in range(N_CLASSES):
                     if (pattern >> i) & 1:
                         sums["velocity"] -= math.log(self.velocity.prob(((i, metric), i), int(vel[i])))

@@ -89,8 +89,13 @@ def train_classifier(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Linear(x_train.shape[1], 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, 128), nn.ReLU(),
-        nn.Dropout(0.3), nn.Linear(128, len(styles)),
+        nn.Linear(x_train.shape[1], 256),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(128, len(styles)),
     )
     counts = np.bincount(y_train, minlength=len(styles)).astype(np.float32)
     weights = torch.from_numpy(counts.sum() / np.maximum(counts, 1) / len(styles))

@@ -41,7 +41,9 @@ def run_command(
     seed: Annotated[int | None, typer.Option(help="Random seed (omitted: random, printed).")] = None,
     audio: Annotated[
         list[str] | None,
-        typer.Option("--format", "--audio", "-f", help="Audio preview: wav, flac or mp3 (repeatable); MIDI+JSON always."),
+        typer.Option(
+            "--format", "--audio", "-f", help="Audio preview: wav, flac or mp3 (repeatable); MIDI+JSON always."
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")] = Path("."),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")] = None,

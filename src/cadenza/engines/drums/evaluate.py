@@ -180,9 +180,7 @@ def evaluate(
     }
 
     console.print("[bold]3/4[/] groove statistics")
-    real = [
-        (rec, w) for rec, _s, w in iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS)
-    ]
+    real = [(rec, w) for rec, _s, w in iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS)]
     rng = np.random.default_rng(seed)
     if len(real) > matched_windows:
         real = [real[i] for i in sorted(rng.choice(len(real), matched_windows, replace=False))]
@@ -227,7 +225,11 @@ def evaluate(
         "real_test_share_identical": float((real_sim >= 0.999).mean()),
         "real_test_share_above_0_9": float((real_sim >= 0.9).mean()),
     }
-    report["machine"] = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
+    report["machine"] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
     report["eval_seconds"] = round(time.perf_counter() - started, 1)
     return _clean(report)
 
@@ -363,4 +365,3 @@ def eval_command(
         f"NLL model {report['nll']['model']['total']:.3f} vs baseline {report['nll']['baseline']['total']:.3f} "
         f"nats/step; style ratio {report['style_fidelity']['ratio_to_ceiling']}; wrote {json_path} and {md_path}"
     )
-

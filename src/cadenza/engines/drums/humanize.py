@@ -88,7 +88,9 @@ def humanize(
     """Place and voice every hit (see the module docstring). Returns hits in the input order plus ghosts."""
     if not enabled:
         return [
-            PlacedHit(h.bar, h.step, h.instrument, h.pitch, to_midi_velocity(h.velocity), h.grid_offset, h.ghost, h.roll)
+            PlacedHit(
+                h.bar, h.step, h.instrument, h.pitch, to_midi_velocity(h.velocity), h.grid_offset, h.ghost, h.roll
+            )
             for h in hits
         ]
     step_ms = step_duration_ms(tempo_bpm)
@@ -108,7 +110,14 @@ def humanize(
             velocity = round(hit.velocity * 127.0 + humanization.velocity_std * jitter[1])
         placed.append(
             PlacedHit(
-                hit.bar, hit.step, hit.instrument, hit.pitch, int(np.clip(velocity, 1, 127)), offset, hit.ghost, hit.roll
+                hit.bar,
+                hit.step,
+                hit.instrument,
+                hit.pitch,
+                int(np.clip(velocity, 1, 127)),
+                offset,
+                hit.ghost,
+                hit.roll,
             )
         )
     return placed

@@ -55,7 +55,9 @@ class DrumsRequest(BaseModel):
         examples=[[4, 4], [6, 8]],
     )
     humanize: bool = Field(
-        True, description="Apply the style's swing, micro-timing, ghost notes and velocity variation."
+        True,
+        description="Apply the style's swing, micro-timing, ghost notes and velocity variation; false = quantised "
+        "grid (offsets 0) with the model's velocities shaped only by the meter's accents and the pattern type.",
     )
     pattern_type: PatternType = Field(
         "verse",

@@ -130,7 +130,7 @@ class Rules(_Strict):
     four_on_the_floor: bool = Field(False, description="Kick on every beat.")
     hihat_grid: int | None = Field(None, description="Steady closed hi-hat on every 8th (8) or 16th (16).")
     hihat_rolls: HihatRolls | None = Field(None, description="16th/32nd/triplet hi-hat rolls.")
-    kick_density: float = Field(1.0, ge=0, le=1, description="Fraction of the model's off-beat kicks kept.")
+    kick_density: float = Field(1.0, ge=0, le=1, description="Fraction of the model's kicks kept (not the downbeat's).")
     cross_stick: bool = Field(False, description="Backbeat snare played as cross-stick (GM 37 Side Stick).")
     ride_instead_of_hihat: bool = Field(False, description="Time kept on the ride cymbal instead of the hi-hat.")
 

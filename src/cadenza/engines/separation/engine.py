@@ -110,9 +110,7 @@ def probe_upload(path: Path, settings: Any) -> dict[str, Any]:
         if exc.found == "empty":
             raise UploadRejected(422, "Empty file", "The uploaded file is empty.") from exc
         if exc.unsupported:
-            raise UploadRejected(
-                415, "Unsupported audio format", f"{exc} Supported formats: {supported}."
-            ) from exc
+            raise UploadRejected(415, "Unsupported audio format", f"{exc} Supported formats: {supported}.") from exc
         raise UploadRejected(422, "Not decodable audio", f"{exc}. Supported formats: {supported}.") from exc
     limit = float(getattr(settings, "max_audio_duration_s", 900.0))
     if info.duration_s > limit:

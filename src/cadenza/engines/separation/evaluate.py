@@ -4,13 +4,14 @@ Data (regenerated deterministically from ``seed``): drums are the first ``clip_s
 MIDI Dataset **test**-split 4/4 beats (Gillick et al., ICML 2019; CC BY 4.0); ``bass`` (GM program 33)
 and ``other`` (sustained triads on a seeded GM keyboard/pad program) follow a seeded chord progression
 at the groove's tempo. Each stem is rendered separately with a General MIDI SoundFont (symusic
-``Synthesizer``, TimGM6mb by default) at 44.1 kHz stereo; the mix is their sum, peak-normalised to 0.9.
+``Synthesizer``, TimGM6mb by default) at 44.1 kHz stereo, set to an RMS level relative to the drums
+(bass -3 dB, other -4 dB, each +-2 dB seeded); the mix is their sum, peak-normalised to 0.9.
 
 Scores, per target (``drums``; ``harmonic`` = bass + other, which is what ``hpss`` estimates):
 - ``model``: the shipped engine path (``run`` with model ``hpss``, float WAV output);
 - ``floor``: the mixture used as the estimate;
 - ``irm2``: the oracle ideal ratio mask (power 2, |S_j|^2 / sum_k |S_k|^2 over {drums, harmonic})
-  applied to the mix on the same STFT as hpss (n_fft 2048, hop 1024): a ceiling for masking methods.
+  applied to the mix on the same STFT as hpss (``hpss.N_FFT``, ``hpss.HOP``): a ceiling for masking methods.
 Metrics: SDR from ``fast_bss_eval.sdr`` (BSS Eval v4-style SDR: distortion filter of 512 taps, computed
 per channel and averaged) and scale-invariant SDR (``fast_bss_eval.si_sdr``), both in dB.
 """
@@ -48,6 +49,7 @@ PROGRESSIONS = (
 )
 CHORD_PROGRAMS = (0, 4, 48, 89)  # GM: acoustic grand, electric piano 1, string ensemble, warm pad
 BASS_PROGRAM = 33  # GM: electric bass (finger)
+MIX_LEVELS_DB = {"drums": 0.0, "bass": -3.0, "other": -4.0}  # stem RMS before the peak normalisation
 
 
 def default_soundfont() -> Path:
@@ -134,6 +136,12 @@ def render_clip(
         "bass": _fit(np.asarray(synth.render(bass_score, stereo=True)), n),
         "other": _fit(np.asarray(synth.render(chord_score, stereo=True)), n),
     }
+    # Balance like a mix: stem RMS relative to drums 0 / -3 / -4 dB (bass / other), +-2 dB seeded jitter.
+    rng = np.random.default_rng(seed + 7919)
+    for name, level_db in MIX_LEVELS_DB.items():
+        rms = float(np.sqrt(np.mean(stems[name] ** 2)))
+        if rms > 0:
+            stems[name] = stems[name] * (10 ** ((level_db + rng.uniform(-2.0, 2.0)) / 20) / rms)
     peak = float(np.max(np.abs(sum(stems.values()))))
     gain = 0.9 / peak if peak > 0 else 1.0
     stems = {k: (v * gain).astype(np.float32) for k, v in stems.items()}
@@ -204,6 +212,8 @@ def evaluate(
     """Build the benchmark, score every method per clip and target; returns the report dict."""
     import symusic
 
+    from cadenza.engines.separation import hpss
+
     started = time.perf_counter()
     sf2 = Path(soundfont or default_soundfont())
     synth = symusic.Synthesizer(str(sf2), sample_rate=SAMPLE_RATE)
@@ -244,7 +254,8 @@ def evaluate(
             "bass_other": "seeded progressions, GM programs: bass 33; chords one of 0, 4, 48, 89",
             "soundfont": sf2.name,
         },
-        "model": "hpss (n_fft 2048, hop 1024, kernels 17 frames x 31 bins, margin 1)",
+        "model": f"hpss (n_fft {hpss.N_FFT}, hop {hpss.HOP}, median kernels {hpss.KERNEL_HARMONIC_FRAMES} frames x "
+        f"{hpss.KERNEL_PERCUSSIVE_BINS} bins, margin 1)",
         "metric": "fast_bss_eval.sdr (BSS Eval v4-style SDR, 512-tap distortion filter) and si_sdr, dB, "
         "per channel then averaged; median and mean over clips",
         "targets": {"drums": "drums", "harmonic": "bass + other"},

@@ -27,7 +27,9 @@ class SeparationRequest(BaseModel):
     output_format: Literal["wav", "flac", "mp3"] = "wav"
     pcm_type: Literal["PCM_16", "PCM_24", "FLOAT"] = Field("PCM_16", description="Sample format of wav/flac.")
     mp3_bitrate: int = Field(320, ge=96, le=320, description="Constant MP3 bitrate in kbps.")
-    sample_rate: int | None = Field(None, ge=8000, le=192000, description="Output sample rate in Hz; default the input's.")
+    sample_rate: int | None = Field(
+        None, ge=8000, le=192000, description="Output sample rate in Hz; default the input's."
+    )
     segment_s: float | None = Field(
         None,
         gt=0,

@@ -1,0 +1,145 @@
+"""CLI commands of the separation engine, mounted by the CLI engineer:
+``cadenza separate SONG`` (:func:`run_command`) and ``cadenza eval separation`` (:func:`eval_command`)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import typer
+
+RUN_COMMAND_NAME = "separate"
+
+
+def _settings():
+    from cadenza.settings import load_settings
+
+    return load_settings()
+
+
+def run_command(
+    song: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Audio file to separate."),
+    model: str | None = typer.Option(None, "--model", "-m", help="hpss or a Demucs model; default: best present."),
+    stems: list[str] | None = typer.Option(None, "--stem", "-s", help="Stem to write (repeatable); default all."),
+    two_stems: str | None = typer.Option(None, "--two-stems", help="Write STEM and no_STEM only."),
+    output_format: str = typer.Option("wav", "--format", "-f", help="wav, flac or mp3."),
+    pcm_type: str = typer.Option("PCM_16", "--pcm", help="PCM_16, PCM_24 or FLOAT (wav/flac)."),
+    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="kbps, 96-320."),
+    sample_rate: int | None = typer.Option(None, "--sample-rate", help="Output Hz; default the input's."),
+    shifts: int = typer.Option(1, "--shifts", help="Demucs random shifts (0-20)."),
+    overlap: float = typer.Option(0.25, "--overlap", help="Demucs segment overlap (0-0.99)."),
+    segment_s: float | None = typer.Option(None, "--segment", help="Demucs segment s / hpss block s."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda[:N]; default the setting."),
+    clip: str = typer.Option("rescale", "--clip", help="rescale or clamp."),
+    out: Path = typer.Option(Path("separated"), "--out", "-o", help="Folder for the stems (<out>/<song name>/)."),
+) -> None:
+    """Separate SONG into stems without a server (same engine and checks as the API)."""
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from cadenza.engines.base import EngineInputError, RunContext, UploadRejected
+    from cadenza.engines.separation.engine import probe_upload, run, validate_request
+    from cadenza.engines.separation.schema import SeparationRequest
+
+    console = Console(stderr=True)
+    settings = _settings()
+    try:
+        params = SeparationRequest(
+            model=model,
+            stems=stems or None,
+            two_stems=two_stems,
+            output_format=output_format,
+            pcm_type=pcm_type,
+            mp3_bitrate=mp3_bitrate,
+            sample_rate=sample_rate,
+            shifts=shifts,
+            overlap=overlap,
+            segment_s=segment_s,
+            device=device,
+            clip=clip,
+        )
+        for warning in validate_request(params, settings):
+            console.print(f"[yellow]warning:[/] {warning}")
+        info = probe_upload(song, settings)
+    except ValidationError as exc:
+        console.print(f"[red]invalid options:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except UploadRejected as exc:
+        console.print(f"[red]{exc.title}:[/] {exc.detail}")
+        raise typer.Exit(1) from exc
+    except EngineInputError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{song.name}: {info['format']} {info['sample_rate']} Hz, {info['channels']} ch, {info['duration_s']:.1f} s"
+    )
+    dest = out / song.stem
+    dest.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".cadenza-", dir=dest))
+    ctx = RunContext(
+        workdir=work,
+        models_dir=settings.models_dir,
+        cache={},
+        device=settings.device,
+        settings=settings,
+        input_path=song,
+    )
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("starting", total=100)
+
+            def progress(percent: float, stage: str = "") -> None:
+                bar.update(task, completed=percent, description=stage or "working")
+
+            result = run(params, progress, ctx)
+        for output in result.outputs:
+            shutil.move(str(output.path), dest / output.name)
+    except EngineInputError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table = Table(title=f"{result.metadata['model']} -> {dest}")
+    for column in ("file", "duration s", "sample rate", "bit depth", "peak dBFS"):
+        table.add_column(column)
+    for output in result.outputs:
+        m = output.metadata
+        table.add_row(
+            output.name, f"{m['duration_s']:.2f}", str(m["sample_rate"]), str(m["bit_depth"]), str(m["peak_dbfs"])
+        )
+    Console().print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def eval_command(
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="Groove MIDI Dataset folder."),
+    out: Path = typer.Option(Path("docs/eval"), "--out", help="Folder for separation.json and separation.md."),
+    clips: int = typer.Option(6, "--clips", min=1, help="Number of clips."),
+    clip_s: float = typer.Option(10.0, "--clip-seconds", min=2.0, help="Seconds per clip."),
+    seed: int = typer.Option(0, "--seed", help="Benchmark seed (which grooves, keys, patterns)."),
+    soundfont: Path | None = typer.Option(None, "--soundfont", help="GM .sf2/.sf3; default TimGM6mb."),
+) -> None:
+    """Score hpss against the mixture floor and the oracle IRM2 ceiling on a synthetic benchmark."""
+    from rich.console import Console
+
+    from cadenza.engines.separation.evaluate import evaluate, write_report
+
+    console = Console(stderr=True)
+    settings = _settings()
+    with tempfile.TemporaryDirectory(prefix="cadenza-eval-") as tmp:
+        report = evaluate(
+            data,
+            Path(tmp),
+            clips=clips,
+            clip_s=clip_s,
+            seed=seed,
+            soundfont=soundfont or settings.soundfont_path,
+            log=console.print,
+        )
+    json_path, md_path = write_report(report, out)
+    console.print(md_path.read_text())
+    console.print(f"wrote {json_path} and {md_path}")
