@@ -93,9 +93,10 @@ def main() -> None:
                 # 4 bars of 4/4 at 100 BPM last 9.6 s
                 "real_time_factor": statistics.median(times) / 1000.0 / 9.6,
             }
+            row = results[name]
             print(
-                f"4 bars 4/4 ({name}): median {results[name]['median_ms']:.1f} ms, p90 {results[name]['p90_ms']:.1f} ms, "
-                f"min {results[name]['min_ms']:.1f} ms over {len(times)} runs (target ≤ {TARGET_MS:.0f} ms)"
+                f"4 bars 4/4 ({name}): median {row['median_ms']:.1f} ms, p90 {row['p90_ms']:.1f} ms, "
+                f"min {row['min_ms']:.1f} ms over {len(times)} runs (target ≤ {TARGET_MS:.0f} ms)"
             )
     payload = {
         "benchmark": "drums_model",

@@ -109,3 +109,28 @@ def test_keys_and_jobs_commands(tmp_path: Path) -> None:
     assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
     assert runner.invoke(app, ["jobs", "show", "nonsense"], env=env).exit_code == 2
     assert runner.invoke(app, ["jobs", "prune"], env=env).exit_code == 0
+
+
+def test_engine_commands_are_registered_lazily(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from cadenza.cli.main import app\n"
+        "try:\n"
+        "    app(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().endswith("NO-TORCH"), proc.stdout + proc.stderr
+    for name in ("drums", "separate", "train", "eval", "serve", "worker", "jobs", "keys", "models", "config"):
+        assert name in proc.stdout
+
+
+def test_engine_run_command_through_the_main_cli(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["drums", "--bars", "1", "--seed", "3", "--out", str(tmp_path)], env=env_for(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "groove.mid").stat().st_size > 0
+    bad = runner.invoke(app, ["drums", "--bars", "99", "--out", str(tmp_path)], env=env_for(tmp_path))
+    assert bad.exit_code == 2
+    assert runner.invoke(app, ["eval", "--help"]).exit_code == 0

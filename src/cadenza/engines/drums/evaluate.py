@@ -27,11 +27,11 @@ import typer
 from rich.console import Console
 
 from .baseline import NGramBaseline
-from .classifier import MIN_TRAIN_FILES, WINDOW_BARS, STEPS_PER_BAR, classifier_styles, style_windows, train_classifier
+from .classifier import MIN_TRAIN_FILES, STEPS_PER_BAR, WINDOW_BARS, classifier_styles, style_windows, train_classifier
 from .classifier import window_features as classifier_features
-from .data import Grid, iter_windows, load_records
+from .data import Grid, iter_windows, load_records, meter_grid
 from .grooves import FEATURES, feature_table, groove_features, overlapping_area, summarize
-from .model import DEFAULT_CHECKPOINT, DrumModel, load_model
+from .model import DEFAULT_CHECKPOINT, DrumModel, load_model, update_checkpoint_info
 from .train import eval_windows, evaluate_nll, record_arrays
 
 # Published anchors: GrooveEvaluator statistics of real GMD vs GrooVAE samples (mean over windows).
@@ -90,6 +90,56 @@ def max_jaccard(query: np.ndarray, reference: np.ndarray, chunk: int = 4096) -> 
     return best
 
 
+METERS = ((4, 4), (3, 4), (6, 8), (5, 4), (7, 8))
+
+
+def _meter_stats(grids: list[Grid], steps_per_bar: int, steps_per_beat: int) -> dict[str, float]:
+    """Downbeat share (bars with kick or crash on step 0), beat-start vs other-step velocity, density."""
+    bars = [g.slice(b, b + steps_per_bar) for g in grids for b in range(0, g.n_steps, steps_per_bar)]
+    downbeat = np.mean([bool(bar.hits[0, [0, 7]].any()) for bar in bars]) if bars else float("nan")
+    on_beat = np.zeros(steps_per_bar, bool)
+    on_beat[::steps_per_beat] = True
+    vel_on, vel_off = [], []
+    for bar in bars:
+        vel_on.extend(bar.velocity[on_beat][bar.hits[on_beat]].tolist())
+        vel_off.extend(bar.velocity[~on_beat][bar.hits[~on_beat]].tolist())
+    return {
+        "bars": len(bars),
+        "downbeat_kick_or_crash_share": float(downbeat),
+        "velocity_on_beat_starts": float(np.mean(vel_on)) if vel_on else float("nan"),
+        "velocity_elsewhere": float(np.mean(vel_off)) if vel_off else float("nan"),
+        "step_density": float(np.mean([bar.hits.any(1).mean() for bar in bars])) if bars else float("nan"),
+    }
+
+
+def meter_check(model: DrumModel, records: list, seed: int, n_grooves: int = 10) -> dict[str, Any]:
+    """Generated 4-bar rock beats per meter vs all real GMD beat bars in that meter (any split)."""
+    out = {}
+    for numerator, denominator in METERS:
+        steps_per_bar, steps_per_beat = meter_grid(numerator, denominator)
+        grids = [
+            model.generate(
+                n_bars=4,
+                steps_per_bar=steps_per_bar,
+                steps_per_beat=steps_per_beat,
+                style_weights={"rock": 1.0},
+                fill_bars=[False] * 4,
+                tempo_bpm=100.0,
+                seed=seed * 1000 + i,
+            )
+            for i in range(n_grooves)
+        ]
+        real = [r.grid for r in records if (r.numerator, r.denominator) == (numerator, denominator) and not r.is_fill]
+        out[f"{numerator}/{denominator}"] = {
+            "steps_per_bar": steps_per_bar,
+            "steps_per_beat": steps_per_beat,
+            "real_gmd_files": len(real),
+            "generated": _meter_stats(grids, steps_per_bar, steps_per_beat),
+            "real": _meter_stats(real, steps_per_bar, steps_per_beat) if real else None,
+        }
+    return out
+
+
 def evaluate(
     data_dir: Path,
     checkpoint: Path | None = None,
@@ -123,7 +173,7 @@ def evaluate(
         "seed": seed,
     }
 
-    console.print("[bold]1/4[/] held-out NLL per step (test split)")
+    console.print("[bold]1/5[/] held-out NLL per step (test split)")
     context = model.net.cfg.context_steps
     model_nll = evaluate_nll(model.net, eval_windows([record_arrays(r, model.styles) for r in test], context))
     baseline = NGramBaseline().fit(train)
@@ -138,7 +188,7 @@ def evaluate(
         "model_beats_baseline": model_nll["total"] < baseline_nll["total"],
     }
 
-    console.print("[bold]2/4[/] style fidelity")
+    console.print("[bold]2/5[/] style fidelity")
     styles = classifier_styles(train, min_style_files)
     clf, clf_summary = train_classifier(train, val, seed=seed, epochs=classifier_epochs, styles=styles)
     clf_summary["min_train_files"] = min_style_files
@@ -179,7 +229,7 @@ def evaluate(
         "generation": "beat conditioning, 2 bars of 4/4, the style's median train tempo, temperature 1, no top-k/p",
     }
 
-    console.print("[bold]3/4[/] groove statistics")
+    console.print("[bold]3/5[/] groove statistics")
     real = [(rec, w) for rec, _s, w in iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS)]
     rng = np.random.default_rng(seed)
     if len(real) > matched_windows:
@@ -189,7 +239,9 @@ def evaluate(
         for i, (rec, _w) in enumerate(real)
     ]
     real_table = feature_table([groove_features(w, 16, 4, rec.tempo_bpm) for rec, w in real])
-    gen_table = feature_table([groove_features(g, 16, 4, rec.tempo_bpm) for (rec, _w), g in zip(real, matched)])
+    gen_table = feature_table(
+        [groove_features(g, 16, 4, rec.tempo_bpm) for (rec, _w), g in zip(real, matched, strict=True)]
+    )
     real_summary, gen_summary = summarize(real_table), summarize(gen_table)
     report["groove_statistics"] = {
         "windows": {"real_test": len(real), "generated": len(matched)},
@@ -205,7 +257,7 @@ def evaluate(
         "published_anchors": ANCHORS,
     }
 
-    console.print("[bold]4/4[/] novelty")
+    console.print("[bold]4/5[/] novelty")
     train_hits = np.stack(
         [w.hits.ravel() for _r, _s, w in iter_windows([r for r in train if r.steps_per_bar == STEPS_PER_BAR], 2, 1)]
     )
@@ -225,6 +277,8 @@ def evaluate(
         "real_test_share_identical": float((real_sim >= 0.999).mean()),
         "real_test_share_above_0_9": float((real_sim >= 0.9).mean()),
     }
+    console.print("[bold]5/5[/] meters")
+    report["meters"] = meter_check(model, records, seed=seed, n_grooves=max(2, windows_per_style // 3))
     report["machine"] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -274,7 +328,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     sf = report["style_fidelity"]
     clf = sf["classifier"]
     lines += [
-        f"Classifier: MLP on 2-bar 4/4 beat windows of styles {', '.join(clf['styles'])} (≥ {clf['min_train_files']} train files); "
+        f"Classifier: MLP on 2-bar 4/4 beat windows of styles {', '.join(clf['styles'])} "
+        f"(≥ {clf['min_train_files']} train files); "
         f"{clf['train_windows']} train windows, validation accuracy {_fmt(clf['validation_accuracy'])}.",
         f"Generation: {sf['generation']}.",
         "",
@@ -288,7 +343,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Ceiling (balanced accuracy on real test windows, styles present in test): {_fmt(sf['ceiling_balanced_accuracy'])}; "
+        "Ceiling (balanced accuracy on real test windows, styles present in test): "
+        f"{_fmt(sf['ceiling_balanced_accuracy'])}; "
         f"generated on the same styles: {_fmt(sf['generated_balanced_accuracy_on_test_styles'])}; "
         f"ratio **{_fmt(sf['ratio_to_ceiling'])}** (target ≥ {sf['target_ratio']}). "
         f"Generated, all classifier styles: {_fmt(sf['generated_balanced_accuracy'])}.",
@@ -325,8 +381,39 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{_fmt(nov['real_test_mean_of_max'])} | {_fmt(nov['real_test_share_above_0_9'])} | "
         f"{_fmt(nov['real_test_share_identical'])} |",
         "",
+        "## 5. Meters (4-bar rock beats at 100 BPM vs real GMD beat bars of that meter, all splits)",
+        "",
+        "| meter | steps/bar, /beat | GMD files | bars gen / real | downbeat kick-or-crash gen / real | "
+        "velocity on beat starts gen / real | velocity elsewhere gen / real | step density gen / real |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    for meter, row in report["meters"].items():
+        gen, real = row["generated"], row["real"] or {}
+
+        def pair(key: str, gen: dict = gen, real: dict = real) -> str:
+            return f"{_fmt(gen.get(key))} / {_fmt(real.get(key))}"
+
+        lines.append(
+            f"| {meter} | {row['steps_per_bar']}, {row['steps_per_beat']} | {row['real_gmd_files']} | "
+            f"{gen['bars']} / {real.get('bars', 0)} | {pair('downbeat_kick_or_crash_share')} | "
+            f"{pair('velocity_on_beat_starts')} | {pair('velocity_elsewhere')} | {pair('step_density')} |"
+        )
+    lines.append("")
     return "\n".join(lines)
+
+
+def headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers worth showing in /v1/models."""
+    sf = report["style_fidelity"]
+    return {
+        "test_nll_per_step": report["nll"]["model"]["total"],
+        "baseline_test_nll_per_step": report["nll"]["baseline"]["total"],
+        "style_accuracy_generated": sf["generated_balanced_accuracy_on_test_styles"],
+        "style_accuracy_ceiling": sf["ceiling_balanced_accuracy"],
+        "style_ratio_to_ceiling": sf["ratio_to_ceiling"],
+        "novelty_max_jaccard": report["novelty"]["generated_max"],
+        "source": "docs/eval/drums.json",
+    }
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
@@ -346,6 +433,9 @@ def eval_command(
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
     limit_files: int | None = typer.Option(None, "--limit-files", min=1, help="Files per split (tiny runs)."),
+    store_metrics: bool = typer.Option(
+        False, "--store-metrics", help="Also write the headline metrics into the checkpoint's info (/v1/models)."
+    ),
 ) -> None:
     """Evaluate the drums model on the GMD test split; write drums.json and drums.md."""
     torch.set_num_threads(threads)
@@ -361,6 +451,8 @@ def eval_command(
         console=console,
     )
     json_path, md_path = write_report(report, out_dir)
+    if store_metrics:
+        update_checkpoint_info(checkpoint, {"metrics": headline_metrics(report)})
     console.print(
         f"NLL model {report['nll']['model']['total']:.3f} vs baseline {report['nll']['baseline']['total']:.3f} "
         f"nats/step; style ratio {report['style_fidelity']['ratio_to_ceiling']}; wrote {json_path} and {md_path}"

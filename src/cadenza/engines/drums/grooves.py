@@ -57,9 +57,7 @@ def metrical_weights(steps_per_bar: int, steps_per_beat: int) -> np.ndarray:
         pos = step % steps_per_beat
         if pos == 0:
             weights[step] = -2.0
-        elif steps_per_beat in (4, 8) and pos == steps_per_beat // 2:
-            weights[step] = -3.0
-        elif steps_per_beat == 6 and pos in (2, 4):
+        elif steps_per_beat in (4, 8) and pos == steps_per_beat // 2 or steps_per_beat == 6 and pos in (2, 4):
             weights[step] = -3.0
     if steps_per_bar == 16 and steps_per_beat == 4:
         weights[8] = -1.0

@@ -363,13 +363,37 @@ class _NumpyStepper:
             self.blocks.append(
                 tuple(
                     sd[p + name]
-                    for name in ("ln1.weight", "ln1.bias", "qkv.weight", "qkv.bias", "proj.weight", "proj.bias",
-                                 "ln2.weight", "ln2.bias", "ff.0.weight", "ff.0.bias", "ff.2.weight", "ff.2.bias")
+                    for name in (
+                        "ln1.weight",
+                        "ln1.bias",
+                        "qkv.weight",
+                        "qkv.bias",
+                        "proj.weight",
+                        "proj.bias",
+                        "ln2.weight",
+                        "ln2.bias",
+                        "ff.0.weight",
+                        "ff.0.bias",
+                        "ff.2.weight",
+                        "ff.2.bias",
+                    )
                 )
             )
         self.blocks = [
-            (g1, b1, np.ascontiguousarray(wq.T), bq, np.ascontiguousarray(wp.T), bp, g2, b2,
-             np.ascontiguousarray(w1.T), c1, np.ascontiguousarray(w2.T), c2)
+            (
+                g1,
+                b1,
+                np.ascontiguousarray(wq.T),
+                bq,
+                np.ascontiguousarray(wp.T),
+                bp,
+                g2,
+                b2,
+                np.ascontiguousarray(w1.T),
+                c1,
+                np.ascontiguousarray(w2.T),
+                c2,
+            )
             for g1, b1, wq, bq, wp, bp, g2, b2, w1, c1, w2, c2 in self.blocks
         ]
         self.ln_f = (sd["ln_f.weight"], sd["ln_f.bias"])
@@ -378,8 +402,10 @@ class _NumpyStepper:
         self.pattern_head = (np.ascontiguousarray(sd["pattern_head.weight"].T), sd["pattern_head.bias"])
         self.cur_pattern = sd["cur_pattern.weight"]
         self.detail = (
-            np.ascontiguousarray(sd["detail_head.0.weight"].T), sd["detail_head.0.bias"],
-            np.ascontiguousarray(sd["detail_head.2.weight"].T), sd["detail_head.2.bias"],
+            np.ascontiguousarray(sd["detail_head.0.weight"].T),
+            sd["detail_head.0.bias"],
+            np.ascontiguousarray(sd["detail_head.2.weight"].T),
+            sd["detail_head.2.bias"],
         )
         shape = (cfg.n_layers, cfg.n_heads, cfg.context_steps, self.head_dim)
         self.keys = np.zeros(shape, dtype=np.float32)
@@ -453,6 +479,15 @@ def save_checkpoint(
         "state_dict": state,
     }
     tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def update_checkpoint_info(path: Path, updates: dict[str, Any]) -> None:
+    """Merge ``updates`` into a checkpoint's ``info`` (e.g. evaluation metrics), weights untouched."""
+    payload = load_checkpoint(path)
+    payload["info"] = {**payload["info"], **updates}
+    tmp = Path(path).with_suffix(".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
 

@@ -249,6 +249,9 @@ def train(
     elapsed = time.perf_counter() - started
     info = {
         "version": "groove-transformer-1.0",
+        "description": "Groove transformer: 16th-note drum grooves with velocity and micro-timing, conditioned on "
+        "GMD style, beat/fill, tempo and metric position",
+        "data_source": "Groove MIDI Dataset v1.0.0 (Gillick et al., ICML 2019), CC BY 4.0",
         "architecture": "causal transformer over 16th-note steps, 512-way hit pattern + per-hit velocity/offset bins",
         "parameters": n_params,
         "data": "Groove MIDI Dataset v1.0.0 (Gillick et al., ICML 2019), CC BY 4.0; train split",

@@ -303,6 +303,11 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
         "drums 8.45 dB; mixture-as-estimate drums 1.33 dB (SiSEC 2018); htdemucs about 9.0 dB average "
         "(Rouard et al. 2023).",
         "",
+        f"Model settings: {report['model']}. Chosen on this benchmark (seed 0) over n_fft 2048 / hop 1024 / "
+        "kernels 17 x 31 (drums 2.8 dB, harmonic 2.6 dB) and confirmed on seed 1 (other clips, keys and "
+        "patterns): 5.7 / 4.4 dB against 3.3 / 1.4 dB. hpss separates transient from sustained sound, so "
+        "piano/guitar attacks leak into `drums`; Demucs models separate instruments.",
+        "",
         f"Regenerate: `cadenza eval separation --data ../shared/data/groove` ({report['elapsed_s']} s on "
         f"{report['machine']}).",
         "",
