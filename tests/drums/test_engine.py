@@ -196,7 +196,8 @@ def test_audio_previews(tmp_path: Path) -> None:
 def test_bad_soundfont_is_an_input_error(tmp_path: Path) -> None:
     settings = Settings(soundfont_path=tmp_path / "missing.sf2")
     with pytest.raises(EngineInputError, match="SoundFont not found"):
-        generate(tmp_path, bars=1, formats=["wav"], settings=settings)
+        generate(tmp_path, "missing", bars=1, formats=["wav"], settings=settings)
+    assert not list((tmp_path / "missing").iterdir())  # checked before anything is written
 
 
 def test_cancel_propagates(tmp_path: Path) -> None:

@@ -129,5 +129,9 @@ def test_soundfont_resolution(tmp_path: Path) -> None:
     not_sf.write_text("x")
     with pytest.raises(ValueError, match="sf2"):
         resolve_soundfont(not_sf)
+    garbage = tmp_path / "garbage.sf2"
+    garbage.write_bytes(b"RIFF\x00\x00\x00\x00WAVE" + bytes(100))
+    with pytest.raises(ValueError, match="not a SoundFont"):
+        resolve_soundfont(garbage)
     with pytest.raises(ValueError, match="preview format"):
         write_preview(tmp_path / "x.ogg", np.zeros((2, 10), np.float32), 44100, "ogg")

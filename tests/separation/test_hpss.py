@@ -56,10 +56,11 @@ def test_blocked_processing_equals_whole_file(write_song, tmp_path):
     for label, block_s in (("whole", 60.0), ("blocked", 1.5)):
         out = tmp_path / label
         out.mkdir()
-        block = round(block_s * 22050 / hpss.HOP) * hpss.HOP
+        hop = hpss.stft_size(22050)[1]
+        block = round(block_s * 22050 / hop) * hop
         paths, _ = pipeline.separate_blocks(
             song,
-            lambda x, sub: hpss.separate_block(x),
+            lambda x, sub: hpss.separate_block(x, 1.0, 22050),
             plan,
             out,
             block_frames=block,

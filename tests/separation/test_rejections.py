@@ -112,10 +112,22 @@ def test_request_model_rejects_bad_combinations():
         SeparationRequest(stems=["drums"], two_stems="drums")
     with pytest.raises(ValueError, match="FLAC stores integer PCM"):
         SeparationRequest(output_format="flac", pcm_type="FLOAT")
+    with pytest.raises(ValueError, match="MP3 allows"):
+        SeparationRequest(output_format="mp3", sample_rate=96000)
     with pytest.raises(ValueError):
         SeparationRequest(overlap=1.0)
     with pytest.raises(ValueError):
         SeparationRequest(device="tpu")
+
+
+def test_mp3_of_a_96k_input_needs_a_sample_rate(tmp_path, write_song):
+    from cadenza.engines.base import RunContext
+
+    song = write_song("hi.wav", seconds=1.0, sample_rate=96000)
+    ctx = RunContext(workdir=tmp_path / "job", models_dir=tmp_path, cache={}, input_path=song)
+    with pytest.raises(EngineInputError, match="MP3 needs a sample rate"):
+        ENGINE.run(SeparationRequest(model="hpss", output_format="mp3"), lambda p, s="": None, ctx)
+    assert not ctx.workdir.exists() or list(ctx.workdir.iterdir()) == []
 
 
 def test_cuda_without_gpu_is_a_clear_error(settings):

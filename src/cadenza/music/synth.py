@@ -31,13 +31,17 @@ def default_soundfont() -> Path:
 def resolve_soundfont(soundfont_path: Path | None) -> Path:
     """The SoundFont to use: ``soundfont_path`` if given, else :func:`default_soundfont`.
 
-    Raises FileNotFoundError if the file does not exist, ValueError if it is not ``.sf2``/``.sf3``.
+    Raises FileNotFoundError if the file does not exist, ValueError if it is not a ``.sf2``/``.sf3`` SoundFont.
     """
     path = Path(soundfont_path).expanduser() if soundfont_path is not None else default_soundfont()
     if path.suffix.lower() not in (".sf2", ".sf3"):
         raise ValueError(f"SoundFont must be a .sf2 or .sf3 file, got {path}")
     if not path.is_file():
         raise FileNotFoundError(f"SoundFont not found: {path}")
+    with path.open("rb") as handle:
+        header = handle.read(12)
+    if header[:4] != b"RIFF" or header[8:12] != b"sfbk":  # SoundFont 2.04 spec: a RIFF file of form 'sfbk'
+        raise ValueError(f"{path} is not a SoundFont (no RIFF 'sfbk' header)")
     return path
 
 

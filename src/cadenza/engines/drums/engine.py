@@ -192,6 +192,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     meter = Meter.of(numerator, denominator)
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
     warnings = tempo_warnings(style, params.tempo)
+    soundfont = _soundfont(ctx) if params.preview_formats else None  # fail before writing anything
 
     progress(1.0, "loading model")
     model = load_model(style.model_id, ctx)
@@ -260,7 +261,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     ]
     previews = params.preview_formats
     if previews:
-        outputs += _render_previews(midi, previews, workdir, ctx, progress)
+        outputs += _render_previews(midi, previews, workdir, soundfont, progress)
 
     progress(100.0, "done")
     metadata = {
@@ -276,16 +277,25 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     return EngineResult(outputs=outputs, metadata=metadata, warnings=warnings)
 
 
+def _soundfont(ctx: RunContext) -> Path:
+    """The SoundFont of the settings (default TimGM6mb). Raises EngineInputError if it is unusable."""
+    from cadenza.music.synth import resolve_soundfont
+
+    try:
+        return resolve_soundfont(getattr(ctx.settings, "soundfont_path", None))
+    except (FileNotFoundError, ValueError) as exc:
+        raise EngineInputError(f"cannot render the audio preview: {exc}") from exc
+
+
 def _render_previews(
-    midi: bytes, formats: list[str], workdir: Path, ctx: RunContext, progress: Progress
+    midi: bytes, formats: list[str], workdir: Path, soundfont: Path | None, progress: Progress
 ) -> list[Output]:
     from cadenza.music.synth import DEFAULT_SAMPLE_RATE, media_type, render_midi, write_preview
 
-    soundfont = getattr(ctx.settings, "soundfont_path", None) if ctx.settings is not None else None
     progress(88.0, "rendering audio")
     try:
         audio = render_midi(midi, soundfont, DEFAULT_SAMPLE_RATE)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # symusic raises RuntimeError for a corrupt .sf2
         raise EngineInputError(f"cannot render the audio preview: {exc}") from exc
     outputs = []
     for index, output_format in enumerate(formats):

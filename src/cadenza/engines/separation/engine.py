@@ -177,6 +177,11 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
     name, srcs = model_sources(params, ctx.models_dir)
     plan = pipeline.StemPlan.build(srcs, params.stems, params.two_stems)
     device = demucs_backend.resolve_device(params.device or ctx.device or "cpu")
+    out_rate = params.sample_rate or info.sample_rate
+    if params.output_format == "mp3" and out_rate not in audio.MP3_SAMPLE_RATES:
+        raise EngineInputError(
+            f"MP3 needs a sample rate in {audio.MP3_SAMPLE_RATES} Hz, not {out_rate}: set sample_rate"
+        )
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     temps: list[Path] = []
     outputs: list[Path] = []
@@ -186,10 +191,11 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
         if name == HPSS:
             rate = info.sample_rate
             src = _prepare_input(ctx.input_path, info, rate, ctx.workdir, temps)
-            block = max(4, round((params.segment_s or HPSS_BLOCK_S) * rate / hpss.HOP)) * hpss.HOP
+            hop = hpss.stft_size(rate)[1]
+            block = max(4, round((params.segment_s or HPSS_BLOCK_S) * rate / hop)) * hop
 
-            def block_fn(x, sub, margin=params.margin):
-                return hpss.separate_block(x, margin)
+            def block_fn(x, sub, margin=params.margin, rate=rate):
+                return hpss.separate_block(x, margin, rate)
 
             context, fade = hpss.context_frames(rate), 0
             if device != "cpu":
@@ -227,9 +233,6 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
             progress=pipeline.scaled_progress(progress, 5.0, 90.0, f"separating ({name})"),
         )
         temps.extend(tmp_paths.values())
-        out_rate = params.sample_rate or info.sample_rate
-        if params.output_format == "mp3" and out_rate not in audio.MP3_SAMPLE_RATES:
-            raise EngineInputError(f"MP3 needs a sample rate in {audio.MP3_SAMPLE_RATES} Hz, not {out_rate}")
         outputs.extend(ctx.workdir / f"{n}.{params.output_format}" for n in plan.names)
         written, gain = pipeline.finalize_stems(
             tmp_paths,

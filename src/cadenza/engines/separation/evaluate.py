@@ -11,7 +11,7 @@ Scores, per target (``drums``; ``harmonic`` = bass + other, which is what ``hpss
 - ``model``: the shipped engine path (``run`` with model ``hpss``, float WAV output);
 - ``floor``: the mixture used as the estimate;
 - ``irm2``: the oracle ideal ratio mask (power 2, |S_j|^2 / sum_k |S_k|^2 over {drums, harmonic})
-  applied to the mix on the same STFT as hpss (``hpss.N_FFT``, ``hpss.HOP``): a ceiling for masking methods.
+  applied to the mix on the same STFT as hpss (``hpss.stft_size(44100)``): a ceiling for masking methods.
 Metrics: SDR from ``fast_bss_eval.sdr`` (BSS Eval v4-style SDR: distortion filter of 512 taps, computed
 per channel and averaged) and scale-invariant SDR (``fast_bss_eval.si_sdr``), both in dB.
 """
@@ -160,14 +160,13 @@ def irm2(mix: np.ndarray, refs: list[np.ndarray]) -> list[np.ndarray]:
     from cadenza.engines.separation import hpss
 
     def stft(x: np.ndarray) -> np.ndarray:
-        return librosa.stft(x, n_fft=hpss.N_FFT, hop_length=hpss.HOP)
+        return librosa.stft(x, n_fft=n_fft, hop_length=hop)
 
+    n_fft, hop = hpss.stft_size(SAMPLE_RATE)
     powers = [np.abs(stft(r)) ** 2 for r in refs]
     total = sum(powers) + 1e-12
     spec = stft(mix)
-    return [
-        librosa.istft(spec * (p / total), n_fft=hpss.N_FFT, hop_length=hpss.HOP, length=mix.shape[-1]) for p in powers
-    ]
+    return [librosa.istft(spec * (p / total), n_fft=n_fft, hop_length=hop, length=mix.shape[-1]) for p in powers]
 
 
 def score(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:

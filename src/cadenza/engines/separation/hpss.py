@@ -17,12 +17,22 @@ median-filter work of per-channel masks on stereo). The percussive estimate is t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-N_FFT = 4096
+N_FFT = 4096  # at 44.1 kHz; scaled with the sample rate by stft_size()
 HOP = 2048
 KERNEL_HARMONIC_FRAMES = 9
 KERNEL_PERCUSSIVE_BINS = 17
+
+
+def stft_size(sample_rate: int) -> tuple[int, int]:
+    """(n_fft, hop) for ``sample_rate``: :data:`N_FFT` at 44.1 kHz, scaled to the nearest power of two
+    (512..8192) so the window stays ~93 ms (4096 at 32-62 kHz, 2048 at 16-31 kHz); hop = n_fft / 2."""
+    n_fft = 2 ** round(math.log2(N_FFT * sample_rate / 44100))
+    n_fft = min(8192, max(512, n_fft))
+    return n_fft, n_fft // 2
 
 
 def sources(margin: float = 1.0) -> list[str]:
@@ -32,32 +42,35 @@ def sources(margin: float = 1.0) -> list[str]:
 
 def context_frames(sample_rate: int) -> int:
     """Context read on each side of a block: ~1 s rounded to whole hops (>= the STFT window plus half
-    the harmonic filter, 4096 + 4 * 2048 samples), so blocked output equals whole-file output."""
-    return max(1, round(sample_rate / HOP)) * HOP
+    the harmonic filter, n_fft + 4 hops ~ 0.28 s), so blocked output equals whole-file output when
+    blocks start on whole hops."""
+    hop = stft_size(sample_rate)[1]
+    return max(8, round(sample_rate / hop)) * hop
 
 
-def separate_block(x: np.ndarray, margin: float = 1.0) -> np.ndarray:
+def separate_block(x: np.ndarray, margin: float = 1.0, sample_rate: int = 44100) -> np.ndarray:
     """Separate one block.
 
-    ``x``: ``(channels, samples)`` float32. Returns ``(n_sources, channels, samples)`` float32 in the
-    order of :func:`sources`; the stems sum to ``x``.
+    ``x``: ``(channels, samples)`` float32 at ``sample_rate`` Hz. Returns
+    ``(n_sources, channels, samples)`` float32 in the order of :func:`sources`; the stems sum to ``x``.
     """
     import librosa
 
     n = x.shape[-1]
-    if n < N_FFT:
+    n_fft, hop = stft_size(sample_rate)
+    if n < n_fft:
         # Too short for one STFT frame: everything is "harmonic" (nothing to filter).
         out = np.zeros((len(sources(margin)), *x.shape), dtype=np.float32)
         out[1] = x
         return out
-    spec = librosa.stft(x, n_fft=N_FFT, hop_length=HOP)  # (channels, bins, frames) complex64
+    spec = librosa.stft(x, n_fft=n_fft, hop_length=hop)  # (channels, bins, frames) complex64
     magnitude = np.abs(spec).mean(axis=0)
     mask_h, mask_p = librosa.decompose.hpss(
         magnitude, kernel_size=(KERNEL_HARMONIC_FRAMES, KERNEL_PERCUSSIVE_BINS), mask=True, margin=margin
     )
-    drums = librosa.istft(spec * mask_p[None].astype(np.float32), hop_length=HOP, n_fft=N_FFT, length=n)
+    drums = librosa.istft(spec * mask_p[None].astype(np.float32), hop_length=hop, n_fft=n_fft, length=n)
     if margin > 1.0:
-        harmonic = librosa.istft(spec * mask_h[None].astype(np.float32), hop_length=HOP, n_fft=N_FFT, length=n)
+        harmonic = librosa.istft(spec * mask_h[None].astype(np.float32), hop_length=hop, n_fft=n_fft, length=n)
         residual = x - drums - harmonic
         return np.stack([drums, harmonic, residual]).astype(np.float32)
     return np.stack([drums, x - drums]).astype(np.float32)
