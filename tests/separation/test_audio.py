@@ -52,6 +52,16 @@ def test_m4a_aac_is_decoded_through_pyav(mix_factory, tmp_path):
     assert wav.duration_s == pytest.approx(2.0, abs=0.1)  # AAC adds encoder priming/padding
     peak_db, _ = audio.av_level_stats(path)
     assert -6.0 < peak_db < 0.5
+    # The engine path: probe_upload accepts it, run transcodes it and separates it.
+    from cadenza.engines.base import RunContext
+    from cadenza.engines.separation import ENGINE, SeparationRequest
+    from cadenza.settings import Settings
+
+    assert ENGINE.probe_upload(path, Settings(models_dir=tmp_path))["format"] == "m4a"
+    ctx = RunContext(workdir=tmp_path / "job", models_dir=tmp_path, cache={}, input_path=path)
+    result = ENGINE.run(SeparationRequest(model="hpss"), lambda p, s="": None, ctx)
+    assert [o.metadata["sample_rate"] for o in result.outputs] == [44100, 44100]
+    assert sorted(p.name for p in ctx.workdir.iterdir()) == ["drums.wav", "harmonic.wav"]
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,30 @@ def test_long_input_uses_blocks_and_same_seed_same_bytes(write_song, make_ctx, t
     assert runs[0] == runs[1]
 
 
+def test_standalone_hybrid_demucs_checkpoint(write_song, make_ctx, tmp_path):
+    # A single v3 Hybrid Demucs checkpoint named <sig>.th (no bag, no checksum): listed and usable.
+    import warnings
+
+    import torch
+    from demucs.hdemucs import HDemucs
+    from demucs.states import get_state
+
+    (tmp_path / "models" / "demucs").mkdir(parents=True)
+    torch.manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HDemucs(sources=TINY, channels=4)
+    args, kwargs = model._init_args_kwargs
+    package = {"klass": HDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None)}
+    torch.save(package, tmp_path / "models" / "demucs" / "hdtiny.th")
+    listed = {m.name: m for m in ENGINE.list_models(tmp_path / "models")}
+    assert listed["hdtiny"].weights_present and listed["hdtiny"].path.endswith("hdtiny.th")
+    ctx = make_ctx(write_song("song.wav", seconds=2.0), tmp_path / "models")
+    result = ENGINE.run(SeparationRequest(model="hdtiny", shifts=0, stems=["bass"]), lambda p, s="": None, ctx)
+    assert [o.name for o in result.outputs] == ["bass.wav"]
+    assert sf.info(str(result.outputs[0].path)).frames == 2 * 44100
+
+
 def test_cancel_inside_demucs_leaves_no_stems(write_song, make_ctx, tiny_demucs_models_dir, recorder):
     ctx = make_ctx(write_song("song.wav", seconds=3.0), tiny_demucs_models_dir)
     progress = recorder(cancel_at=3)

@@ -243,11 +243,15 @@ def make_block_fn(
     import torch
     from demucs.apply import apply_model
 
-    models = len(getattr(model, "models", [model]))
-    max_segment = float(getattr(model, "max_allowed_segment", getattr(model, "segment", 0)) or 0)
-    if segment_s is not None and max_segment and segment_s > max_segment:
+    members = list(getattr(model, "models", [model]))
+    models = len(members)
+    # HTDemucs models cannot run segments longer than they were trained on; other Demucs models can
+    # (BagOfModels.max_allowed_segment is then infinite) and default to their own ``segment``.
+    max_segment = float(getattr(model, "max_allowed_segment", getattr(model, "segment", math.inf)) or math.inf)
+    if segment_s is not None and segment_s > max_segment:
         raise EngineInputError(f"segment_s must be <= {max_segment:.2f} s for this model")
-    segment = segment_s or max_segment or None
+    segment = segment_s or (max_segment if math.isfinite(max_segment) else None)
+    own_segment = float(segment or getattr(members[0], "segment", 10.0))
     block_index = [0]
 
     def block_fn(x: np.ndarray, sub_progress: Callable[[float], None]) -> np.ndarray:
@@ -256,7 +260,7 @@ def make_block_fn(
         if channels == 1:
             mix = mix.expand(2, n)
         mix = (mix - mean) / (std + 1e-8)
-        seg_len = int((segment or n / model.samplerate) * model.samplerate)
+        seg_len = int(own_segment * model.samplerate)
         stride = max(1, int((1 - overlap) * seg_len))
         extra = int(0.5 * model.samplerate) if shifts else 0
         expected = models * max(1, shifts) * max(1, math.ceil((n + extra) / stride))
