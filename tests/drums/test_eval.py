@@ -117,8 +117,21 @@ def test_max_jaccard() -> None:
 
 def test_tiny_evaluation_report(tmp_path: Path) -> None:
     report = evaluate(
-        GMD, windows_per_style=2, matched_windows=6, limit_files=8, min_style_files=1, classifier_epochs=3
+        GMD,
+        windows_per_style=2,
+        matched_windows=6,
+        limit_files=8,
+        min_style_files=1,
+        classifier_epochs=3,
+        guidance_candidates=(1.0, 2.0),
+        sweep_windows=1,
     )
+    assert report["style_guidance"] in (1.0, 2.0)
+    assert set(report["style_fidelity"]["guidance_sweep"]["mean_generated_accuracy_all_classifier_styles"]) == {
+        "1.0",
+        "2.0",
+    }
+    assert set(report["meters"]) >= {"4/4", "3/4", "6/8"}
     for key in ("nll", "style_fidelity", "groove_statistics", "novelty", "machine"):
         assert key in report
     for name in ("model", "baseline"):

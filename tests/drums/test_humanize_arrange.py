@@ -125,6 +125,23 @@ def test_half_time_snare_and_fill_region() -> None:
     assert original and original <= arranged
 
 
+@pytest.mark.parametrize(("ts", "backbeats"), [((4, 4), [4, 12]), ((3, 4), [4, 8]), ((6, 8), [6])])
+def test_backbeat_rule_keeps_strokes_on_backbeats(ts: tuple[int, int], backbeats: list[int]) -> None:
+    meter = Meter.of(*ts)
+    source = ROCK_68 if ts == (6, 8) else ROCK_34 if ts == (3, 4) else HIPHOP_44
+    grid = gmd_grid(source, 4, meter.steps_per_bar)
+    grid.hits[:, SNARE] = True  # a snare stroke on every step: the rule must sort them out
+    grid.velocity[:, SNARE] = 0.9
+    hits = arrange(grid, plain(backbeat=True), meter, "chorus", [False, False, False, True], rng())
+    for bar in range(3):
+        strokes = [h.step for h in hits if h.bar == bar and h.instrument == SNARE and h.velocity > 0.5]
+        assert strokes == backbeats
+        ghosts = [h for h in hits if h.bar == bar and h.instrument == SNARE and h.step not in backbeats]
+        assert ghosts and all(h.velocity < 0.4 for h in ghosts)  # demoted to ghost level, not deleted
+    fill = [h for h in hits if h.bar == 3 and h.instrument == SNARE and h.step >= meter.steps_per_bar // 2]
+    assert len(fill) == meter.steps_per_bar // 2 and min(h.velocity for h in fill) > 0.5  # the fill is untouched
+
+
 def test_four_on_the_floor_one_drop_cross_stick() -> None:
     meter = Meter.of(4, 4)
     grid = gmd_grid(HIPHOP_44, 4, 16)

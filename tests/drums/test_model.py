@@ -91,6 +91,8 @@ def test_style_mixture_and_long_generation(model: DrumModel) -> None:
         {"n_bars": 0},
         {"tempo_bpm": 5.0},
         {"steps_per_beat": 9},
+        {"style_guidance": 0.5},
+        {"style_guidance": 6.0},
     ],
 )
 def test_bad_arguments_raise_value_error(model: DrumModel, overrides: dict) -> None:
@@ -142,8 +144,21 @@ def test_numpy_stepper_matches_full_forward(model: DrumModel) -> None:
         full_logits = net.pattern_head(full)[0].numpy()
         vel, off = net.detail_logits(full[0, 5], torch.tensor(37))
     stepper = _NumpyStepper(net)
-    hidden = np.stack([stepper.step(x[0, t].numpy()) for t in range(x.shape[1])])
+    stepper.reset(2)  # two identical rows, as in guided sampling
+    hidden = np.stack([stepper.step(np.repeat(x[0, t : t + 1].numpy(), 2, 0)) for t in range(x.shape[1])], 1)
+    assert np.array_equal(hidden[0], hidden[1])
+    hidden = hidden[0]
     assert np.allclose(full[0].numpy(), hidden, atol=2e-3)  # tanh-form GELU: ~3e-4 apart
-    assert np.allclose(full_logits, np.stack([stepper.pattern_logits(h) for h in hidden]), atol=1e-2)
-    np_vel, np_off = stepper.detail_logits(hidden[5], 37)
+    assert np.allclose(full_logits, stepper.pattern_logits(hidden), atol=1e-2)
+    np_vel, np_off = stepper.detail_logits(hidden[5:6], 37)
+    np_vel, np_off = np_vel[0], np_off[0]
     assert np.allclose(vel.numpy(), np_vel, atol=1e-2) and np.allclose(off.numpy(), np_off, atol=1e-2)
+
+
+def test_style_guidance(model: DrumModel) -> None:
+    """Guidance 1 is plain conditional sampling; stronger guidance changes the sample, deterministically."""
+    plain = _generate(model, style_guidance=1.0)
+    guided = _generate(model, style_guidance=3.0)
+    again = _generate(model, style_guidance=3.0)
+    assert np.array_equal(guided.hits, again.hits) and np.array_equal(guided.velocity, again.velocity)
+    assert not (np.array_equal(plain.hits, guided.hits) and np.array_equal(plain.velocity, guided.velocity))

@@ -18,6 +18,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _generate_window(model: DrumModel, style: str, tempo_bpm: float, seed: int, fill: bool = False) -> Grid:
+def _generate_window(
+    model: DrumModel, style: str, tempo_bpm: float, seed: int, guidance: float, fill: bool = False
+) -> Grid:
     return model.generate(
         n_bars=WINDOW_BARS,
         steps_per_bar=STEPS_PER_BAR,
@@ -70,7 +73,29 @@ def _generate_window(model: DrumModel, style: str, tempo_bpm: float, seed: int, 
         fill_bars=[fill] * WINDOW_BARS,
         tempo_bpm=tempo_bpm,
         seed=seed,
+        style_guidance=guidance,
     )
+
+
+def guidance_sweep(
+    model: DrumModel, clf: Any, candidates: Sequence[float], windows: int, seed: int
+) -> tuple[float, dict[str, float]]:
+    """Pick the classifier-free guidance scale whose generated windows the style classifier recognises
+    best (mean accuracy over all classifier styles). Uses only the train-fitted, validation-selected
+    classifier and seeds disjoint from the reported ones: no test data. Ties go to the smaller scale."""
+    tempo_of = model.info.get("style_tempo_bpm", {})
+    scores = {}
+    for g in candidates:
+        accs = []
+        for k, style in enumerate(clf.styles):
+            tempo = float(tempo_of.get(style, 110.0))
+            grids = [
+                _generate_window(model, style, tempo, 900_000 + seed * 10_000 + k * 100 + i, g) for i in range(windows)
+            ]
+            accs.append(float((clf.predict(np.stack([classifier_features(x) for x in grids])) == k).mean()))
+        scores[str(g)] = float(np.mean(accs))
+    best = max(candidates, key=lambda g: (round(scores[str(g)], 6), -g))
+    return float(best), scores
 
 
 def max_jaccard(query: np.ndarray, reference: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -112,7 +137,7 @@ def _meter_stats(grids: list[Grid], steps_per_bar: int, steps_per_beat: int) -> 
     }
 
 
-def meter_check(model: DrumModel, records: list, seed: int, n_grooves: int = 10) -> dict[str, Any]:
+def meter_check(model: DrumModel, records: list, seed: int, n_grooves: int, guidance: float) -> dict[str, Any]:
     """Generated 4-bar rock beats per meter vs all real GMD beat bars in that meter (any split)."""
     out = {}
     for numerator, denominator in METERS:
@@ -126,6 +151,7 @@ def meter_check(model: DrumModel, records: list, seed: int, n_grooves: int = 10)
                 fill_bars=[False] * 4,
                 tempo_bpm=100.0,
                 seed=seed * 1000 + i,
+                style_guidance=guidance,
             )
             for i in range(n_grooves)
         ]
@@ -149,12 +175,15 @@ def evaluate(
     limit_files: int | None = None,
     min_style_files: int = MIN_TRAIN_FILES,
     classifier_epochs: int = 30,
+    guidance_candidates: Sequence[float] | None = None,
+    sweep_windows: int = 20,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation; returns the report dict (see module doc).
 
-    ``limit_files`` limits files per split (tiny runs for tests). Raises FileNotFoundError for a
-    missing data folder or checkpoint.
+    ``limit_files`` limits files per split (tiny runs for tests). ``guidance_candidates``: style
+    guidance scales to choose from (:func:`guidance_sweep`); None = the checkpoint's default. Raises
+    FileNotFoundError for a missing data folder or checkpoint.
     """
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -195,11 +224,20 @@ def evaluate(
     x_test, y_test = style_windows(test, clf.styles)
     pred_test = clf.predict(x_test) if len(y_test) else np.zeros(0, np.int64)
     tempo_of = model.info.get("style_tempo_bpm", {})
+    sweep = None
+    if guidance_candidates:
+        guidance, sweep = guidance_sweep(model, clf, guidance_candidates, sweep_windows, seed)
+    else:
+        guidance = float(model.info.get("style_guidance", 1.0))
+    report["style_guidance"] = guidance
     per_style = {}
     gen_windows: list[Grid] = []
     for k, style in enumerate(clf.styles):
         tempo = float(tempo_of.get(style, 110.0))
-        grids = [_generate_window(model, style, tempo, seed * 100_000 + k * 1000 + i) for i in range(windows_per_style)]
+        grids = [
+            _generate_window(model, style, tempo, seed * 100_000 + k * 1000 + i, guidance)
+            for i in range(windows_per_style)
+        ]
         gen_windows.extend(grids)
         pred = clf.predict(np.stack([classifier_features(g) for g in grids]))
         real_mask = y_test == k
@@ -226,7 +264,15 @@ def evaluate(
         "ratio_to_ceiling": gen_acc_on_test_styles / ceiling if ceiling and math.isfinite(ceiling) else None,
         "target_ratio": 0.8,
         "per_style": per_style,
-        "generation": "beat conditioning, 2 bars of 4/4, the style's median train tempo, temperature 1, no top-k/p",
+        "generation": "beat conditioning, 2 bars of 4/4, the style's median train tempo, temperature 1, no top-k/p, "
+        f"style guidance {guidance}",
+        "guidance_sweep": {
+            "mean_generated_accuracy_all_classifier_styles": sweep,
+            "windows_per_style": sweep_windows,
+            "chosen": guidance,
+        }
+        if sweep
+        else None,
     }
 
     console.print("[bold]3/5[/] groove statistics")
@@ -235,7 +281,7 @@ def evaluate(
     if len(real) > matched_windows:
         real = [real[i] for i in sorted(rng.choice(len(real), matched_windows, replace=False))]
     matched = [
-        _generate_window(model, rec.style, rec.tempo_bpm, seed * 100_000 + 50_000 + i, fill=rec.is_fill)
+        _generate_window(model, rec.style, rec.tempo_bpm, seed * 100_000 + 50_000 + i, guidance, fill=rec.is_fill)
         for i, (rec, _w) in enumerate(real)
     ]
     real_table = feature_table([groove_features(w, 16, 4, rec.tempo_bpm) for rec, w in real])
@@ -278,7 +324,7 @@ def evaluate(
         "real_test_share_above_0_9": float((real_sim >= 0.9).mean()),
     }
     console.print("[bold]5/5[/] meters")
-    report["meters"] = meter_check(model, records, seed=seed, n_grooves=max(2, windows_per_style // 3))
+    report["meters"] = meter_check(model, records, seed, max(2, windows_per_style // 3), guidance)
     report["machine"] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -349,6 +395,11 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"ratio **{_fmt(sf['ratio_to_ceiling'])}** (target ≥ {sf['target_ratio']}). "
         f"Generated, all classifier styles: {_fmt(sf['generated_balanced_accuracy'])}.",
         "",
+        f"Style guidance sweep (mean generated accuracy over all classifier styles, other seeds; chosen "
+        f"{report['style_guidance']}): {sf['guidance_sweep']['mean_generated_accuracy_all_classifier_styles']}"
+        if sf.get("guidance_sweep")
+        else f"Style guidance: {report['style_guidance']} (checkpoint default).",
+        "",
         "## 3. Groove statistics (mean ± std over 2-bar windows)",
         "",
         "| feature | real test | generated | overlapping area | anchor GMD / GrooVAE |",
@@ -412,6 +463,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "style_accuracy_ceiling": sf["ceiling_balanced_accuracy"],
         "style_ratio_to_ceiling": sf["ratio_to_ceiling"],
         "novelty_max_jaccard": report["novelty"]["generated_max"],
+        "style_guidance": report["style_guidance"],
         "source": "docs/eval/drums.json",
     }
 
@@ -433,6 +485,9 @@ def eval_command(
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
     limit_files: int | None = typer.Option(None, "--limit-files", min=1, help="Files per split (tiny runs)."),
+    sweep_guidance: bool = typer.Option(
+        True, "--sweep-guidance/--no-sweep-guidance", help="Choose the style guidance scale (1, 1.5, 2, 3) first."
+    ),
     store_metrics: bool = typer.Option(
         False, "--store-metrics", help="Also write the headline metrics into the checkpoint's info (/v1/models)."
     ),
@@ -448,11 +503,15 @@ def eval_command(
         seed=seed,
         limit_files=limit_files,
         min_style_files=MIN_TRAIN_FILES if limit_files is None else 1,
+        guidance_candidates=(1.0, 1.5, 2.0, 3.0) if sweep_guidance else None,
+        sweep_windows=20 if limit_files is None else 2,
         console=console,
     )
     json_path, md_path = write_report(report, out_dir)
     if store_metrics:
-        update_checkpoint_info(checkpoint, {"metrics": headline_metrics(report)})
+        update_checkpoint_info(
+            checkpoint, {"metrics": headline_metrics(report), "style_guidance": report["style_guidance"]}
+        )
     console.print(
         f"NLL model {report['nll']['model']['total']:.3f} vs baseline {report['nll']['baseline']['total']:.3f} "
         f"nats/step; style ratio {report['style_fidelity']['ratio_to_ceiling']}; wrote {json_path} and {md_path}"

@@ -251,6 +251,7 @@ class DrumModel:
         top_p: float = 1.0,
         seed: int = 0,
         progress: Callable[[float], None] | None = None,
+        style_guidance: float | None = None,
     ) -> Grid:
         """Sample a drum grid of ``n_bars`` × ``steps_per_bar`` 16th steps.
 
@@ -259,6 +260,9 @@ class DrumModel:
         ``tempo_bpm`` in (20, 400). ``temperature`` in [0.1, 2.0] scales all categoricals; ``top_k`` in
         0..100 (0 = off) and ``top_p`` in (0, 1] filter the 512-way hit-pattern categorical.
         Deterministic for a ``seed`` on CPU. ``progress(fraction)`` is called after every bar.
+        ``style_guidance`` in [1, 5] (default: the checkpoint's ``info["style_guidance"]``, else 1):
+        classifier-free guidance (Ho & Salimans 2022) of all logits, ``u + g·(c − u)`` with c the
+        style-conditioned and u the style-free logits; 1 = plain conditional sampling.
         Returns a Grid with (n_bars × steps_per_bar, 9) arrays. Raises ValueError for bad arguments.
         """
         if not 1 <= n_bars <= 1024:
@@ -273,6 +277,9 @@ class DrumModel:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         if not 20.0 < tempo_bpm < 400.0:
             raise ValueError(f"tempo_bpm must be in (20, 400), got {tempo_bpm}")
+        guidance = float(self.info.get("style_guidance", 1.0) if style_guidance is None else style_guidance)
+        if not 1.0 <= guidance <= 5.0:
+            raise ValueError(f"style_guidance must be in [1, 5], got {guidance}")
         n_steps = n_bars * steps_per_bar
         metric = metric_positions(n_steps, steps_per_bar, steps_per_beat)
         style = self.style_vector(style_weights)
@@ -283,7 +290,10 @@ class DrumModel:
         cond["fill"] = torch.from_numpy(fill).to(dev).unsqueeze(0)
         cond["style"] = style.to(dev).unsqueeze(0)
         cond["tempo_bpm"] = torch.tensor([float(tempo_bpm)], device=dev)
-        cond_emb = net.condition(cond)[0].float().cpu().numpy()  # (n_steps, d)
+        rows = [net.condition(cond)[0]]
+        if guidance != 1.0:  # second row: the same conditioning without style
+            rows.append(net.condition({**cond, "style": torch.zeros_like(cond["style"])})[0])
+        cond_emb = torch.stack(rows, 1).float().cpu().numpy()  # (n_steps, rows, d)
 
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         # all randomness drawn up front: 1 uniform for the pattern, 18 for the bins, 18 inside the bins
@@ -295,13 +305,18 @@ class DrumModel:
         bin_lower = np.concatenate((np.zeros(N_CLASSES), np.full(N_CLASSES, -0.5)))
         bin_width = np.concatenate((np.full(N_CLASSES, 1 / N_VELOCITY_BINS), np.full(N_CLASSES, 1 / N_OFFSET_BINS)))
         stepper = self._stepper()
-        stepper.reset()
+        stepper.reset(len(rows))
+
+        def guided(logits: np.ndarray) -> np.ndarray:
+            logits = logits.astype(np.float64)
+            return logits[0] if len(logits) == 1 else logits[1] + guidance * (logits[0] - logits[1])
+
         prev_pattern = BOS
         prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
         inv_t = 1.0 / temperature
         for t in range(n_steps):
             hidden = stepper.step(stepper.step_input(prev_pattern, prev_details) + cond_emb[t])
-            logits = filter_logits(stepper.pattern_logits(hidden).astype(np.float64) * inv_t, top_k, top_p)
+            logits = filter_logits(guided(stepper.pattern_logits(hidden)) * inv_t, top_k, top_p)
             pattern = int(_sample_rows(_softmax(logits)[None], uniforms[t, :1])[0])
             patterns[t] = pattern
             prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
@@ -309,8 +324,8 @@ class DrumModel:
                 vel_logits, off_logits = stepper.detail_logits(hidden, pattern)
                 # 18 categoricals at once: 9 velocity rows (8 bins, padded) and 9 offset rows (9 bins)
                 probs = np.zeros((2 * N_CLASSES, N_OFFSET_BINS))
-                probs[:N_CLASSES, :N_VELOCITY_BINS] = _softmax(vel_logits.astype(np.float64) * inv_t)
-                probs[N_CLASSES:] = _softmax(off_logits.astype(np.float64) * inv_t)
+                probs[:N_CLASSES, :N_VELOCITY_BINS] = _softmax(guided(vel_logits) * inv_t)
+                probs[N_CLASSES:] = _softmax(guided(off_logits) * inv_t)
                 sampled = _sample_rows(probs, uniforms[t, 1 : 1 + 2 * N_CLASSES])
                 values = bin_lower + (sampled + uniforms[t, 1 + 2 * N_CLASSES :]) * bin_width
                 hit = ((pattern >> bits) & 1).astype(bool)
@@ -357,69 +372,53 @@ class _NumpyStepper:
         self.head_dim = cfg.d_model // cfg.n_heads
         self.context = cfg.context_steps
         self.d_model = cfg.d_model
-        self.blocks = []
-        for i in range(cfg.n_layers):
-            p = f"blocks.{i}."
-            self.blocks.append(
-                tuple(
-                    sd[p + name]
-                    for name in (
-                        "ln1.weight",
-                        "ln1.bias",
-                        "qkv.weight",
-                        "qkv.bias",
-                        "proj.weight",
-                        "proj.bias",
-                        "ln2.weight",
-                        "ln2.bias",
-                        "ff.0.weight",
-                        "ff.0.bias",
-                        "ff.2.weight",
-                        "ff.2.bias",
-                    )
-                )
-            )
+        self.n_layers = cfg.n_layers
+
+        def weight_t(name: str) -> np.ndarray:  # (out, in) → (in, out) so that rows @ weight_t works
+            return np.ascontiguousarray(sd[name].T)
+
         self.blocks = [
             (
-                g1,
-                b1,
-                np.ascontiguousarray(wq.T),
-                bq,
-                np.ascontiguousarray(wp.T),
-                bp,
-                g2,
-                b2,
-                np.ascontiguousarray(w1.T),
-                c1,
-                np.ascontiguousarray(w2.T),
-                c2,
+                *(sd[f"blocks.{i}.ln1.{k}"] for k in ("weight", "bias")),
+                weight_t(f"blocks.{i}.qkv.weight"),
+                sd[f"blocks.{i}.qkv.bias"],
+                weight_t(f"blocks.{i}.proj.weight"),
+                sd[f"blocks.{i}.proj.bias"],
+                *(sd[f"blocks.{i}.ln2.{k}"] for k in ("weight", "bias")),
+                weight_t(f"blocks.{i}.ff.0.weight"),
+                sd[f"blocks.{i}.ff.0.bias"],
+                weight_t(f"blocks.{i}.ff.2.weight"),
+                sd[f"blocks.{i}.ff.2.bias"],
             )
-            for g1, b1, wq, bq, wp, bp, g2, b2, w1, c1, w2, c2 in self.blocks
+            for i in range(cfg.n_layers)
         ]
         self.ln_f = (sd["ln_f.weight"], sd["ln_f.bias"])
         self.prev_pattern = sd["prev_pattern.weight"]
-        self.prev_details = (np.ascontiguousarray(sd["prev_details.weight"].T), sd["prev_details.bias"])
-        self.pattern_head = (np.ascontiguousarray(sd["pattern_head.weight"].T), sd["pattern_head.bias"])
+        self.prev_details = (weight_t("prev_details.weight"), sd["prev_details.bias"])
+        self.pattern_head = (weight_t("pattern_head.weight"), sd["pattern_head.bias"])
         self.cur_pattern = sd["cur_pattern.weight"]
         self.detail = (
-            np.ascontiguousarray(sd["detail_head.0.weight"].T),
+            weight_t("detail_head.0.weight"),
             sd["detail_head.0.bias"],
-            np.ascontiguousarray(sd["detail_head.2.weight"].T),
+            weight_t("detail_head.2.weight"),
             sd["detail_head.2.bias"],
         )
-        shape = (cfg.n_layers, cfg.n_heads, cfg.context_steps, self.head_dim)
+        self.scale = np.float32(1.0 / math.sqrt(self.head_dim))
+        self.reset(1)
+
+    def reset(self, rows: int = 1) -> None:
+        """Start a new sequence of ``rows`` parallel rows (2 for guided sampling)."""
+        shape = (self.n_layers, rows, self.n_heads, self.context, self.head_dim)
         self.keys = np.zeros(shape, dtype=np.float32)
         self.values = np.zeros(shape, dtype=np.float32)
-        self.length = 0
-        self.scale = np.float32(1.0 / math.sqrt(self.head_dim))
-
-    def reset(self) -> None:
         self.length = 0
 
     @staticmethod
     def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        centered = x - x.sum() / x.shape[0]
-        return centered * (gain / math.sqrt(float(np.dot(centered, centered)) / x.shape[0] + 1e-5)) + bias
+        """Layer norm over the last axis of (rows, d)."""
+        centered = x - x.sum(-1, keepdims=True) / x.shape[-1]
+        variance = np.einsum("rd,rd->r", centered, centered)[:, None] / x.shape[-1]
+        return centered / np.sqrt(variance + 1e-5) * gain + bias
 
     @staticmethod
     def _gelu(x: np.ndarray) -> np.ndarray:
@@ -432,21 +431,22 @@ class _NumpyStepper:
         return self.prev_pattern[prev_pattern] + prev_details @ weight + bias
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        """x: (d_model,) float32 input embedding of the next step → its final hidden state (d_model,)."""
+        """x: (rows, d_model) float32 input embeddings of the next step → final hidden states (rows, d_model)."""
         slot = self.length % self.context
         filled = min(self.length + 1, self.context)
         d, heads, hd = self.d_model, self.n_heads, self.head_dim
         x = x.astype(np.float32)
+        rows = x.shape[0]
         for i, (g1, b1, wq, bq, wp, bp, g2, b2, w1, c1, w2, c2) in enumerate(self.blocks):
             qkv = self._layer_norm(x, g1, b1) @ wq + bq
-            q = qkv[:d].reshape(heads, hd)
-            self.keys[i, :, slot] = qkv[d : 2 * d].reshape(heads, hd)
-            self.values[i, :, slot] = qkv[2 * d :].reshape(heads, hd)
-            keys, values = self.keys[i, :, :filled], self.values[i, :, :filled]
-            scores = np.matmul(keys, q[:, :, None])[:, :, 0] * self.scale  # (heads, filled)
+            q = qkv[:, :d].reshape(rows, heads, hd, 1)
+            self.keys[i, :, :, slot] = qkv[:, d : 2 * d].reshape(rows, heads, hd)
+            self.values[i, :, :, slot] = qkv[:, 2 * d :].reshape(rows, heads, hd)
+            keys, values = self.keys[i, :, :, :filled], self.values[i, :, :, :filled]
+            scores = np.matmul(keys, q)[..., 0] * self.scale  # (rows, heads, filled)
             weights = np.exp(scores - scores.max(-1, keepdims=True))
             weights /= weights.sum(-1, keepdims=True)
-            attn = np.matmul(weights[:, None, :], values).reshape(d)
+            attn = np.matmul(weights[:, :, None, :], values).reshape(rows, d)
             x = x + attn @ wp + bp
             x = x + self._gelu(self._layer_norm(x, g2, b2) @ w1 + c1) @ w2 + c2
         self.length += 1
@@ -459,9 +459,9 @@ class _NumpyStepper:
     def detail_logits(self, hidden: np.ndarray, pattern: int) -> tuple[np.ndarray, np.ndarray]:
         w1, b1, w2, b2 = self.detail
         out = (self._gelu((hidden + self.cur_pattern[pattern]) @ w1 + b1) @ w2 + b2).reshape(
-            N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS
+            -1, N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS
         )
-        return out[:, :N_VELOCITY_BINS], out[:, N_VELOCITY_BINS:]
+        return out[..., :N_VELOCITY_BINS], out[..., N_VELOCITY_BINS:]
 
 
 def save_checkpoint(

@@ -125,6 +125,9 @@ class HihatRolls(_Strict):
 class Rules(_Strict):
     """Pattern rules applied to the model's grid (see ``arrange.py``)."""
 
+    backbeat: bool = Field(
+        False, description="Snare on the backbeats (2 and 4 of 4/4); other loud snares outside fills turn to ghosts."
+    )
     half_time_snare: bool = Field(False, description="One backbeat per bar, in the middle (beat 3 of 4/4).")
     one_drop: bool = Field(False, description="Reggae one-drop: no kick on beat 1; kick and snare on beat 3.")
     four_on_the_floor: bool = Field(False, description="Kick on every beat.")

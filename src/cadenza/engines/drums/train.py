@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     tempo_jitter: float = 0.05
+    style_dropout: float = 0.1
 
 
 def record_arrays(rec: GrooveRecord, styles: tuple[str, ...] = GMD_STYLES) -> dict[str, np.ndarray]:
@@ -197,15 +198,21 @@ def train(
     )
 
     def lr_at(step: int) -> float:
+        """Linear warm-up, then cosine decay to 5 % over whichever runs out first: steps or wall-clock budget
+        (on a shared CPU the budget usually ends first; the schedule still completes its decay)."""
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        by_steps = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        by_time = (time.perf_counter() - train_started) / max(1.0, deadline - train_started)
+        progress = min(1.0, max(by_steps, by_time))
+        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     best: dict[str, Any] = {"total": float("inf")}
     best_state = None
     history = []
     deadline = started + cfg.max_minutes * 60
+    dropout_rng = torch.Generator().manual_seed(cfg.seed)
+    train_started = time.perf_counter()
     step = 0
     stopped_early = False
     with Progress(
@@ -223,6 +230,10 @@ def train(
             for group in optim.param_groups:
                 group["lr"] = lr_at(step - 1)
             batch = sampler.sample(cfg.batch_size)
+            # style dropout: some windows see no style (a zero vector), so the model also learns the
+            # style-free distribution that classifier-free guidance contrasts with (Ho & Salimans 2022)
+            drop = torch.rand(cfg.batch_size, generator=dropout_rng) < cfg.style_dropout
+            batch["style"][drop] = 0.0
             nll = net(batch)
             mask = batch["mask"].float()
             loss = sum((nll[k] * mask).sum() for k in nll) / mask.sum()
