@@ -127,10 +127,10 @@ def test_tiny_evaluation_report(tmp_path: Path) -> None:
         sweep_windows=1,
     )
     assert report["style_guidance"] in (1.0, 2.0)
-    assert set(report["style_fidelity"]["guidance_sweep"]["mean_generated_accuracy_all_classifier_styles"]) == {
-        "1.0",
-        "2.0",
-    }
+    sweep = report["style_fidelity"]["guidance_sweep"]
+    assert set(sweep["candidates"]) == {"1.0", "2.0"}
+    assert 0.0 <= sweep["train_windows"]["all"]["downbeat_kick_or_crash_share"] <= 1.0
+    assert all(row["mean_downbeat_deviation"] >= 0.0 for row in sweep["candidates"].values())
     assert set(report["meters"]) >= {"4/4", "3/4", "6/8"}
     for key in ("nll", "style_fidelity", "groove_statistics", "novelty", "machine"):
         assert key in report
