@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     @field_validator("files_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+        return value.expanduser().resolve()  # absolute, so workers and logs agree whatever the cwd
 
     @field_validator("rate_limit")
     @classmethod

@@ -42,25 +42,31 @@ class Server:
             return self.process.wait()
 
 
-def start_server(tmp: Path, **settings: str) -> Server:
+def start_server(tmp: Path, *, embedded_defaults: bool = False, **settings: str) -> Server:
+    """Start ``cadenza serve`` with ``tmp`` as its working directory.
+
+    ``embedded_defaults``: keep the built-in relative paths (``./var/cadenza.db``, ``./var/files``),
+    exactly as ``make serve`` runs on a fresh clone, instead of absolute paths under ``tmp``.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
-    env.update(
-        {
-            "CADENZA_PORT": str(port),
-            "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'cadenza.db'}",
-            "CADENZA_FILES_DIR": str(tmp / "files"),
-            "CADENZA_MODELS_DIR": str(tmp / "models"),
-            "CADENZA_WORKERS": "1",
-            "CADENZA_MIN_FREE_DISK_MB": "0",
-            "CADENZA_LOG_FORMAT": "json",
-            **{f"CADENZA_{k.upper()}": v for k, v in settings.items()},
-        }
-    )
+    env.update({"CADENZA_PORT": str(port), "CADENZA_MIN_FREE_DISK_MB": "0", "CADENZA_LOG_FORMAT": "json"})
+    if not embedded_defaults:
+        env.update(
+            {
+                "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'cadenza.db'}",
+                "CADENZA_FILES_DIR": str(tmp / "files"),
+                "CADENZA_MODELS_DIR": str(tmp / "models"),
+                "CADENZA_WORKERS": "1",
+            }
+        )
+    env.update({f"CADENZA_{k.upper()}": v for k, v in settings.items()})
     log_path = tmp / "server.log"
     cadenza = Path(sys.executable).with_name("cadenza")
     with log_path.open("wb") as log:
-        process = subprocess.Popen([str(cadenza), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(cadenza), "serve"], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log_path, env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -147,8 +147,7 @@ def _record_outputs(workdir: Path, result: EngineResult) -> list[dict[str, Any]]
         if not OUTPUT_NAME_RE.fullmatch(out.name) or out.name in seen:
             raise RuntimeError(f"engine returned an invalid or duplicate output name {out.name!r}")
         seen.add(out.name)
-        path = Path(out.path)
-        path = (path if path.is_absolute() else root / path).resolve()
+        path = Path(out.path).resolve()  # engines build paths from ctx.workdir, which may be relative to the cwd
         if not path.is_relative_to(root) or not path.is_file():
             raise RuntimeError(f"engine output {out.name!r} is not a file inside the job folder: {out.path}")
         records.append(
