@@ -7,7 +7,6 @@ import io
 import httpx
 import mido
 
-
 from .conftest import start_server
 
 
