@@ -47,7 +47,7 @@ eval-separation: $(TSTAMP)
 	$(BIN)/cadenza eval separation --data $(DATA)
 
 bench: $(TSTAMP)
-	$(BIN)/python benchmarks/run_all.py
+	for script in drums_model api_latency jobs_pickup separation_rtf; do $(BIN)/python benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -25,28 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from _machine import describe_machine
 
 RESULTS = Path(__file__).resolve().parent / "results" / "api_latency.json"
 LONG_JOB = {"producer_style": "J Dilla", "bars": 32, "tempo": 90, "formats": ["midi", "wav"]}
 SHORT_JOB = {"producer_style": "J Dilla", "bars": 4, "tempo": 90}
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -148,7 +130,7 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=300, help="GET requests for (a)")
     parser.add_argument("--jobs", type=int, default=20, help="4-bar jobs for (b)")
     args = parser.parse_args()
-    info = machine()
+    info = describe_machine()
     print(f"machine: {info['cpu']}, {info['usable_cores']} usable / {info['logical_cores']} logical cores")
     with tempfile.TemporaryDirectory(prefix="cadenza-bench-") as tmp:
         process, base = start_server(Path(tmp))

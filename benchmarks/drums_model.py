@@ -13,40 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from _machine import describe_machine
 
 from cadenza.engines.drums.model import DEFAULT_CHECKPOINT, load_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "drums_model.json"
 TARGET_MS = 50.0
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def time_generation(model, runs: int, **sampling) -> list[float]:
@@ -76,7 +54,7 @@ def main() -> None:
     start = time.perf_counter()
     model = load_model()
     load_ms = (time.perf_counter() - start) * 1000.0
-    info = machine()
+    info = describe_machine()
     print(f"machine: {info}")
     results = {}
     with torch.inference_mode():

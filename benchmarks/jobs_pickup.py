@@ -14,31 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _machine import describe_machine
+
 from cadenza.jobs import FINAL, JobService, WorkerPool
 from cadenza.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "jobs_pickup.json"
 JOB = {"producer_style": "J Dilla", "bars": 1, "tempo": 90, "seed": 1}
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
 def wait_final(service: JobService, job_id: object) -> None:
@@ -67,7 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
-    results: dict[str, object] = {"machine": machine(), "date": datetime.now(UTC).isoformat(), "jobs": args.jobs}
+    results: dict[str, object] = {
+        "machine": describe_machine(),
+        "date": datetime.now(UTC).isoformat(),
+        "jobs": args.jobs,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/db.sqlite", files_dir=Path(tmp) / "files", workers=1)
         service = JobService(settings)

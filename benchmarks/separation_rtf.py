@@ -24,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -36,6 +35,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "separation_rtf.json"
 RATE = 44100
@@ -173,13 +173,7 @@ def main() -> None:
     }
     results["target_hpss_rtf"] = 0.05
     results["threads"] = 1
-    results["machine"] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "load_average_1m": os.getloadavg()[0],
-    }
+    results["machine"] = describe_machine()
     results["command"] = "python benchmarks/separation_rtf.py " + " ".join(sys.argv[1:])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from cadenza.api import examples
 from cadenza.api.auth import ANONYMOUS, Principal
 from cadenza.jobs import JobService, JobView, OutputView
 from cadenza.settings import Settings
@@ -25,12 +26,16 @@ class JobLinks(BaseModel):
 class JobOut(JobView):
     """A job as the API returns it: the stored view plus URLs."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.JOB]})
+
     outputs: list[OutputOut]  # type: ignore[assignment]
     url: str
     links: JobLinks
 
 
 class JobPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.JOB_PAGE]})
+
     jobs: list[JobOut]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next (older) page; null at the end.")
 

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cadenza.api import examples
 from cadenza.engines.base import EngineInputError, UploadRejected
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -29,6 +30,8 @@ class FieldError(BaseModel):
 
 class Problem(BaseModel):
     """An RFC 9457 problem details object."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.PROBLEM_NOT_FOUND, examples.PROBLEM_VALIDATION]})
 
     type: str = Field(examples=["urn:cadenza:problem:job-not-found"])
     title: str = Field(examples=["Not Found"])

@@ -178,70 +178,69 @@ def requeue_or_fail(
     """Handle a job whose worker is gone: back to ``queued`` (partial outputs removed, upload kept) if
     ``retry``, else ``failed`` with ``error_type``/``message`` and its files removed. Only acts while
     ``worker_id`` still holds the job; returns the new status or None when nothing changed."""
-    with write_tx(engine) as session:
-        if retry:
-            done = transition(
-                session,
-                job_id,
-                from_status=(JobStatus.processing,),
-                to_status=JobStatus.queued,
-                values={"worker_id": None, "started_at": None, "progress": 0.0, "stage": None},
-                event={"reason": message},
-                worker_id=worker_id,
-            )
-        else:
-            done = transition(
-                session,
-                job_id,
-                from_status=(JobStatus.processing,),
-                to_status=JobStatus.failed,
-                values={"completed_at": utcnow(), "error_type": error_type, "error_message": message},
-                event={"error": {"type": error_type, "message": message}},
-                worker_id=worker_id,
-            )
+    if retry:
+        done = _leave_processing(
+            engine, files_dir, job_id, worker_id, JobStatus.queued, _REQUEUED, {"reason": message}, keep_upload=True
+        )
+    else:
+        done = _leave_processing(
+            engine,
+            files_dir,
+            job_id,
+            worker_id,
+            JobStatus.failed,
+            {"completed_at": utcnow(), "error_type": error_type, "error_message": message},
+            {"error": {"type": error_type, "message": message}},
+        )
     if not done:
         return None
-    remove_job_files(files_dir, job_id, keep_upload=retry)
     return JobStatus.queued if retry else JobStatus.failed
 
 
 def requeue_interrupted(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker_id: str, reason: str) -> bool:
     """Put a job interrupted by a shutdown back in the queue without counting the attempt."""
-    with write_tx(engine) as session:
-        done = transition(
-            session,
-            job_id,
-            from_status=(JobStatus.processing,),
-            to_status=JobStatus.queued,
-            values={
-                "worker_id": None,
-                "started_at": None,
-                "progress": 0.0,
-                "stage": None,
-                "attempts": Job.attempts - 1,
-            },
-            event={"reason": reason},
-            worker_id=worker_id,
-        )
-    if done:
-        remove_job_files(files_dir, job_id, keep_upload=True)
-    return done
+    values = {**_REQUEUED, "attempts": Job.attempts - 1}
+    return _leave_processing(
+        engine, files_dir, job_id, worker_id, JobStatus.queued, values, {"reason": reason}, keep_upload=True
+    )
 
 
 def cancel_processing(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker_id: str, reason: str) -> bool:
     """Mark a processing job whose worker was stopped ``cancelled`` and remove its files."""
+    return _leave_processing(
+        engine, files_dir, job_id, worker_id, JobStatus.cancelled, {"completed_at": utcnow()}, {"reason": reason}
+    )
+
+
+_REQUEUED: dict[str, Any] = {"worker_id": None, "started_at": None, "progress": 0.0, "stage": None}
+"""Column values of a processing job put back in the queue."""
+
+
+def _leave_processing(
+    engine: Engine,
+    files_dir: Path,
+    job_id: uuid.UUID,
+    worker_id: str,
+    to_status: JobStatus,
+    values: dict[str, Any],
+    event: dict[str, Any],
+    *,
+    keep_upload: bool = False,
+) -> bool:
+    """Move a ``processing`` job still held by ``worker_id`` to ``to_status`` (with ``values`` and an
+    ``event``) and remove its files (all but the upload if ``keep_upload``); False if nothing changed."""
     with write_tx(engine) as session:
         done = transition(
             session,
             job_id,
             from_status=(JobStatus.processing,),
-            to_status=JobStatus.cancelled,
-            values={"completed_at": utcnow()},
-            event={"reason": reason},
+            to_status=to_status,
+            values=values,
+            event=event,
             worker_id=worker_id,
         )
     if done:
-        remove_job_files(files_dir, job_id)
+        remove_job_files(files_dir, job_id, keep_upload=keep_upload)
     return done
 
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from cadenza.db.models import Job, JobOutput, utcnow
 from cadenza.db.session import make_engine, write_tx
@@ -101,13 +103,7 @@ class JobProgress:
     def _write(self, percent: float, stage: str) -> None:
         self.pending = None
         with write_tx(self.engine) as session:
-            row = session.execute(
-                select(Job.status, Job.cancel_requested_at, Job.worker_id).where(Job.id == self.job_id)
-            ).one_or_none()
-            if row is None or row.status != JobStatus.processing.value or row.worker_id != self.worker_id:
-                raise JobCancelled("the job was deleted or taken away from this worker")
-            if row.cancel_requested_at is not None:
-                raise JobCancelled("the job was cancelled")
+            self._raise_if_stopped(session)
             session.execute(
                 update(Job)
                 .where(Job.id == self.job_id)
@@ -119,9 +115,13 @@ class JobProgress:
 
     def _check_cancel(self) -> None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(Job.status, Job.cancel_requested_at, Job.worker_id).where(Job.id == self.job_id)
-            ).one_or_none()
+            self._raise_if_stopped(conn)
+
+    def _raise_if_stopped(self, db: Session | DBConnection) -> None:
+        """Raise :class:`JobCancelled` if the job was deleted, taken away from this worker or cancelled."""
+        row = db.execute(
+            select(Job.status, Job.cancel_requested_at, Job.worker_id).where(Job.id == self.job_id)
+        ).one_or_none()
         if row is None or row.status != JobStatus.processing.value or row.worker_id != self.worker_id:
             raise JobCancelled("the job was deleted or taken away from this worker")
         if row.cancel_requested_at is not None:

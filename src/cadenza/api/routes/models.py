@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from cadenza.api import examples
 from cadenza.api.deps import get_pool, get_settings
 from cadenza.api.problems import ProblemError, responses
 from cadenza.engines.base import ModelInfo
@@ -18,6 +19,8 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 class ModelOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.MODEL]})
+
     name: str
     engine: str
     version: str
@@ -32,6 +35,8 @@ class ModelOut(BaseModel):
 
 
 class ModelList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.MODEL_LIST]})
+
     count: int
     models: list[ModelOut]
 

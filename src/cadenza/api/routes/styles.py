@@ -5,12 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
 
+from cadenza.api import examples
 from cadenza.api.deps import get_settings
 from cadenza.api.problems import ProblemError, responses
+from cadenza.engines.drums.styles import Style
 from cadenza.settings import Settings
 
 router = APIRouter(prefix="/v1/styles", tags=["styles"])
+
+
+class StyleOut(Style):
+    """A producer style of the catalog (the drums engine's ``Style``)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.STYLE]})
+
+
+class StyleList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.STYLE_LIST]})
+
+    count: int
+    styles: list[StyleOut]
 
 
 def _catalog(settings: Settings) -> Any:
@@ -19,13 +35,18 @@ def _catalog(settings: Settings) -> Any:
     return load_catalog(getattr(settings, "drum_styles_path", None))
 
 
-@router.get("", summary="List producer styles", responses=responses(401, 429))
+@router.get("", response_model=StyleList, summary="List producer styles", responses=responses(401, 429))
 def list_styles(settings: Settings = Depends(get_settings)) -> dict[str, Any]:
     styles = [style.model_dump(mode="json") for style in _catalog(settings).styles]
     return {"count": len(styles), "styles": styles}
 
 
-@router.get("/{name}", summary="Get one producer style (case-insensitive)", responses=responses(401, 404, 429))
+@router.get(
+    "/{name}",
+    response_model=StyleOut,
+    summary="Get one producer style (case-insensitive)",
+    responses=responses(401, 404, 429),
+)
 def get_style(name: str, settings: Settings = Depends(get_settings)) -> dict[str, Any]:
     catalog = _catalog(settings)
     try:

@@ -142,6 +142,33 @@ async def _submit(
     return view, created
 
 
+def _add_submit_route(
+    router: APIRouter,
+    spec: EngineSpec,
+    endpoint: Callable[..., Any],
+    how: str,
+    content_types: tuple[str, ...],
+    openapi_extra: dict[str, Any] | None = None,
+) -> None:
+    """``POST /v1/<route>`` of ``spec``: 202 with the queued job (200 with ``Prefer: wait``), accepting
+    only ``content_types``; ``how`` ends the operation's description."""
+    router.add_api_route(
+        f"/v1/{spec.route}",
+        endpoint,
+        methods=["POST"],
+        status_code=202,
+        response_model=JobOut,
+        summary=spec.summary,
+        description=(spec.request_model.__doc__ or spec.summary) + "\n\n" + how,
+        operation_id=f"submit_{spec.kind}",
+        tags=[spec.kind],
+        openapi_extra=openapi_extra,
+        responses={200: {"model": JobOut, "description": "Finished within `Prefer: wait`."}}
+        | responses(401, 413, 415, 422, 429, 503),
+        route_class_override=content_type_route(content_types),
+    )
+
+
 def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     model = spec.request_model
     examples = {"default": {"summary": spec.summary, "value": spec.example}} if spec.example else None
@@ -159,20 +186,12 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         view, created = await _submit(request, spec, params, principal, idempotency_key)
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
 
-    router.add_api_route(
-        f"/v1/{spec.route}",
+    _add_submit_route(
+        router,
+        spec,
         submit,
-        methods=["POST"],
-        status_code=202,
-        response_model=JobOut,
-        summary=spec.summary,
-        description=(model.__doc__ or spec.summary)
-        + "\n\nAnswers 202 with the queued job and `Location`; with `Prefer: wait=N`, 200 once finished.",
-        operation_id=f"submit_{spec.kind}",
-        tags=[spec.kind],
-        responses={200: {"model": JobOut, "description": "Finished within `Prefer: wait`."}}
-        | responses(401, 413, 415, 422, 429, 503),
-        route_class_override=content_type_route(JSON_TYPES),
+        "Answers 202 with the queued job and `Location`; with `Prefer: wait=N`, 200 once finished.",
+        JSON_TYPES,
     )
 
 
@@ -372,21 +391,13 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
                 staged.unlink()  # submit() moved it into the job folder; anything left is an aborted upload
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
 
-    router.add_api_route(
-        f"/v1/{spec.route}",
+    _add_submit_route(
+        router,
+        spec,
         submit,
-        methods=["POST"],
-        status_code=202,
-        response_model=JobOut,
-        summary=spec.summary,
-        description=(model.__doc__ or spec.summary)
-        + "\n\n`multipart/form-data`: a `file` part plus the fields below. Answers 202 with the queued job.",
-        operation_id=f"submit_{spec.kind}",
-        tags=[spec.kind],
+        "`multipart/form-data`: a `file` part plus the fields below. Answers 202 with the queued job.",
+        UPLOAD_TYPES,
         openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form_schema}}}},
-        responses={200: {"model": JobOut, "description": "Finished within `Prefer: wait`."}}
-        | responses(401, 413, 415, 422, 429, 503),
-        route_class_override=content_type_route(UPLOAD_TYPES),
     )
 
 
