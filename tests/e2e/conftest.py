@@ -64,9 +64,7 @@ def start_server(tmp: Path, *, embedded_defaults: bool = False, **settings: str)
     log_path = tmp / "server.log"
     cadenza = Path(sys.executable).with_name("cadenza")
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(cadenza), "serve"], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen([str(cadenza), "serve"], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log_path, env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
