@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 from cadenza.engines.drums.baseline import NGramBaseline
-from cadenza.engines.drums.data import N_PATTERNS, Grid, load_records
-from cadenza.engines.drums.evaluate import evaluate, max_jaccard, to_markdown, write_report
+from cadenza.engines.drums.data import N_PATTERNS, Grid, iter_windows, load_records
+from cadenza.engines.drums.evaluate import (
+    evaluate,
+    max_jaccard,
+    max_performance_similarity,
+    nearest_pair,
+    performance_similarity,
+    to_markdown,
+    window_arrays,
+    write_report,
+)
 from cadenza.engines.drums.grooves import (
     FEATURES,
     groove_features,
@@ -115,6 +124,49 @@ def test_max_jaccard() -> None:
     assert max_jaccard(query, ref).tolist() == pytest.approx([1.0, 1 / 3, 0.0])
 
 
+def test_performance_similarity_copy_vs_same_hits_other_performance(small_split) -> None:
+    """An exact copy of a train window scores 1; the same hits played with other velocities and timing
+    keep hit-Jaccard 1 but score clearly below 1."""
+    train, _test = small_split
+    windows = [w for _r, _s, w in iter_windows(train, 2, 1)][:400]
+    reference = window_arrays(windows)
+    copy = Grid(windows[7].hits.copy(), windows[7].velocity.copy(), windows[7].offset.copy())
+    played = Grid(copy.hits.copy(), copy.velocity.copy(), copy.offset.copy())
+    played.velocity[played.hits] = np.clip(1.0 - played.velocity[played.hits], 0.05, 1.0)
+    played.offset[played.hits] = np.where(played.offset[played.hits] >= 0, -0.3, 0.3)
+    query = window_arrays([copy, played])
+    best, index = max_performance_similarity(query, reference)
+    assert best[0] == pytest.approx(1.0)
+    assert performance_similarity(tuple(x[0] for x in query), tuple(x[index[0]] for x in reference)) == 1.0
+    assert max_jaccard(query[0][1:], reference[0])[0] == pytest.approx(1.0)
+    assert best[1] < 0.8
+    pair = nearest_pair(1, 7, query, reference, tempo_bpm=120.0)
+    assert pair["hit_jaccard"] == 1.0
+    assert pair["velocity_mae"] > 0.05
+    assert pair["offset_mae_steps"] > 0.2
+    assert pair["offset_mae_ms"] == pytest.approx(pair["offset_mae_steps"] * 125.0)
+    # disjoint hits score 0 and similarity never exceeds hit-Jaccard
+    kick, snare = _grid(32, {0: [0, 16]}), _grid(32, {1: [8, 24]})
+    pair_arrays = window_arrays([kick, snare])
+    assert performance_similarity(tuple(x[0] for x in pair_arrays), tuple(x[1] for x in pair_arrays)) == 0.0
+    empty = window_arrays([Grid.empty(32)])
+    assert performance_similarity(tuple(x[0] for x in empty), tuple(x[0] for x in empty)) == 0.0
+    assert (best <= max_jaccard(query[0], reference[0]) + 1e-6).all()
+
+
+def test_max_performance_similarity_is_exact(small_split) -> None:
+    """The bound-ordered search returns the same maximum as scoring every reference window."""
+    train, test = small_split
+    reference = window_arrays([w for _r, _s, w in iter_windows(train, 2, 1)])
+    queries = window_arrays([w for _r, _s, w in iter_windows(test, 2)][:40])
+    best, index = max_performance_similarity(queries, reference, chunk=16, first_block=4)
+    for q in range(len(best)):
+        full = performance_similarity(tuple(x[q][None] for x in queries), reference)
+        assert best[q] == pytest.approx(full.max(), abs=1e-6)
+        assert full[index[q]] == pytest.approx(best[q], abs=1e-6)
+        assert 0.0 <= best[q] <= 1.0
+
+
 def test_tiny_evaluation_report(tmp_path: Path) -> None:
     report = evaluate(
         GMD,
@@ -143,6 +195,22 @@ def test_tiny_evaluation_report(tmp_path: Path) -> None:
     assert math.isfinite(feats["velocity_mean"]["generated"]["mean"])
     assert 0.0 <= feats["velocity_mean"]["overlapping_area"] <= 1.0
     assert 0.0 <= report["novelty"]["generated_max"] <= 1.0
+    perf = report["novelty"]["performance"]
+    for key in (
+        "generated_max",
+        "generated_mean_of_max",
+        "generated_share_near_copy",
+        "real_test_max",
+        "real_test_mean_of_max",
+        "real_test_share_near_copy",
+    ):
+        assert math.isfinite(perf[key]) and 0.0 <= perf[key] <= 1.0, key
+    assert perf["generated_max"] <= report["novelty"]["generated_max"] + 1e-6
+    assert perf["generated_mean_of_max"] <= perf["generated_max"]
+    nearest = perf["generated_nearest"]
+    assert nearest["performance_similarity"] == pytest.approx(perf["generated_max"])
+    assert 0.0 <= nearest["hit_jaccard"] <= 1.0 and nearest["train_file"]
+    assert math.isfinite(nearest["velocity_mae"]) and math.isfinite(nearest["offset_mae_ms"])
     json_path, md_path = write_report(report, tmp_path)
     assert json.loads(json_path.read_text())["model_version"] == report["model_version"]
     assert md_path.read_text() == to_markdown(report)

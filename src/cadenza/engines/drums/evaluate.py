@@ -9,7 +9,9 @@
    per requested style, against its accuracy on real test windows (the ceiling);
 3. groove statistics (``grooves.py``) of generated vs real test windows and their MGEval
    overlapping areas (Yang & Lerch 2020);
-4. novelty: maximum Jaccard similarity of generated hit grids to any train window.
+4. novelty: maximum Jaccard similarity of generated hit grids to any train window, and the
+   maximum performance similarity (hits, velocity, micro-timing; :func:`performance_similarity`),
+   for generated and, as reference, real test windows.
 """
 
 from __future__ import annotations
@@ -157,6 +159,130 @@ def max_jaccard(query: np.ndarray, reference: np.ndarray, chunk: int = 4096) -> 
     return best
 
 
+NEAR_COPY_THRESHOLD = 0.9  # performance similarity at or above which a window counts as a near-copy
+
+
+def window_arrays(grids: Sequence[Grid]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten windows of equal length for :func:`performance_similarity`.
+
+    Returns ``(hits, velocity, offset)``, each (n, steps × 9): bool hits, float32 velocity in [0, 1]
+    and float32 offset in 16th steps, both set to 0 where there is no hit.
+    """
+    hits = np.stack([g.hits.ravel() for g in grids])
+    velocity = np.stack([g.velocity.ravel() for g in grids]).astype(np.float32) * hits
+    offset = np.stack([g.offset.ravel() for g in grids]).astype(np.float32) * hits
+    return hits, velocity, offset
+
+
+def performance_similarity(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Performance-aware similarity of windows ``a`` and ``b`` (``window_arrays`` triples, broadcast
+    over leading axes; the last axis is the cells)::
+
+        sim = clip(1 − Σ_cells (|h_a − h_b| + |v_a − v_b| + |o_a − o_b|·h_a·h_b) / |cells hit in a or b|, 0, 1)
+
+    with h ∈ {0, 1} the hit flag, v ∈ [0, 1] the velocity (0 without a hit) and o the micro-timing
+    offset in 16th steps (only compared where both windows hit). A cell hit in one window only
+    costs 1 + its velocity; a shared hit costs its velocity and offset differences. An exact copy
+    scores 1, the same hits with other velocities or timing score less, and because every term is
+    ≥ 0 the similarity never exceeds the hit-grid Jaccard similarity. Two empty windows score 0.
+    """
+    ha, va, oa = a
+    hb, vb, ob = b
+    ha, hb = ha.astype(np.float32), hb.astype(np.float32)
+    cost = (np.abs(ha - hb) + np.abs(va - vb) + np.abs(oa - ob) * ha * hb).sum(-1)
+    union = np.maximum(ha, hb).sum(-1)
+    return np.where(union > 0, np.clip(1.0 - cost / np.maximum(union, 1.0), 0.0, 1.0), 0.0)
+
+
+def _similarity_bound(q: tuple[np.ndarray, ...], r: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Upper bound (q_rows, r_rows) of :func:`performance_similarity` from matrix products only: the
+    exact hit and unshared-velocity costs plus |Σ v_a − Σ v_b| and |Σ o_a − Σ o_b| over shared hits
+    (triangle inequality), which never exceed the shared velocity and offset costs."""
+    qh, qv, qo = (x.astype(np.float32) for x in q)
+    rh, rv, ro = (x.astype(np.float32) for x in r)
+    inter = qh @ rh.T
+    union = qh.sum(1)[:, None] + rh.sum(1)[None, :] - inter
+    qv_shared, rv_shared = qv @ rh.T, qh @ rv.T  # Σ over shared hits of each side's velocity
+    cost = (
+        (union - inter)
+        + (qv.sum(1)[:, None] - qv_shared)
+        + (rv.sum(1)[None, :] - rv_shared)
+        + np.abs(qv_shared - rv_shared)
+        + np.abs(qo @ rh.T - qh @ ro.T)
+    )
+    return np.where(union > 0, 1.0 - cost / np.maximum(union, 1.0), 0.0)
+
+
+def max_performance_similarity(
+    query: tuple[np.ndarray, np.ndarray, np.ndarray],
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray],
+    chunk: int = 128,
+    first_block: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query window, the maximum :func:`performance_similarity` to any reference window, exactly.
+
+    ``query`` (n, d) and ``reference`` (m, d) triples from :func:`window_arrays`. An upper bound
+    computed with matrix products (:func:`_similarity_bound`) orders the reference windows per
+    query; they are scored exactly in that order, in blocks that double in size, until the best
+    score so far reaches the bound of the next unscored window (so the result is exact, not a
+    prefilter approximation). Returns ``(best (n,) float64, index (n,) int64)`` with ``index`` the
+    best reference row (−1 where the best is 0).
+    """
+    n, m = len(query[0]), len(reference[0])
+    best, index = np.zeros(n, np.float64), np.full(n, -1, np.int64)
+    for lo in range(0, n, chunk):
+        rows = np.arange(lo, min(lo + chunk, n))
+        upper = _similarity_bound(tuple(x[rows] for x in query), reference) + 1e-4  # float32 rounding slack
+        order = np.argsort(-upper, axis=1, kind="stable")
+        bound = np.take_along_axis(upper, order, axis=1)
+        start, block, active = 0, first_block, np.arange(len(rows))
+        while len(active) and start < m:
+            stop = min(start + block, m)
+            cand = order[active, start:stop]  # (a, k)
+            q = tuple(x[rows[active]][:, None, :] for x in query)
+            r = tuple(x[cand] for x in reference)
+            sims = performance_similarity(q, r)  # (a, k)
+            arg = sims.argmax(1)
+            top = sims[np.arange(len(active)), arg]
+            better = top > best[rows[active]]
+            best[rows[active[better]]] = top[better]
+            index[rows[active[better]]] = cand[better, arg[better]]
+            if stop >= m:
+                break
+            active = active[best[rows[active]] < bound[active, stop]]
+            start, block = stop, block * 2
+    return best, index
+
+
+def nearest_pair(
+    q: int,
+    r: int,
+    query: tuple[np.ndarray, np.ndarray, np.ndarray],
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tempo_bpm: float,
+) -> dict[str, float]:
+    """Hit-Jaccard, velocity MAE and offset MAE (16th steps and ms at ``tempo_bpm``) on shared hits of
+    query row ``q`` and reference row ``r``."""
+    qa = tuple(x[q] for x in query)
+    ra = tuple(x[r] for x in reference)
+    shared = qa[0] & ra[0]
+    union = int((qa[0] | ra[0]).sum())
+    offset_mae = float(np.abs(qa[2] - ra[2])[shared].mean()) if shared.any() else float("nan")
+    return {
+        "performance_similarity": float(performance_similarity(qa, ra)),
+        "hit_jaccard": float(shared.sum() / union) if union else 0.0,
+        "hits_window": int(qa[0].sum()),
+        "hits_train": int(ra[0].sum()),
+        "shared_hits": int(shared.sum()),
+        "velocity_mae": float(np.abs(qa[1] - ra[1])[shared].mean()) if shared.any() else float("nan"),
+        "offset_mae_steps": offset_mae,
+        "offset_mae_ms": offset_mae * 60_000.0 / (tempo_bpm * 4),
+        "tempo_bpm": tempo_bpm,
+    }
+
+
 METERS = ((4, 4), (3, 4), (6, 8), (5, 4), (7, 8))
 
 
@@ -282,6 +408,7 @@ def evaluate(
     report["style_guidance"] = guidance
     per_style = {}
     gen_windows: list[Grid] = []
+    gen_tempos: list[float] = []
     for k, style in enumerate(clf.styles):
         tempo = float(tempo_of.get(style, 110.0))
         grids = [
@@ -289,6 +416,7 @@ def evaluate(
             for i in range(windows_per_style)
         ]
         gen_windows.extend(grids)
+        gen_tempos.extend([tempo] * len(grids))
         pred = clf.predict(np.stack([classifier_features(g) for g in grids]))
         real_mask = y_test == k
         per_style[style] = {
@@ -329,10 +457,12 @@ def evaluate(
     }
 
     console.print("[bold]3/5[/] groove statistics")
-    real = [(rec, w) for rec, _s, w in iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS)]
+    real_with_start = list(iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS))
     rng = np.random.default_rng(seed)
-    if len(real) > matched_windows:
-        real = [real[i] for i in sorted(rng.choice(len(real), matched_windows, replace=False))]
+    if len(real_with_start) > matched_windows:
+        chosen = sorted(rng.choice(len(real_with_start), matched_windows, replace=False))
+        real_with_start = [real_with_start[i] for i in chosen]
+    real = [(rec, w) for rec, _s, w in real_with_start]
     matched = [
         _generate_window(model, rec.style, rec.tempo_bpm, seed * 100_000 + 50_000 + i, guidance, fill=rec.is_fill)
         for i, (rec, _w) in enumerate(real)
@@ -357,12 +487,43 @@ def evaluate(
     }
 
     console.print("[bold]4/5[/] novelty")
-    train_hits = np.stack(
-        [w.hits.ravel() for _r, _s, w in iter_windows([r for r in train if r.steps_per_bar == STEPS_PER_BAR], 2, 1)]
-    )
+    train_windows = list(iter_windows([r for r in train if r.steps_per_bar == STEPS_PER_BAR], 2, 1))
+    train_arrays = window_arrays([w for _r, _s, w in train_windows])
+    train_hits = train_arrays[0]
     all_generated = gen_windows + matched
-    gen_sim = max_jaccard(np.stack([g.hits.ravel() for g in all_generated]), train_hits)
-    real_sim = max_jaccard(np.stack([w.hits.ravel() for _r, w in real]), train_hits)
+    all_tempos = gen_tempos + [rec.tempo_bpm for rec, _w in real]
+    gen_arrays = window_arrays(all_generated)
+    real_arrays = window_arrays([w for _r, w in real])
+    gen_sim = max_jaccard(gen_arrays[0], train_hits)
+    real_sim = max_jaccard(real_arrays[0], train_hits)
+    gen_perf, gen_idx = max_performance_similarity(gen_arrays, train_arrays)
+    real_perf, real_idx = max_performance_similarity(real_arrays, train_arrays)
+
+    gen_sources = [
+        f"{style} beat, seed {seed * 100_000 + k * 1000 + i}"
+        for k, style in enumerate(clf.styles)
+        for i in range(windows_per_style)
+    ]
+    gen_sources += [
+        f"matched to test file {rec.id} ({rec.style}, {'fill' if rec.is_fill else 'beat'})" for rec, _w in real
+    ]
+    real_sources = [f"test file {rec.id} from bar {start // STEPS_PER_BAR}" for rec, start, _w in real_with_start]
+
+    def nearest(
+        sims: np.ndarray, idx: np.ndarray, arrays: tuple, tempos: list[float], sources: list[str]
+    ) -> dict[str, Any] | None:
+        q = int(sims.argmax())
+        if idx[q] < 0:
+            return None
+        rec, start, _w = train_windows[idx[q]]
+        return {
+            "window": q,
+            "window_source": sources[q],
+            "train_file": rec.id,
+            "train_start_bar": start // STEPS_PER_BAR,
+            **nearest_pair(q, int(idx[q]), arrays, train_arrays, tempos[q]),
+        }
+
     report["novelty"] = {
         "measure": "max Jaccard similarity of a window's hit grid (32 steps × 9) to any 2-bar train window (hop 1 bar)",
         "train_windows": len(train_hits),
@@ -375,6 +536,23 @@ def evaluate(
         "real_test_mean_of_max": float(real_sim.mean()),
         "real_test_share_identical": float((real_sim >= 0.999).mean()),
         "real_test_share_above_0_9": float((real_sim >= 0.9).mean()),
+        "performance": {
+            "measure": "max performance similarity to any 2-bar train window (hop 1 bar): 1 − Σ over the "
+            "32×9 cells of (|hit_a − hit_b| + |velocity_a − velocity_b| + |offset_a − offset_b|·hit_a·hit_b) "
+            "/ number of cells hit in either window, clipped to [0, 1]; velocity in [0, 1] (0 without a hit), "
+            "offset in 16th steps; ≤ hit-grid Jaccard, 1 only for an exact copy",
+            "near_copy_threshold": NEAR_COPY_THRESHOLD,
+            "generated_max": float(gen_perf.max()),
+            "generated_mean_of_max": float(gen_perf.mean()),
+            "generated_share_near_copy": float((gen_perf >= NEAR_COPY_THRESHOLD).mean()),
+            "real_test_max": float(real_perf.max()),
+            "real_test_mean_of_max": float(real_perf.mean()),
+            "real_test_share_near_copy": float((real_perf >= NEAR_COPY_THRESHOLD).mean()),
+            "generated_nearest": nearest(gen_perf, gen_idx, gen_arrays, all_tempos, gen_sources),
+            "real_test_nearest": nearest(
+                real_perf, real_idx, real_arrays, [rec.tempo_bpm for rec, _w in real], real_sources
+            ),
+        },
     }
     console.print("[bold]5/5[/] meters")
     report["meters"] = meter_check(model, records, seed, max(2, windows_per_style // 3), guidance)
@@ -412,6 +590,35 @@ def _sweep_lines(sweep: dict[str, Any]) -> list[str]:
             f"| {g} | {_fmt(row['style_accuracy'])} | {_fmt(row['downbeat_kick_or_crash_share'])} | "
             f"{_fmt(row['mean_downbeat_deviation'])} | {_fmt(row['crash_density'])} | {row['keeps_structure']} |"
         )
+    lines.append("")
+    return lines
+
+
+def _performance_lines(perf: dict[str, Any], real_windows: int, generated_windows: int) -> list[str]:
+    threshold = perf["near_copy_threshold"]
+    lines = [
+        f"Performance similarity (hits, velocity and micro-timing): {perf['measure']}. Near-copy: ≥ {threshold}.",
+        "",
+        f"| set | windows | max | mean of per-window max | share ≥ {threshold} (near-copy) |",
+        "|---|---|---|---|---|",
+        f"| generated | {generated_windows} | {_fmt(perf['generated_max'])} | {_fmt(perf['generated_mean_of_max'])} | "
+        f"{_fmt(perf['generated_share_near_copy'])} |",
+        f"| real test (reference) | {real_windows} | {_fmt(perf['real_test_max'])} | "
+        f"{_fmt(perf['real_test_mean_of_max'])} | {_fmt(perf['real_test_share_near_copy'])} |",
+        "",
+    ]
+    for name, key in (("generated", "generated_nearest"), ("real test", "real_test_nearest")):
+        pair = perf.get(key)
+        if pair:
+            lines.append(
+                f"Most similar {name} window (#{pair['window']}: {pair['window_source']}): "
+                f"train file `{pair['train_file']}` from bar "
+                f"{pair['train_start_bar']} (0-based); performance similarity {_fmt(pair['performance_similarity'])}, "
+                f"hit-Jaccard {_fmt(pair['hit_jaccard'])} ({pair['shared_hits']} shared of {pair['hits_window']} / "
+                f"{pair['hits_train']} hits), velocity MAE {_fmt(pair['velocity_mae'])}, offset MAE "
+                f"{_fmt(pair['offset_mae_steps'])} steps = {_fmt(pair['offset_mae_ms'], 1)} ms at "
+                f"{_fmt(pair['tempo_bpm'], 1)} BPM (shared hits)."
+            )
     lines.append("")
     return lines
 
@@ -504,6 +711,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{_fmt(nov['real_test_mean_of_max'])} | {_fmt(nov['real_test_share_above_0_9'])} | "
         f"{_fmt(nov['real_test_share_identical'])} |",
         "",
+        *_performance_lines(nov["performance"], gs["windows"]["real_test"], nov["generated_windows"]),
         "## 5. Meters (4-bar rock beats at 100 BPM vs real GMD beat bars of that meter, all splits)",
         "",
         "| meter | steps/bar, /beat | GMD files | bars gen / real | downbeat kick-or-crash gen / real | "
@@ -535,6 +743,7 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
         "style_accuracy_ceiling": sf["ceiling_balanced_accuracy"],
         "style_ratio_to_ceiling": sf["ratio_to_ceiling"],
         "novelty_max_jaccard": report["novelty"]["generated_max"],
+        "novelty_max_performance_similarity": report["novelty"]["performance"]["generated_max"],
         "style_guidance": report["style_guidance"],
         "source": "docs/eval/drums.json",
     }
