@@ -37,3 +37,39 @@ def test_drums_job_runs_in_a_worker_and_is_deterministic(tmp_path: Path, start_p
         assert progress, "the engine reported progress through the job layer"
     # same request + seed -> same bytes, also when the second run reuses the worker's cached model
     assert {o.name: o.sha256 for o in jobs[0].outputs} == {o.name: o.sha256 for o in jobs[1].outputs}
+
+
+def test_worker_killed_from_outside_during_a_real_drums_job(tmp_path: Path, start_pool) -> None:
+    """SIGKILL the worker process mid-job, as the kernel's OOM killer would: the drums job (its kind
+    allows one retry) runs again on the replacement worker, completes, and the next job completes too."""
+    import os
+    import signal
+
+    from jobs_helpers import wait_until
+
+    settings = make_settings(tmp_path, workers=1)
+    service = JobService(settings)
+    pool = start_pool(settings, service)
+    # 32 bars with three audio previews: long enough (about a second or more) to be killed mid-run
+    long_job, _ = service.submit(
+        "drums",
+        {"producer_style": "Questlove", "bars": 32, "tempo": 60, "seed": 5, "formats": ["midi", "wav", "flac", "mp3"]},
+    )
+    next_job, _ = service.submit("drums", {"producer_style": "J Dilla", "bars": 2, "tempo": 90, "seed": 1})
+
+    def running_worker_pid() -> int | None:
+        job = service.get(long_job.id)
+        if job.status.value != "processing" or job.progress <= 0:
+            return None
+        started = [e for e in service.events(long_job.id) if e.data.get("status") == "processing"]
+        return int(started[-1].data["worker"].rsplit(":", 1)[1]) if started else None
+
+    wait_until(lambda: running_worker_pid() is not None, timeout_s=60, what="the drums job to start")
+    os.kill(running_worker_pid(), signal.SIGKILL)
+
+    retried = wait_final(service, long_job.id, timeout_s=180)
+    assert retried.status is JobStatus.completed, retried.error
+    assert retried.attempts == 2
+    assert {"groove.mid", "groove.wav", "groove.flac", "groove.mp3"} <= {o.name for o in retried.outputs}
+    assert wait_final(service, next_job.id, timeout_s=60).status is JobStatus.completed
+    assert pool.status()["restarts"] >= 1
