@@ -169,6 +169,12 @@ def _add_submit_route(
     )
 
 
+PreferHeader = Annotated[str | None, Header(description="`wait=N`: wait up to N s (max 60) for the result.")]
+IdempotencyKeyHeader = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="Retries with the same key return the same job.")
+]
+
+
 def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     model = spec.request_model
     examples = {"default": {"summary": spec.summary, "value": spec.example}} if spec.example else None
@@ -176,10 +182,8 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     async def submit(
         request: Request,
         params: Annotated[model, Body(openapi_examples=examples)],  # type: ignore[valid-type]
-        prefer: Annotated[str | None, Header(description="`wait=N`: wait up to N s (max 60) for the result.")] = None,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", description="Retries with the same key return the same job.")
-        ] = None,
+        prefer: PreferHeader = None,
+        idempotency_key: IdempotencyKeyHeader = None,
         principal: Principal = Depends(get_principal),
     ) -> Response:
         _check_intake(request)
@@ -357,10 +361,8 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
 
     async def submit(
         request: Request,
-        prefer: Annotated[str | None, Header(description="`wait=N`: wait up to N s (max 60) for the result.")] = None,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", description="Retries with the same key return the same job.")
-        ] = None,
+        prefer: PreferHeader = None,
+        idempotency_key: IdempotencyKeyHeader = None,
         principal: Principal = Depends(get_principal),
     ) -> Response:
         _check_intake(request)
