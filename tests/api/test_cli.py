@@ -134,3 +134,21 @@ def test_engine_run_command_through_the_main_cli(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["drums", "--bars", "99", "--out", str(tmp_path)], env=env_for(tmp_path))
     assert bad.exit_code == 2
     assert runner.invoke(app, ["eval", "--help"]).exit_code == 0
+
+
+def test_models_list_shows_presence_and_the_files_a_missing_model_needs(tmp_path: Path) -> None:
+    import json
+
+    env = env_for(tmp_path, CADENZA_MODELS_DIR=str(tmp_path / "models"))
+    listed = runner.invoke(app, ["models", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    models = {m["name"]: m for m in json.loads(listed.output)}
+    assert models["groove-transformer"]["weights_present"] and models["groove-transformer"]["size_bytes"] > 0
+    assert models["hpss"]["weights_present"]
+    assert not models["htdemucs"]["weights_present"]
+    assert any(f.startswith("demucs/htdemucs.yaml") for f in models["htdemucs"]["missing_files"])
+
+    table = runner.invoke(app, ["models", "list"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "groove-transformer" in table.output
+    assert "htdemucs: add demucs/htdemucs.yaml" in table.output.replace("\n", " ")

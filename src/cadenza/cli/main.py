@@ -307,20 +307,30 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
 
 
 @models_app.command("list")
-def models_list(config: ConfigOption = None) -> None:
-    """List every engine's models and whether their weights are present."""
+def models_list(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Every field (licence, data source, path) as JSON.")] = False,
+) -> None:
+    """List every engine's models and whether their weights are present (and, if not, which files to add)."""
+    import dataclasses
+
     from cadenza.engines.registry import all_engines
 
     settings = get_settings(config)
-    table = Table("name", "engine", "version", "licence", "size MB", "weights", "data source")
-    for spec in all_engines():
-        for info in spec.list_models(settings.models_dir):
-            size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes is not None else ""
-            weights = (
-                "[green]present[/]" if info.weights_present else "[red]missing[/] " + ", ".join(info.missing_files)
-            )
-            table.add_row(info.name, info.engine, info.version, info.licence, size, weights, info.data_source)
+    infos = [info for spec in all_engines() for info in spec.list_models(settings.models_dir)]
+    if as_json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+        return
+    table = Table("name", "engine", "version", "size MB", "weights", "licence")
+    table.columns[0].no_wrap = True
+    for info in infos:
+        size = f"{info.size_bytes / 1e6:.1f}" if info.size_bytes is not None else ""
+        weights = "[green]present[/]" if info.weights_present else "[red]missing[/]"
+        table.add_row(info.name, info.engine, info.version, size, weights, info.licence.split(" (")[0])
     console.print(table)
+    for info in infos:
+        if not info.weights_present and info.missing_files:
+            console.print(f"[bold]{info.name}[/]: add " + "; ".join(info.missing_files), soft_wrap=True)
 
 
 @config_app.command("show")
