@@ -224,6 +224,22 @@ def test_model_cache_hooks_and_list_models(tmp_path: Path) -> None:
     assert main.version == model.version
 
 
+def test_list_models_sees_a_changed_checkpoint(tmp_path: Path) -> None:
+    """Checkpoint headers are cached per file version: a rewritten checkpoint is listed with its new info."""
+    import shutil
+
+    from cadenza.engines.drums.model import DEFAULT_CHECKPOINT, update_checkpoint_info
+
+    mine = tmp_path / "drums" / "my-groove.pt"
+    mine.parent.mkdir()
+    shutil.copyfile(DEFAULT_CHECKPOINT, mine)
+    listed = next(m for m in ENGINE.list_models(tmp_path) if m.name == "my-groove")
+    assert listed.weights_present and listed.path == str(mine)
+    update_checkpoint_info(mine, {"version": "my-groove-2", "description": "retrained " * 20})
+    again = next(m for m in ENGINE.list_models(tmp_path) if m.name == "my-groove")
+    assert again.version == "my-groove-2" and again.version != listed.version
+
+
 def test_style_without_weights_is_an_input_error(tmp_path: Path) -> None:
     styles = tmp_path / "styles.yaml"
     styles.write_text(

@@ -49,6 +49,21 @@ def test_style_checked_against_a_given_catalog(tmp_path: Path) -> None:
         DrumsRequest.model_validate({"producer_style": "lofi"})
 
 
+def test_style_checked_against_the_catalog_of_given_settings(tmp_path: Path) -> None:
+    """The worker validates with ``context={"settings": ...}``: that settings' styles file counts."""
+    from cadenza.settings import Settings
+
+    user = tmp_path / "s.yaml"
+    user.write_text(
+        "styles:\n  - {name: Lo-Fi, description: x, preferred_tempo_range: [70, 80], conditioning: {hiphop: 1}}\n"
+    )
+    settings = Settings(drum_styles_path=user)
+    request = DrumsRequest.model_validate({"producer_style": "lofi"}, context={"settings": settings})
+    assert request.producer_style == "Lo-Fi"
+    with pytest.raises(ValidationError):
+        DrumsRequest.model_validate({"producer_style": "lofi"}, context={"settings": Settings()})
+
+
 @pytest.mark.parametrize(
     ("field", "good", "bad"),
     [

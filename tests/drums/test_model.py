@@ -140,7 +140,7 @@ def test_numpy_stepper_matches_full_forward(model: DrumModel) -> None:
     net = model.net
     x = torch.randn(1, net.cfg.context_steps, net.cfg.d_model, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        full, _ = net.trunk(x)
+        full = net.hidden_states(x)
         full_logits = net.pattern_head(full)[0].numpy()
         vel, off = net.detail_logits(full[0, 5], torch.tensor(37))
     stepper = _NumpyStepper(net)

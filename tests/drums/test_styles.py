@@ -179,3 +179,23 @@ def test_default_catalog_follows_the_setting(tmp_path: Path, monkeypatch: pytest
     assert "Lo-Fi Study" in default_catalog().names
     monkeypatch.delenv("CADENZA_DRUM_STYLES_PATH")
     assert "Lo-Fi Study" not in default_catalog().names
+
+
+def test_cached_catalog_reuses_until_the_file_changes(tmp_path: Path) -> None:
+    import os
+
+    from cadenza.engines.drums.styles import cached_catalog
+
+    assert cached_catalog() is cached_catalog()
+    user = tmp_path / "styles.yaml"
+    user.write_text(USER_STYLES)
+    first = cached_catalog(user)
+    assert first is cached_catalog(user) and "Lo-Fi Study" in first.names
+    user.write_text(USER_STYLES.replace("Lo-Fi Study", "Lo-Fi Night"))
+    stat = user.stat()
+    os.utime(user, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = cached_catalog(user)
+    assert "Lo-Fi Night" in second.names and "Lo-Fi Study" not in second.names
+    user.unlink()
+    with pytest.raises(StyleCatalogError):
+        cached_catalog(user)

@@ -18,7 +18,6 @@ from cadenza.music.audio import OUTPUT_FORMATS, open_writer
 
 DEFAULT_SAMPLE_RATE = 44100
 PEAK_TARGET = 10 ** (-1.0 / 20)  # -1 dBFS: peak-normalised with headroom so encoders do not clip
-PREVIEW_FORMATS: tuple[str, ...] = tuple(OUTPUT_FORMATS)  # wav, flac, mp3
 
 
 def default_soundfont() -> Path:

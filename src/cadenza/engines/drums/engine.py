@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from cadenza.engines.base import EngineInputError, EngineResult, ModelInfo, Outp
 from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
 from cadenza.engines.drums.humanize import PlacedHit, humanize
 from cadenza.engines.drums.schema import DrumsRequest
-from cadenza.engines.drums.styles import Style, StyleCatalog, default_catalog, load_catalog
+from cadenza.engines.drums.styles import Style, catalog_for_settings
 from cadenza.music.drum_map import DRUM_CLASSES
 from cadenza.music.midi import DEFAULT_PPQ, DrumNote, drum_midi_bytes, ticks_per_bar
 
@@ -53,12 +54,6 @@ def checkpoint_path(model_id: str, models_dir: Path | None) -> Path:
     )
 
 
-def _catalog(settings: Any) -> StyleCatalog:
-    if settings is not None and getattr(settings, "drum_styles_path", None) is not None:
-        return load_catalog(settings.drum_styles_path)
-    return default_catalog()
-
-
 def load_model(model_id: str, ctx: RunContext) -> Any:
     """Load ``model_id`` into ``ctx.cache`` (if not there yet) and return the DrumModel."""
     key = CACHE_PREFIX + model_id
@@ -79,11 +74,18 @@ def unload_model(model_id: str, ctx: RunContext) -> None:
     ctx.cache.pop(CACHE_PREFIX + model_id, None)
 
 
-def _checkpoint_info(path: Path) -> dict[str, Any]:
+@lru_cache(maxsize=32)
+def _read_checkpoint_info(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     import torch
 
     payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return dict(payload.get("info", {})) if isinstance(payload, dict) else {}
+
+
+def _checkpoint_info(path: Path) -> dict[str, Any]:
+    """The ``info`` dict of a checkpoint, read once per file version (``/ready`` and ``/v1/models`` list often)."""
+    stat = path.stat()
+    return _read_checkpoint_info(path, stat.st_mtime_ns, stat.st_size)
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
@@ -142,7 +144,7 @@ def tempo_warnings(style: Style, tempo_bpm: float) -> list[str]:
 
 def validate_request(params: DrumsRequest, settings: Any) -> list[str]:
     """Cheap checks before a job is queued: the style's model has weights. Returns warnings (tempo range)."""
-    style = _catalog(settings).get(params.producer_style)
+    style = catalog_for_settings(settings).get(params.producer_style)
     checkpoint_path(style.model_id, getattr(settings, "models_dir", None))
     return tempo_warnings(style, params.tempo)
 
@@ -183,7 +185,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     JobCancelled from ``progress`` propagate.
     """
     started = time.perf_counter()
-    catalog = _catalog(ctx.settings)
+    catalog = catalog_for_settings(ctx.settings)
     try:
         style = catalog.get(params.producer_style)
     except KeyError as exc:

@@ -44,7 +44,6 @@ ANCHORS = {
     "offset_std": {"gmd": 0.169, "groovae": 0.057},
     "swingness": {"gmd": 0.335, "groovae": 0.047},
 }
-WINDOW_STEPS = WINDOW_BARS * STEPS_PER_BAR
 
 
 def _finite(value: float) -> float | None:

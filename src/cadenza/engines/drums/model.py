@@ -73,7 +73,7 @@ def tempo_feature(tempo_bpm: torch.Tensor) -> torch.Tensor:
 
 
 class _Block(nn.Module):
-    """Pre-norm transformer block with causal self-attention and an optional key/value cache."""
+    """Pre-norm transformer block with causal self-attention (step-by-step sampling: ``_NumpyStepper``)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -86,27 +86,17 @@ class _Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.attn_dropout = cfg.dropout
 
-    def forward(
-        self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, d_model = x.shape
         head_dim = d_model // self.n_heads
         q, k, v = self.qkv(self.ln1(x)).split(d_model, dim=-1)
         q, k, v = (t.view(batch, length, self.n_heads, head_dim).transpose(1, 2) for t in (q, k, v))
-        if cache is not None:
-            k = torch.cat((cache[0], k), dim=2)
-            v = torch.cat((cache[1], v), dim=2)
         attn = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            is_causal=cache is None and length > 1,
-            dropout_p=self.attn_dropout if self.training else 0.0,
+            q, k, v, is_causal=length > 1, dropout_p=self.attn_dropout if self.training else 0.0
         )
         attn = attn.transpose(1, 2).reshape(batch, length, d_model)
         x = x + self.drop(self.proj(attn))
-        x = x + self.drop(self.ff(self.ln2(x)))
-        return x, (k, v)
+        return x + self.drop(self.ff(self.ln2(x)))
 
 
 class GrooveTransformer(nn.Module):
@@ -157,15 +147,12 @@ class GrooveTransformer(nn.Module):
         """Embedding of the previous step: pattern (batch, steps) int, details (batch, steps, 18)."""
         return self.prev_pattern(prev_pattern) + self.prev_details(prev_details)
 
-    def trunk(
-        self, x: torch.Tensor, caches: list | None = None
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal transformer over input embeddings (batch, steps, d_model) → final hidden states, same shape."""
         x = self.drop(x)
-        new_caches = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block(x, None if caches is None else caches[i])
-            new_caches.append(kv)
-        return self.ln_f(x), new_caches
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x)
 
     def detail_logits(self, hidden: torch.Tensor, pattern: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity logits (..., 9, 8) and offset logits (..., 9, 9) given hidden state and pattern."""
@@ -183,7 +170,7 @@ class GrooveTransformer(nn.Module):
         pattern = batch["pattern"]
         prev = torch.cat((torch.full_like(pattern[:, :1], BOS), pattern[:, :-1]), dim=1)
         x = self.step_inputs(prev, batch["prev_details"]) + self.condition(batch)
-        hidden, _ = self.trunk(x)
+        hidden = self.hidden_states(x)
         nll_pattern = F.cross_entropy(self.pattern_head(hidden).transpose(1, 2), pattern, reduction="none")
         vel_logits, off_logits = self.detail_logits(hidden, pattern)
         hits = ((pattern.unsqueeze(-1) >> torch.arange(N_CLASSES, device=pattern.device)) & 1).float()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from cadenza.engines.drums.styles import StyleCatalog, default_catalog
+from cadenza.engines.drums.styles import StyleCatalog, catalog_for_settings
 
 PatternType = Literal["intro", "verse", "chorus", "bridge", "outro"]
 OutputFormat = Literal["midi", "json", "wav", "flac", "mp3"]
@@ -16,7 +16,8 @@ class DrumsRequest(BaseModel):
     """Generate a drum groove in a producer's style.
 
     Validation context (optional): ``{"catalog": StyleCatalog}`` checks ``producer_style`` against that
-    catalog instead of the one of the effective settings (``drum_styles_path``).
+    catalog, ``{"settings": Settings}`` against the catalog of those settings' ``drum_styles_path``;
+    without either, against the catalog of the effective settings (:func:`styles.catalog_for_settings`).
     """
 
     model_config = ConfigDict(
@@ -85,8 +86,10 @@ class DrumsRequest(BaseModel):
     @field_validator("producer_style")
     @classmethod
     def _known_style(cls, value: str, info: ValidationInfo) -> str:
-        catalog = (info.context or {}).get("catalog") if isinstance(info.context, dict) else None
-        catalog = catalog if isinstance(catalog, StyleCatalog) else default_catalog()
+        context = info.context if isinstance(info.context, dict) else {}
+        catalog = context.get("catalog")
+        if not isinstance(catalog, StyleCatalog):
+            catalog = catalog_for_settings(context.get("settings"))
         try:
             return catalog.get(value).name
         except KeyError:

@@ -12,39 +12,21 @@ Style names match case-insensitively, ignoring spaces, underscores and hyphens (
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cadenza.engines.drums.data import GMD_STYLES
 from cadenza.music.drum_map import DRUM_CLASSES
 
 BUILTIN_STYLES_PATH = Path(__file__).with_name("styles.yaml")
 
 # Primary style labels of the Groove MIDI Dataset (info.csv ``style`` before the slash); the drum
 # model is conditioned on these (Gillick et al., ICML 2019).
-GMD_STYLE_LABELS: tuple[str, ...] = (
-    "afrobeat",
-    "afrocuban",
-    "blues",
-    "country",
-    "dance",
-    "funk",
-    "gospel",
-    "highlife",
-    "hiphop",
-    "jazz",
-    "latin",
-    "middleeastern",
-    "neworleans",
-    "pop",
-    "punk",
-    "reggae",
-    "rock",
-    "soul",
-)
+GMD_STYLE_LABELS: tuple[str, ...] = GMD_STYLES
 
 
 class StyleCatalogError(ValueError):
@@ -239,15 +221,31 @@ def load_catalog(user_path: Path | None = None) -> StyleCatalog:
     return StyleCatalog(styles=styles)
 
 
-@cache
+@lru_cache(maxsize=16)
 def _cached_catalog(user_path: Path | None, mtime_ns: int) -> StyleCatalog:
     return load_catalog(user_path)
+
+
+def cached_catalog(user_path: Path | None = None) -> StyleCatalog:
+    """:func:`load_catalog` of ``user_path``, kept in memory until that file's modification time changes.
+
+    The returned catalog is shared between callers: read it, do not modify it. Raises StyleCatalogError
+    like :func:`load_catalog`.
+    """
+    try:
+        mtime_ns = Path(user_path).expanduser().stat().st_mtime_ns if user_path is not None else 0
+    except OSError:
+        mtime_ns = -1  # missing file: load_catalog raises (errors are not cached)
+    return _cached_catalog(user_path, mtime_ns)
 
 
 def default_catalog() -> StyleCatalog:
     """The catalog of the effective settings (``drum_styles_path``), reloaded when that file changes."""
     from cadenza.settings import Settings
 
-    user_path = Settings().drum_styles_path
-    mtime_ns = user_path.stat().st_mtime_ns if user_path is not None and user_path.exists() else 0
-    return _cached_catalog(user_path, mtime_ns)
+    return cached_catalog(Settings().drum_styles_path)
+
+
+def catalog_for_settings(settings: Any | None) -> StyleCatalog:
+    """The catalog of ``settings.drum_styles_path`` (cached); of the effective settings if ``settings`` is None."""
+    return default_catalog() if settings is None else cached_catalog(getattr(settings, "drum_styles_path", None))
