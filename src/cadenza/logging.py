@@ -61,8 +61,3 @@ def configure_logging(log_format: str = "auto", log_level: str = "info") -> None
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def get_logger(name: str = "cadenza") -> Any:
-    """A structlog logger bound to ``name``."""
-    return structlog.get_logger(name)

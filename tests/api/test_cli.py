@@ -108,6 +108,9 @@ def test_keys_and_jobs_commands(tmp_path: Path) -> None:
     cancelled = runner.invoke(app, ["jobs", "cancel", str(job.id)], env=env)
     assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
     assert runner.invoke(app, ["jobs", "show", "nonsense"], env=env).exit_code == 2
+    for command in ("show", "cancel"):
+        unknown = runner.invoke(app, ["jobs", command, "00000000-0000-4000-8000-000000000000"], env=env)
+        assert unknown.exit_code == 1 and "No job 00000000-0000-4000-8000-000000000000" in unknown.output
     assert runner.invoke(app, ["jobs", "prune"], env=env).exit_code == 0
 
 

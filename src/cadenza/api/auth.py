@@ -43,9 +43,7 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def resolve_principal(settings: Any, service: Any, authorization: str | None) -> Principal:
-    """Check the caller's key (blocking: queries the database). Raises AuthError."""
-    if not settings.auth_enabled:
-        return ANONYMOUS
+    """Check the caller's key when ``auth_enabled`` (blocking: queries the database). Raises AuthError."""
     token = bearer_token(authorization)
     admin = settings.admin_key.get_secret_value() if settings.admin_key is not None else None
     if admin and hmac.compare_digest(token.encode(), admin.encode()):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.api import examples
@@ -68,3 +68,7 @@ def get_owner(request: Request) -> str | None:
 
 def get_pool(request: Request) -> Any:
     return getattr(request.app.state, "pool", None)
+
+
+ServiceDep = Annotated[JobService, Depends(get_service)]
+OwnerDep = Annotated[str | None, Depends(get_owner)]

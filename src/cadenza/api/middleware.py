@@ -142,14 +142,11 @@ class AccessControlMiddleware:
         path = scope["path"]
         state = scope.setdefault("state", {})
         client = (scope.get("client") or ("unknown",))[0]
-        if path not in PUBLIC_PATHS:
+        if self.settings.auth_enabled and path not in PUBLIC_PATHS:
             service = scope["app"].state.service
             authorization = Headers(scope=scope).get("authorization")
             try:
-                if self.settings.auth_enabled:
-                    principal = await anyio.to_thread.run_sync(resolve_principal, self.settings, service, authorization)
-                else:
-                    principal = resolve_principal(self.settings, service, authorization)
+                principal = await anyio.to_thread.run_sync(resolve_principal, self.settings, service, authorization)
             except AuthError as exc:
                 # Failed attempts count against the client IP, so keys cannot be guessed at full speed.
                 headers, limited = self._hit(f"ip:{client}", path)

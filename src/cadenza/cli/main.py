@@ -234,31 +234,28 @@ def _job_id(value: str) -> UUID:
         raise typer.Exit(EXIT_CONFIG) from None
 
 
-@jobs_app.command("show")
-def jobs_show(job_id: str, config: ConfigOption = None) -> None:
-    """Show one job as JSON."""
+def _job_call(method: str, job_id: str, config: Path | None) -> Any:
+    """``JobService.<method>(id)`` for a job id given on the command line; exit 1 if there is no such job."""
     from cadenza.jobs import JobNotFound
 
     service = _service(get_settings(config))
     try:
-        job = service.get(_job_id(job_id))
+        return getattr(service, method)(_job_id(job_id))
     except JobNotFound:
         err.print(f"No job {job_id}.")
         raise typer.Exit(1) from None
-    console.print_json(job.model_dump_json())
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, config: ConfigOption = None) -> None:
+    """Show one job as JSON."""
+    console.print_json(_job_call("get", job_id, config).model_dump_json())
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, config: ConfigOption = None) -> None:
     """Cancel a job (idempotent)."""
-    from cadenza.jobs import JobNotFound
-
-    service = _service(get_settings(config))
-    try:
-        job = service.cancel(_job_id(job_id))
-    except JobNotFound:
-        err.print(f"No job {job_id}.")
-        raise typer.Exit(1) from None
+    job = _job_call("cancel", job_id, config)
     console.print(f"{job.id}: {job.status.value}")
 
 

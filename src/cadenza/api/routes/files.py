@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from cadenza.api.deps import get_owner, get_service
+from cadenza.api.deps import OwnerDep, ServiceDep
 from cadenza.api.problems import ProblemError, responses
-from cadenza.jobs import JobService
 
 router = APIRouter(prefix="/v1/jobs", tags=["files"])
 
@@ -42,8 +41,8 @@ def download_file(
     request: Request,
     job_id: UUID,
     name: str,
-    service: JobService = Depends(get_service),
-    owner: str | None = Depends(get_owner),
+    service: ServiceDep,
+    owner: OwnerDep,
 ) -> Response:
     output, path = service.output_file(job_id, owner, name)
     etag = f'"{output.sha256}"'

@@ -10,28 +10,27 @@ from uuid import UUID
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from cadenza.api.deps import JobOut, JobPage, get_owner, get_service, job_out
+from cadenza.api.deps import JobOut, JobPage, OwnerDep, ServiceDep, job_out
 from cadenza.api.problems import ProblemError, responses
-from cadenza.jobs import JobNotFound, JobService, JobStatus
+from cadenza.jobs import FINAL, JobNotFound, JobService, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-FINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
 EVENT_POLL_S = 0.1
 PING_S = 15
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first", responses=responses(401, 422, 429))
 def list_jobs(
+    service: ServiceDep,
+    owner: OwnerDep,
     status: JobStatus | None = Query(None, description="Only jobs with this status."),
     kind: str | None = Query(None, description="Only jobs of this kind (`drums`, `separation`)."),
     limit: int = Query(50, ge=1, le=100, description="Page size."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
-    service: JobService = Depends(get_service),
-    owner: str | None = Depends(get_owner),
 ) -> JobPage:
     try:
         jobs, next_cursor = service.list(owner, status=status, kind=kind, limit=limit, cursor=cursor)
@@ -41,7 +40,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="Get one job", responses=responses(401, 404, 422, 429))
-def get_job(job_id: UUID, service: JobService = Depends(get_service), owner: str | None = Depends(get_owner)) -> JobOut:
+def get_job(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> JobOut:
     return job_out(service.get(job_id, owner))
 
 
@@ -51,9 +50,7 @@ def get_job(job_id: UUID, service: JobService = Depends(get_service), owner: str
     summary="Cancel a job (idempotent)",
     responses=responses(401, 404, 422, 429),
 )
-def cancel_job(
-    job_id: UUID, service: JobService = Depends(get_service), owner: str | None = Depends(get_owner)
-) -> JobOut:
+def cancel_job(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> JobOut:
     return job_out(service.cancel(job_id, owner))
 
 
@@ -64,9 +61,7 @@ def cancel_job(
     summary="Delete a job, its events and files (cancels it first if needed)",
     responses=responses(401, 404, 422, 429),
 )
-def delete_job(
-    job_id: UUID, service: JobService = Depends(get_service), owner: str | None = Depends(get_owner)
-) -> Response:
+def delete_job(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> Response:
     service.delete(job_id, owner)
     return Response(status_code=204)
 
@@ -83,10 +78,10 @@ def delete_job(
 async def job_events(
     request: Request,
     job_id: UUID,
+    service: ServiceDep,
+    owner: OwnerDep,
     last_event_id_query: int | None = Query(None, alias="last_event_id", ge=0, description="Replay after this id."),
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    service: JobService = Depends(get_service),
-    owner: str | None = Depends(get_owner),
 ) -> EventSourceResponse:
     after = last_event_id_query or 0
     if last_event_id is not None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from cadenza.api import examples
 from cadenza.api.deps import get_settings
 from cadenza.api.problems import ProblemError, responses
-from cadenza.engines.drums.styles import Style
+from cadenza.engines.drums.styles import Style, StyleCatalog, cached_catalog
 from cadenza.settings import Settings
 
 router = APIRouter(prefix="/v1/styles", tags=["styles"])
@@ -29,10 +29,9 @@ class StyleList(BaseModel):
     styles: list[StyleOut]
 
 
-def _catalog(settings: Settings) -> Any:
-    from cadenza.engines.drums.styles import load_catalog
-
-    return load_catalog(getattr(settings, "drum_styles_path", None))
+def _catalog(settings: Settings) -> StyleCatalog:
+    """The catalog of ``drum_styles_path``, parsed once and again only when that file changes (~25 ms a load)."""
+    return cached_catalog(settings.drum_styles_path)
 
 
 @router.get("", response_model=StyleList, summary="List producer styles", responses=responses(401, 429))

@@ -23,6 +23,7 @@ from typing import Annotated, Any, get_args, get_origin
 import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from python_multipart import MultipartParser
@@ -30,13 +31,12 @@ from python_multipart.multipart import parse_options_header
 
 from cadenza.api.auth import Principal
 from cadenza.api.deps import JobOut, get_principal, job_out
-from cadenza.api.problems import ProblemError, field_errors, responses
+from cadenza.api.problems import ProblemError, responses
 from cadenza.engines.base import EngineSpec
-from cadenza.jobs import JobService, JobStatus, JobView
+from cadenza.jobs import FINAL, JobService, JobView
 
 log = structlog.get_logger("cadenza.api")
 
-FINAL = {JobStatus.completed, JobStatus.failed, JobStatus.cancelled}
 JSON_TYPES = ("application/json",)
 UPLOAD_TYPES = ("multipart/form-data",)
 #: Room for multipart boundaries, part headers and form fields on top of ``max_upload_bytes``.
@@ -316,13 +316,6 @@ async def receive_upload(request: Request, staged: Path, max_file_bytes: int) ->
     boundary = options.get(b"boundary")
     if not boundary:
         raise ProblemError(400, "multipart/form-data needs a boundary parameter.", title="Malformed Multipart Body")
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_file_bytes + FORM_OVERHEAD_BYTES:
-        raise ProblemError(
-            413,
-            f"The body ({length} bytes) exceeds max_upload_bytes ({max_file_bytes} bytes).",
-            title="Content Too Large",
-        )
     state = _UploadState(staged, max_file_bytes)
     parser = MultipartParser(boundary, state.callbacks())
     try:
@@ -374,14 +367,8 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
             state = await receive_upload(request, staged, settings.max_upload_bytes)
             try:
                 params = model.model_validate(form_to_params(model, state.fields))
-            except ValidationError as exc:
-                errors = [{**e, "loc": ["body", *e["loc"]]} for e in field_errors(exc.errors())]
-                raise ProblemError(
-                    422,
-                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors),
-                    title="Validation Failed",
-                    errors=errors,
-                ) from exc
+            except ValidationError as exc:  # the same 422 problem as a JSON body's field errors
+                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
             info: dict[str, Any] = {}
             if spec.probe_upload is not None:
                 info = dict(await anyio.to_thread.run_sync(spec.probe_upload, staged, settings) or {})
