@@ -63,3 +63,37 @@ def claim_all(database_url: str, out_path: str) -> int:
         fh.write("".join(f"{jid}\n" for jid in claimed))
     engine.dispose()
     return len(claimed)
+
+
+def check_duration_histograms(service: JobService) -> None:
+    """Give three jobs known timestamps and check the SQL-aggregated histograms against them
+    (shared by the SQLite and PostgreSQL tests: the seconds arithmetic is per dialect)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from cadenza.db.models import Job
+    from cadenza.db.session import write_tx
+
+    t0 = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
+    # (queue_s, run_s, status); the last job was cancelled while queued: no start, in neither histogram
+    shapes = [(0.005, 0.3, "completed"), (2.0, 4.0, "failed"), (40.0, 700.25, "completed"), (None, None, "cancelled")]
+    for i, (queue_s, run_s, status) in enumerate(shapes):
+        job, _ = service.submit("testjob", {"tag": f"hist{i}"})
+        started = None if queue_s is None else t0 + timedelta(seconds=queue_s)
+        completed = t0 + timedelta(seconds=1) if started is None else started + timedelta(seconds=run_s)
+        with write_tx(service.engine) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(status=status, created_at=t0, started_at=started, completed_at=completed)
+            )
+        view = service.get(job.id)
+        assert view.queue_duration_s == (queue_s if queue_s is not None else 1.0)
+    runs = service.duration_histogram("started_at", "completed_at", (0.25, 0.5, 5.0, 600.0))
+    cumulative, sum_s, count = runs["testjob"]
+    assert cumulative == [0, 1, 2, 2] and count == 3 and abs(sum_s - 704.55) < 0.01
+    waits = service.duration_histogram("created_at", "started_at", (0.01, 1.0, 60.0))
+    cumulative, sum_s, count = waits["testjob"]
+    assert cumulative == [1, 1, 3] and count == 3 and abs(sum_s - 42.005) < 0.01
+    assert service.duration_histogram("created_at", "started_at", (1.0,)).keys() == {"testjob"}

@@ -7,7 +7,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from alembic import command
-from jobs_helpers import make_settings, wait_final, wait_until
+from jobs_helpers import check_duration_histograms, make_settings, wait_final, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine
 
@@ -59,6 +59,12 @@ def test_supervisor_prunes_and_collector_reports(tmp_path: Path, start_pool) -> 
     # failed/cancelled retention is 0 = keep
     assert service.get(failed.id).status is JobStatus.failed
     assert service.get(queued.id).status is JobStatus.cancelled
+
+
+def test_duration_histograms_aggregate_in_sql(tmp_path: Path) -> None:
+    service = JobService(make_settings(tmp_path))
+    check_duration_histograms(service)
+    service.dispose()
 
 
 def test_migrations_render_for_postgresql() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobs_helpers import claim_all, make_settings, wait_final
+from jobs_helpers import check_duration_histograms, claim_all, make_settings, wait_final
 
 from cadenza.jobs import IdempotencyConflict, JobService, JobStatus
 
@@ -79,4 +79,10 @@ def test_claims_race_free_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         counts = procs.starmap(claim_all, [(pg_url, str(out))] * 4)
     claimed = out.read_text().split()
     assert sum(counts) == 40 and len(claimed) == 40 and set(claimed) == ids
+    service.dispose()
+
+
+def test_duration_histograms_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    service = JobService(make_settings(tmp_path, database_url=pg_url))
+    check_duration_histograms(service)
     service.dispose()

@@ -14,7 +14,7 @@ from jobs_helpers import make_settings
 from sqlalchemy import func, inspect, select, text, update
 
 from cadenza.db.models import Job, JobEvent, JobOutput, utcnow
-from cadenza.db.session import write_tx
+from cadenza.db.session import read_tx, write_tx
 from cadenza.jobs import (
     IdempotencyConflict,
     JobGone,
@@ -254,3 +254,28 @@ def test_wait_times_out_on_a_queued_job(service: JobService) -> None:
     assert asyncio.run(service.wait(job.id, timeout_s=5)).status is JobStatus.cancelled
     with pytest.raises(JobNotFound):
         asyncio.run(service.wait(job.id, owner="other", timeout_s=0))
+
+
+def test_worker_finish_respects_cancel_and_deletion(service: JobService) -> None:
+    """The worker's final transition: a cancel requested meanwhile wins over completion (no outputs
+    recorded), and a job deleted meanwhile is left alone (nothing written, no error)."""
+    from cadenza.jobs import store, worker
+
+    output = {"name": "a.txt", "media_type": "text/plain", "size_bytes": 1, "sha256": "0" * 64, "path": "a.txt"}
+    output["metadata"] = {}
+    cancelled, _ = service.submit("testjob", {"tag": "cancel"})
+    deleted, _ = service.submit("testjob", {"tag": "delete"})
+    claims = {store.claim_next(service.engine, "w:1").id for _ in range(2)}
+    assert claims == {cancelled.id, deleted.id}
+
+    service.cancel(cancelled.id)
+    status = worker._finish(service.engine, cancelled.id, "w:1", JobStatus.completed, outputs=[output], result={})
+    view = service.get(cancelled.id)
+    assert status is JobStatus.cancelled and view.status is JobStatus.cancelled and view.outputs == []
+    assert [e.type for e in service.events(cancelled.id)] == ["status", "status", "status"]
+
+    assert worker._finish(service.engine, cancelled.id, "w:1", JobStatus.failed, error=("E", "m")) is None
+    service.delete(deleted.id)
+    assert worker._finish(service.engine, deleted.id, "w:1", JobStatus.completed, outputs=[output], result={}) is None
+    with read_tx(service.engine) as session:
+        assert session.scalar(select(func.count()).select_from(JobOutput)) == 0

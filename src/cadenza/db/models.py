@@ -25,7 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -47,6 +49,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class epoch_s(FunctionElement[float]):  # noqa: N801 (an SQL function)
+    """``epoch_s(column)``: seconds since 1970-01-01 of a :class:`UTCDateTime` column, for duration
+    arithmetic in SQL. SQLite: ``julianday`` (millisecond resolution); PostgreSQL: ``EXTRACT(EPOCH …)``."""
+
+    type = Float()
+    name = "epoch_s"
+    inherit_cache = True
+
+
+@compiles(epoch_s, "sqlite")
+def _epoch_s_sqlite(element: epoch_s, compiler: Any, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_s, "postgresql")
+def _epoch_s_postgresql(element: epoch_s, compiler: Any, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
 
 
 class Base(DeclarativeBase):
@@ -141,4 +162,4 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-__all__ = ["ApiKey", "Base", "Job", "JobEvent", "JobOutput", "UTCDateTime", "utcnow"]
+__all__ = ["ApiKey", "Base", "Job", "JobEvent", "JobOutput", "UTCDateTime", "epoch_s", "utcnow"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -20,13 +19,14 @@ RUN_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 
 QUEUE_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-def _histogram(name: str, doc: str, buckets: tuple[float, ...], samples: dict[str, list[float]]) -> Metric:
+def _histogram(
+    name: str, doc: str, buckets: tuple[float, ...], rows: dict[str, tuple[list[int], float, int]]
+) -> Metric:
     metric = HistogramMetricFamily(name, doc, labels=["kind"])
-    for kind, values in sorted(samples.items()):
-        values = sorted(values)
-        cumulative = [(str(b), bisect.bisect_right(values, b)) for b in buckets]
-        cumulative.append(("+Inf", len(values)))
-        metric.add_metric([kind], cumulative, sum(values))
+    for kind, (cumulative, sum_s, count) in sorted(rows.items()):
+        values = [(str(b), n) for b, n in zip(buckets, cumulative, strict=True)]
+        values.append(("+Inf", count))
+        metric.add_metric([kind], values, sum_s)
     return metric
 
 
@@ -52,13 +52,8 @@ class JobsCollector(Collector):
         depth = sum(n for (_, s), n in counts.items() if s == JobStatus.queued.value)
         yield GaugeMetricFamily("cadenza_queue_depth", "Queued jobs.", value=depth)
 
-        runs: dict[str, list[float]] = {}
-        waits: dict[str, list[float]] = {}
-        for kind, queue_s, run_s in self.service.durations():
-            if queue_s is not None:
-                waits.setdefault(kind, []).append(queue_s)
-            if run_s is not None:
-                runs.setdefault(kind, []).append(run_s)
+        runs = self.service.duration_histogram("started_at", "completed_at", RUN_BUCKETS_S)
+        waits = self.service.duration_histogram("created_at", "started_at", QUEUE_BUCKETS_S)
         yield _histogram("cadenza_job_run_seconds", "Run time of finished stored jobs.", RUN_BUCKETS_S, runs)
         yield _histogram("cadenza_job_queue_seconds", "Queue wait of started stored jobs.", QUEUE_BUCKETS_S, waits)
 

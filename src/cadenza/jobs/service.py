@@ -21,14 +21,14 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.db.models import ApiKey, Job, JobEvent, JobOutput, utcnow
+from cadenza.db.models import ApiKey, Job, JobEvent, JobOutput, epoch_s, utcnow
 from cadenza.db.session import make_engine, read_tx, upgrade_database, write_tx
 from cadenza.engines import registry
 from cadenza.jobs import store
@@ -52,8 +52,14 @@ log = structlog.get_logger(__name__)
 OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 """Output (download) names: letters, digits, ``._-``, not starting with a dot, at most 255 characters."""
 
+TimestampColumn = Literal["created_at", "started_at", "completed_at"]
 KEY_PREFIX = "cdz_"
 MAX_LIST_LIMIT = 500
+WAIT_POLL_MIN_S = 0.02
+WAIT_POLL_FAST_S = 1.0
+WAIT_POLL_MAX_S = 0.2
+"""``wait()`` polls every 20 ms for the first second (short jobs, e.g. a 4-bar drums job, return at
+once), then backs off ×1.5 per poll to every 200 ms."""
 
 
 def request_sha256(kind: str, params: dict[str, Any], upload_info: dict[str, Any] | None) -> str:
@@ -79,7 +85,6 @@ class JobService:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url)
         upgrade_database(self.engine)
-        self.started_monotonic = time.monotonic()
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
 
@@ -321,14 +326,21 @@ class JobService:
             return JobStatus(self._job(session, job_id, owner).status)
 
     async def wait(self, job_id: uuid.UUID, owner: str | None = None, timeout_s: float = 0) -> JobView:
-        """Return the job once it is final or ``timeout_s`` passed (polls every 20 ms off the event
-        loop). Raises JobNotFound."""
-        deadline = time.monotonic() + max(0.0, timeout_s)
+        """Return the job once it is final or ``timeout_s`` passed. Polls the status off the event loop
+        (worker processes have no channel to this one): every :data:`WAIT_POLL_MIN_S` for the first
+        :data:`WAIT_POLL_FAST_S`, then backing off to :data:`WAIT_POLL_MAX_S`, so a long wait costs a few
+        queries per second, not 50. Raises JobNotFound."""
+        start = time.monotonic()
+        deadline = start + max(0.0, timeout_s)
+        interval_s = WAIT_POLL_MIN_S
         while True:
             status = await asyncio.to_thread(self._status, job_id, owner)
-            if status in FINAL or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if status in FINAL or now >= deadline:
                 return await asyncio.to_thread(self.get, job_id, owner)
-            await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+            if now - start >= WAIT_POLL_FAST_S:
+                interval_s = min(WAIT_POLL_MAX_S, interval_s * 1.5)
+            await asyncio.sleep(min(interval_s, max(0.0, deadline - now)))
 
     def output_file(self, job_id: uuid.UUID, owner: str | None, name: str) -> tuple[OutputView, Path]:
         """The output ``name`` of a completed job and its path on disk.
@@ -408,15 +420,27 @@ class JobService:
             rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
         return {(k, s): n for k, s, n in rows}
 
-    def durations(self) -> list[tuple[str, float | None, float | None]]:
-        """``(kind, queue_duration_s, run_duration_s)`` of every finished job (for metrics)."""
+    def duration_histogram(
+        self, start: TimestampColumn, end: TimestampColumn, buckets_s: tuple[float, ...]
+    ) -> dict[str, tuple[list[int], float, int]]:
+        """Histogram of ``end - start`` seconds (two timestamp columns of ``jobs``) over finished jobs
+        that have both, aggregated in SQL (one grouped query, no rows fetched):
+        ``{kind: (cumulative count ≤ each bucket, sum_s, count)}`` (for metrics)."""
+        begin, finish = getattr(Job, start), getattr(Job, end)
+        seconds = epoch_s(finish) - epoch_s(begin)
+        query = (
+            select(
+                Job.kind,
+                func.count(),
+                func.sum(case((seconds > 0, seconds), else_=0.0)),
+                *(func.sum(case((seconds <= bound, 1), else_=0)) for bound in buckets_s),
+            )
+            .where(Job.status.in_([s.value for s in FINAL]), begin.is_not(None), finish.is_not(None))
+            .group_by(Job.kind)
+        )
         with read_tx(self.engine) as session:
-            rows = session.execute(
-                select(Job.kind, Job.created_at, Job.started_at, Job.completed_at).where(
-                    Job.status.in_([s.value for s in FINAL])
-                )
-            ).all()
-        return [(k, store.duration_s(c, s), store.duration_s(s, e)) for k, c, s, e in rows]
+            rows = session.execute(query).all()
+        return {row[0]: ([int(n) for n in row[3:]], float(row[2] or 0.0), int(row[1])) for row in rows}
 
     def recover_orphans(self) -> dict[str, int]:
         """Start-up recovery: ``processing`` jobs whose worker process (on this host) is gone are

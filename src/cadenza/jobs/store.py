@@ -73,15 +73,18 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def append_event(session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any]) -> int:
-    """Bump the job's ``sequence`` and insert an event with it; returns the new sequence number."""
-    session.execute(
+def append_event(
+    session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any], *, values: dict[str, Any] | None = None
+) -> int:
+    """Bump the job's ``sequence`` (setting the columns in ``values`` in the same ``UPDATE … RETURNING``)
+    and insert an event with it; returns the new sequence number. Raises LookupError for a missing job."""
+    seq = session.scalar(
         update(Job)
         .where(Job.id == job_id)
-        .values(sequence=Job.sequence + 1)
+        .values(sequence=Job.sequence + 1, **(values or {}))
+        .returning(Job.sequence)
         .execution_options(synchronize_session=False)
     )
-    seq = session.scalar(select(Job.sequence).where(Job.id == job_id))
     if seq is None:
         raise LookupError(f"job {job_id} does not exist")
     session.add(JobEvent(job_id=job_id, sequence=seq, type=type_, data=data, created_at=utcnow()))

@@ -15,14 +15,14 @@ import signal
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cadenza.db.models import Job, JobOutput, utcnow
@@ -54,7 +54,6 @@ class WorkerConfig:
     busy: Any  # multiprocessing.Value('i'): 1 while running a job
     conn: Connection | None = None
     poll_interval_s: float = 0.5
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(device: str) -> str:
@@ -104,13 +103,13 @@ class JobProgress:
         self.pending = None
         with write_tx(self.engine) as session:
             self._raise_if_stopped(session)
-            session.execute(
-                update(Job)
-                .where(Job.id == self.job_id)
-                .values(progress=percent, stage=stage or None)
-                .execution_options(synchronize_session=False)
+            store.append_event(
+                session,
+                self.job_id,
+                "progress",
+                {"progress": percent, "stage": stage},
+                values={"progress": percent, "stage": stage or None},
             )
-            store.append_event(session, self.job_id, "progress", {"progress": percent, "stage": stage})
         self.written += 1
 
     def _check_cancel(self) -> None:
@@ -173,31 +172,17 @@ def _finish(
     outputs: list[dict[str, Any]] | None = None,
     result: dict[str, Any] | None = None,
 ) -> JobStatus | None:
-    """Final transition written by the worker; a cancel requested meanwhile wins over completion.
-    Returns the status written, or None when the job was no longer ours (deleted, timed out)."""
-    try:
-        return _finish_tx(engine, job_id, worker_id, status, error=error, outputs=outputs, result=result)
-    except (_NotOurs, LookupError):
-        return None
-
-
-class _NotOurs(Exception):
-    """Rolls back a final transition when the job was deleted or taken from this worker."""
-
-
-def _finish_tx(
-    engine: Engine,
-    job_id: uuid.UUID,
-    worker_id: str,
-    status: JobStatus,
-    *,
-    error: tuple[str, str] | None,
-    outputs: list[dict[str, Any]] | None,
-    result: dict[str, Any] | None,
-) -> JobStatus:
+    """Final transition written by the worker, with the outputs and their ``output`` events in the same
+    transaction; a cancel requested meanwhile wins over completion. Returns the status written, or
+    None when the job is no longer this worker's (deleted, timed out): then nothing is written."""
     with write_tx(engine) as session:
-        cancel_at = session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
-        if status is JobStatus.completed and cancel_at is not None:
+        # the row stays locked until commit (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite)
+        row = session.execute(
+            select(Job.status, Job.worker_id, Job.cancel_requested_at).where(Job.id == job_id).with_for_update()
+        ).one_or_none()
+        if row is None or row.status != JobStatus.processing.value or row.worker_id != worker_id:
+            return None
+        if status is JobStatus.completed and row.cancel_requested_at is not None:
             status, outputs = JobStatus.cancelled, None
         values: dict[str, Any] = {"completed_at": utcnow()}
         event: dict[str, Any] = {}
@@ -224,7 +209,7 @@ def _finish_tx(
                 "output",
                 {k: out[k] for k in ("name", "media_type", "size_bytes", "sha256")},
             )
-        done = store.transition(
+        store.transition(
             session,
             job_id,
             from_status=(JobStatus.processing,),
@@ -233,8 +218,6 @@ def _finish_tx(
             event=event,
             worker_id=worker_id,
         )
-        if not done:
-            raise _NotOurs
     return status
 
 
