@@ -311,10 +311,9 @@ def models_list(
     """List every engine's models and whether their weights are present (and, if not, which files to add)."""
     import dataclasses
 
-    from cadenza.engines.registry import all_engines
+    from cadenza.engines.registry import all_models
 
-    settings = get_settings(config)
-    infos = [info for spec in all_engines() for info in spec.list_models(settings.models_dir)]
+    infos = all_models(get_settings(config).models_dir)
     if as_json:
         print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
         return

@@ -317,13 +317,9 @@ class WorkerPool:
 
 def model_kind(name: str, models_dir: Path) -> str:
     """The kind of the engine that lists model ``name``. Raises KeyError for an unknown model."""
-    for kind in list(registry.ENGINE_MODULES):
-        try:
-            spec = registry.get_engine(kind)
-            if any(m.name == name for m in spec.list_models(models_dir)):
-                return kind
-        except Exception:
-            log.exception("engine failed to list its models", kind=kind)
+    for info in registry.all_models(models_dir):
+        if info.name == name:
+            return info.engine
     raise KeyError(f"unknown model {name!r}")
 
 

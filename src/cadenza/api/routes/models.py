@@ -13,6 +13,7 @@ from cadenza.api import examples
 from cadenza.api.deps import get_pool, get_settings
 from cadenza.api.problems import ProblemError, responses
 from cadenza.engines.base import ModelInfo
+from cadenza.engines.registry import all_models
 from cadenza.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -41,20 +42,13 @@ class ModelList(BaseModel):
     models: list[ModelOut]
 
 
-def all_models(settings: Settings) -> list[ModelInfo]:
-    """Every engine's models (cheap: no weights loaded)."""
-    from cadenza.engines.registry import all_engines
-
-    return [info for spec in all_engines() for info in spec.list_models(settings.models_dir)]
-
-
 def _out(info: ModelInfo, loaded: set[str] | None) -> ModelOut:
     data: dict[str, Any] = dataclasses.asdict(info)
     return ModelOut(**data, loaded=None if loaded is None else info.name in loaded)
 
 
 def _find(settings: Settings, name: str) -> ModelInfo:
-    models = all_models(settings)
+    models = all_models(settings.models_dir)
     for info in models:
         if info.name == name:
             return info
@@ -65,7 +59,7 @@ def _find(settings: Settings, name: str) -> ModelInfo:
 @router.get("", response_model=ModelList, summary="List models", responses=responses(401, 429))
 def list_models(settings: Settings = Depends(get_settings), pool: Any = Depends(get_pool)) -> ModelList:
     loaded = pool.loaded_models() if pool is not None else None
-    models = [_out(info, loaded) for info in all_models(settings)]
+    models = [_out(info, loaded) for info in all_models(settings.models_dir)]
     return ModelList(count=len(models), models=models)
 
 
