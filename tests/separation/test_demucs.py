@@ -136,3 +136,14 @@ def test_segment_longer_than_the_model_is_rejected(write_song, make_ctx, tiny_de
     with pytest.raises(EngineInputError, match="segment_s must be <= 1.00"):
         ENGINE.run(SeparationRequest(model="tiny", segment_s=3.0), lambda p, s="": None, ctx)
     assert list(ctx.workdir.iterdir()) == []
+
+
+def test_seeded_shifts_leave_the_process_random_state_alone(write_song, make_ctx, tiny_demucs_models_dir):
+    # Demucs draws its shifts from the global ``random``; the engine seeds it per block and restores it.
+    import random
+
+    ctx = make_ctx(write_song("song.wav", seconds=1.0), tiny_demucs_models_dir)
+    random.seed(123)
+    expected = random.Random(123).random()
+    ENGINE.run(SeparationRequest(model="tiny", shifts=1, seed=7), lambda p, s="": None, ctx)
+    assert random.random() == expected

@@ -107,6 +107,12 @@ def test_unknown_stem_lists_the_valid_ones(settings):
     assert ENGINE.validate_request(SeparationRequest(model="hpss", stems="drums,harmonic"), settings) == []
 
 
+def test_demucs_only_options_warn_with_hpss(settings):
+    assert ENGINE.validate_request(SeparationRequest(model="hpss", shifts=1, overlap=0.25), settings) == []
+    (warning,) = ENGINE.validate_request(SeparationRequest(model="hpss", shifts=2), settings)
+    assert warning == "shifts apply to Demucs models only; hpss ignores them"
+
+
 def test_request_model_rejects_bad_combinations():
     with pytest.raises(ValueError, match="either 'stems' or 'two_stems'"):
         SeparationRequest(stems=["drums"], two_stems="drums")

@@ -35,7 +35,7 @@ _AV_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": "m4a", "aac": "aac", "ogg": "ogg", "mp
 
 SUPPORTED_INPUT_FORMATS: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "aiff", "m4a", "aac")
 
-# Output format -> (libsndfile format, media type, file extension)
+# Output format (also the file extension) -> (libsndfile major format, media type)
 OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "wav": ("WAV", "audio/wav"),
     "flac": ("FLAC", "audio/flac"),
@@ -254,17 +254,14 @@ def read_audio(path: Path, start_frame: int = 0, frames: int = -1) -> np.ndarray
 
     Returns ``(channels, samples)`` float32. libsndfile formats only (see :func:`decode_to_wav`).
     """
-    with sf.SoundFile(str(path)) as f:
-        f.seek(start_frame)
-        data = f.read(frames, dtype="float32", always_2d=True)
+    data, _ = sf.read(str(path), frames=frames, start=start_frame, dtype="float32", always_2d=True)
     return np.ascontiguousarray(data.T)
 
 
 def iter_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
     """Yield consecutive ``(channels, <=block_frames)`` float32 blocks of a libsndfile-readable file."""
-    with sf.SoundFile(str(path)) as f:
-        for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-            yield np.ascontiguousarray(block.T)
+    for block in sf.blocks(str(path), blocksize=block_frames, dtype="float32", always_2d=True):
+        yield np.ascontiguousarray(block.T)
 
 
 def peak_dbfs(peak: float) -> float:
@@ -292,9 +289,10 @@ def av_level_stats(path: Path) -> tuple[float, float]:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(container.streams.audio[0]):
-                block = frame.to_ndarray().astype(np.float64)
-                if np.issubdtype(frame.to_ndarray().dtype, np.integer):
-                    block /= float(np.iinfo(frame.to_ndarray().dtype).max)
+                samples = frame.to_ndarray()
+                block = samples.astype(np.float64)
+                if np.issubdtype(samples.dtype, np.integer):
+                    block /= float(np.iinfo(samples.dtype).max)
                 if block.size:
                     peak = max(peak, float(np.max(np.abs(block))))
                     sq += float(np.sum(block**2))

@@ -32,6 +32,8 @@ def run_command(
     segment_s: float | None = typer.Option(None, "--segment", help="Demucs segment s / hpss block s."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda[:N]; default the setting."),
     clip: str = typer.Option("rescale", "--clip", help="rescale or clamp."),
+    margin: float = typer.Option(1.0, "--margin", help="hpss separation margin (1-10); > 1 adds 'residual'."),
+    seed: int = typer.Option(0, "--seed", help="Seed of Demucs' random shifts."),
     out: Path = typer.Option(Path("separated"), "--out", "-o", help="Folder for the stems (<out>/<song name>/)."),
 ) -> None:
     """Separate SONG into stems without a server (same engine and checks as the API)."""
@@ -60,6 +62,8 @@ def run_command(
             segment_s=segment_s,
             device=device,
             clip=clip,
+            margin=margin,
+            seed=seed,
         )
         for warning in validate_request(params, settings):
             console.print(f"[yellow]warning:[/] {warning}")

@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import math
 import random
+import zipfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -178,14 +179,15 @@ _SOURCES: dict[tuple[str, int, int], list[str]] = {}
 
 
 def sources(models_dir: Path, name: str) -> list[str]:
-    """Source names of a present model, read from its (first) checkpoint; cached per file version."""
+    """Source names of a present model, read from its (first) checkpoint; cached per file version.
+    Zip-format checkpoints (all official ones) are memory-mapped, so only the pickled header is read."""
     path = _model_files(models_dir, name)[0]
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size)
     if key not in _SOURCES:
         import torch
 
-        package = torch.load(str(path), map_location="cpu", weights_only=False)
+        package = torch.load(str(path), map_location="cpu", weights_only=False, mmap=zipfile.is_zipfile(path))
         bound = inspect.signature(package["klass"]).bind_partial(*package["args"], **package["kwargs"])
         _SOURCES[key] = list(bound.arguments["sources"])
     return _SOURCES[key]
@@ -271,21 +273,26 @@ def make_block_fn(
                 done[0] += 1
                 sub_progress(min(1.0, done[0] / expected))
 
+        # apply_model draws its random time shifts from the global ``random`` module (the only
+        # randomness in Demucs inference): seed it per block, then give the process its state back.
+        rng_state = random.getstate()
         random.seed(seed * 1_000_003 + block_index[0])
-        torch.manual_seed(seed * 1_000_003 + block_index[0])
         block_index[0] += 1
-        with torch.inference_mode():
-            out = apply_model(
-                model,
-                mix[None],
-                shifts=shifts,
-                split=True,
-                overlap=overlap,
-                segment=segment,
-                device=device,
-                progress=False,
-                callback=callback,
-            )[0]
+        try:
+            with torch.inference_mode():
+                out = apply_model(
+                    model,
+                    mix[None],
+                    shifts=shifts,
+                    split=True,
+                    overlap=overlap,
+                    segment=segment,
+                    device=device,
+                    progress=False,
+                    callback=callback,
+                )[0]
+        finally:
+            random.setstate(rng_state)
         out = (out * (std + 1e-8) + mean).float().cpu()
         if channels == 1:
             out = out.mean(dim=1, keepdim=True)

@@ -48,10 +48,11 @@ def _models_dir(settings: Any) -> Path:
     return Path(getattr(settings, "models_dir", "./var/models"))
 
 
-def default_model(models_dir: Path) -> str:
-    """The best model available: a present well-known Demucs model (``htdemucs_ft`` > ``htdemucs`` >
-    ``htdemucs_6s`` > ``mdx_extra``), else any present Demucs model (by name), else ``hpss``."""
-    present = sorted(m.name for m in demucs_backend.list_models(models_dir) if m.weights_present)
+def default_model(demucs_models: list[ModelInfo]) -> str:
+    """The best model available among ``demucs_models`` (from :func:`demucs_backend.list_models`): a
+    present well-known Demucs model (``htdemucs_ft`` > ``htdemucs`` > ``htdemucs_6s`` > ``mdx_extra``),
+    else any present Demucs model (by name), else ``hpss``."""
+    present = sorted(m.name for m in demucs_models if m.weights_present)
     for name in demucs_backend.KNOWN_MODELS:
         if name in present:
             return name
@@ -61,11 +62,12 @@ def default_model(models_dir: Path) -> str:
 def model_sources(params: SeparationRequest, models_dir: Path) -> tuple[str, list[str]]:
     """Resolve the model name and its source names. Raises EngineInputError for an unknown model,
     missing weights, or stems the model does not have (messages list the valid values)."""
-    name = params.model or default_model(models_dir)
+    demucs_models = [] if params.model == HPSS else demucs_backend.list_models(models_dir)
+    name = params.model or default_model(demucs_models)
     if name == HPSS:
         srcs = hpss.sources(params.margin)
     else:
-        infos = {m.name: m for m in demucs_backend.list_models(models_dir)}
+        infos = {m.name: m for m in demucs_models}
         info = infos.get(name)
         if info is None:
             valid = [HPSS, *(n for n, m in infos.items() if m.weights_present)]
@@ -94,8 +96,9 @@ def validate_request(params: SeparationRequest, settings: Any) -> list[str]:
     device = params.device or getattr(settings, "device", "cpu")
     if device.startswith("cuda"):
         demucs_backend.resolve_device(device)
-    if name == HPSS and (params.shifts != 1 or params.overlap != 0.25):
-        warnings.append("shifts and overlap apply to Demucs models only; hpss ignores them")
+    demucs_only = [f for f in ("shifts", "overlap") if getattr(params, f) != SeparationRequest.model_fields[f].default]
+    if name == HPSS and demucs_only:
+        warnings.append(f"{' and '.join(demucs_only)} apply to Demucs models only; hpss ignores them")
     return warnings
 
 
@@ -201,9 +204,8 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
             if device != "cpu":
                 warnings.append("hpss runs on the CPU; the device setting was ignored")
         else:
-            key = f"demucs:{name}"
-            model = ctx.cache.get(key) or demucs_backend.load(ctx.models_dir, name)
-            ctx.cache[key] = model
+            load_model(name, ctx)
+            model = ctx.cache[f"demucs:{name}"]
             if info.channels > 2:
                 raise EngineInputError(f"Demucs takes mono or stereo audio; the upload has {info.channels} channels")
             rate = int(model.samplerate)

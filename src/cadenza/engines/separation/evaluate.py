@@ -52,12 +52,6 @@ BASS_PROGRAM = 33  # GM: electric bass (finger)
 MIX_LEVELS_DB = {"drums": 0.0, "bass": -3.0, "other": -4.0}  # stem RMS before the peak normalisation
 
 
-def default_soundfont() -> Path:
-    import pretty_midi
-
-    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-
-
 def pick_grooves(data: Path, clips: int, clip_s: float, seed: int) -> list[dict[str, str]]:
     """``clips`` GMD test-split 4/4 beats lasting at least ``clip_s`` + 1 s, chosen by ``seed``."""
     with (Path(data) / "info.csv").open() as f:
@@ -212,9 +206,10 @@ def evaluate(
     import symusic
 
     from cadenza.engines.separation import hpss
+    from cadenza.music.synth import resolve_soundfont
 
     started = time.perf_counter()
-    sf2 = Path(soundfont or default_soundfont())
+    sf2 = resolve_soundfont(soundfont)
     synth = symusic.Synthesizer(str(sf2), sample_rate=SAMPLE_RATE)
     per_clip = []
     for i, groove in enumerate(pick_grooves(data, clips, clip_s, seed)):

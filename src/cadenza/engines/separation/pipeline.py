@@ -8,7 +8,7 @@ pass applies the clipping policy, resamples if asked and encodes the final files
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,16 +116,29 @@ def separate_blocks(
     return paths, peaks
 
 
-def resample_file(src: Path, dest: Path, rate: int) -> None:
-    """Resample a libsndfile-readable file to ``rate`` Hz into a float32 WAV, streaming (soxr, HQ)."""
+def _resampled_blocks(src: Path, rate: int, gain: float = 1.0) -> Iterator[np.ndarray]:
+    """``(samples, channels)`` float32 blocks of a libsndfile-readable file, scaled by ``gain`` and
+    resampled to ``rate`` Hz while streaming (soxr, HQ; no resampling when the rates match)."""
     import soxr
 
     info = sf.info(str(src))
-    stream = soxr.ResampleStream(info.samplerate, rate, info.channels, dtype="float32", quality="HQ")
-    with audio.float_wav_writer(dest, rate, info.channels) as out:
-        for block in audio.iter_blocks(src, RW_BLOCK):
-            out.write(stream.resample_chunk(np.ascontiguousarray(block.T)))
-        out.write(stream.resample_chunk(np.zeros((0, info.channels), dtype=np.float32), last=True))
+    stream = (
+        soxr.ResampleStream(info.samplerate, rate, info.channels, dtype="float32", quality="HQ")
+        if rate != info.samplerate
+        else None
+    )
+    for block in sf.blocks(str(src), blocksize=RW_BLOCK, dtype="float32", always_2d=True):
+        block = block * np.float32(gain) if gain != 1.0 else block
+        yield stream.resample_chunk(block) if stream else block
+    if stream:
+        yield stream.resample_chunk(np.zeros((0, info.channels), dtype=np.float32), last=True)
+
+
+def resample_file(src: Path, dest: Path, rate: int) -> None:
+    """Resample a libsndfile-readable file to ``rate`` Hz into a float32 WAV, streaming (soxr, HQ)."""
+    with audio.float_wav_writer(dest, rate, sf.info(str(src)).channels) as out:
+        for block in _resampled_blocks(src, rate):
+            out.write(block)
 
 
 @dataclass
@@ -155,36 +168,20 @@ def finalize_stems(
     1.0 (returned, 1.0 otherwise); ``clamp`` clips samples to [-1, 1]. Samples are clipped to
     [-1, 1] after resampling in both cases (resampling can overshoot slightly).
     """
-    import soxr
-
     top = max(peaks.values(), default=0.0)
     gain = 1.0 / top if clip == "rescale" and top > 1.0 else 1.0
     written: list[WrittenStem] = []
-    ext = output_format
     for i, (name, tmp) in enumerate(tmp_paths.items()):
-        info = sf.info(str(tmp))
-        dest = out_dir / f"{name}.{ext}"
-        stream = (
-            soxr.ResampleStream(info.samplerate, sample_rate, info.channels, dtype="float32", quality="HQ")
-            if sample_rate != info.samplerate
-            else None
-        )
+        dest = out_dir / f"{name}.{output_format}"
+        channels = sf.info(str(tmp)).channels
         peak, frames = 0.0, 0
-        with audio.open_writer(dest, sample_rate, info.channels, output_format, pcm_type, mp3_bitrate_kbps) as out:
-
-            def put(block: np.ndarray, out: sf.SoundFile = out) -> None:
-                nonlocal peak, frames
+        with audio.open_writer(dest, sample_rate, channels, output_format, pcm_type, mp3_bitrate_kbps) as out:
+            for block in _resampled_blocks(tmp, sample_rate, gain):
                 block = np.clip(block, -1.0, 1.0)
                 if block.size:
                     peak = max(peak, float(np.max(np.abs(block))))
                 frames += block.shape[0]
                 out.write(block)
-
-            for block in audio.iter_blocks(tmp, RW_BLOCK):
-                data = np.ascontiguousarray(block.T) * np.float32(gain)
-                put(stream.resample_chunk(data) if stream else data)
-            if stream:
-                put(stream.resample_chunk(np.zeros((0, info.channels), dtype=np.float32), last=True))
         written.append(WrittenStem(name, dest, frames, sample_rate, peak))
         progress((i + 1) / len(tmp_paths))
     return written, gain
