@@ -2,15 +2,20 @@
 
 Defaults need nothing else installed: SQLite at ``./var/cadenza.db``, files under ``./var/files``,
 one worker process, http://127.0.0.1:8000.
+
+Engines own their settings: ``engines.<kind>.<key>`` in YAML, ``CADENZA_ENGINES__<KIND>__<KEY>`` in
+the environment, validated against the engine's ``settings_model`` with the same clear errors, and read
+with ``settings.engine(kind)``. This module never names an engine.
 """
 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,9 +23,24 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("cadenza_config_file", default=None)
+"""The YAML file :func:`load_settings` reads (never written into ``os.environ``)."""
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CADENZA_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CADENZA_", extra="forbid", validate_default=True, env_nested_delimiter="__"
+    )
+
+    # Engines
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Import paths of extra engine packages (each exposes ENGINE), added to the built-in engines.",
+    )
+    engines: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per-engine settings sections, `engines.<kind>.<key>` (see `cadenza config show`).",
+    )
 
     # Server
     host: str = "127.0.0.1"
@@ -37,16 +57,25 @@ class Settings(BaseSettings):
     min_free_disk_mb: int = Field(500, ge=0, description="/ready fails below this much free disk.")
 
     # Workers
+    executor: Literal["local"] = Field("local", description="Who runs jobs: `local` worker processes.")
     workers: int = Field(1, ge=0, le=64, description="Local worker processes started by `cadenza serve`.")
     device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     job_timeout_s: float = Field(600.0, gt=0)
     worker_poll_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often an idle worker polls the database for jobs submitted elsewhere."
     )
+    job_lease_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="A running job's lease, renewed by its worker's heartbeats (every third of it); a job whose "
+        "lease expired (its worker died, on any host) is re-queued once or failed.",
+    )
 
     # Retention (hours; 0 = keep forever)
     retention_completed_h: float = Field(24.0, ge=0)
     retention_failed_h: float = Field(72.0, ge=0)
+    retention_uploads_h: float = Field(24.0, ge=0, description="Files of `POST /v1/uploads` expire after this.")
     cleanup_interval_s: float = Field(300.0, gt=0)
 
     # Security and limits
@@ -54,20 +83,50 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(None, description="Bootstrap key accepted in addition to stored keys.")
     rate_limit: str = Field("120/minute", description="Per key (or client IP), `limits` notation.")
     max_body_bytes: int = Field(1_000_000, gt=0, description="JSON request bodies.")
-    max_upload_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Uploaded audio files.")
-    max_audio_duration_s: float = Field(900.0, gt=0)
-    prefer_wait_max_s: float = Field(60.0, ge=0, le=60)
-
-    # Rendering
-    soundfont_path: Path | None = Field(None, description="A .sf2/.sf3 General MIDI SoundFont; default TimGM6mb.")
-    drum_styles_path: Path | None = Field(
-        None, description="YAML file of extra/overriding drum producer styles, merged over the built-in catalog."
+    max_upload_bytes: int = Field(
+        200 * 1024 * 1024,
+        gt=0,
+        description="Any uploaded file (`POST /v1/uploads`); each engine input also has its own limit.",
     )
+    prefer_wait_max_s: float = Field(60.0, ge=0, le=60)
 
     @field_validator("files_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser().resolve()  # absolute, so workers and logs agree whatever the cwd
+
+    @field_validator("engines")
+    @classmethod
+    def _engines(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Validate each section against its engine's ``settings_model`` (defaults for absent ones)."""
+        from cadenza.engines import registry
+
+        try:
+            engines = registry.for_plugins(tuple(info.data.get("plugins") or ()))
+        except registry.RegistryError as exc:
+            raise ValueError(str(exc)) from None
+        unknown = sorted(set(value) - set(engines.kinds))
+        if unknown:
+            raise ValueError(f"unknown engine(s) {', '.join(unknown)}; engines: {', '.join(engines.kinds)}")
+        sections: dict[str, Any] = {}
+        for kind in engines.kinds:
+            model = engines.get(kind).settings_model
+            raw = value.get(kind)
+            if model is None:
+                if raw:
+                    raise ValueError(f"engine {kind!r} has no settings")
+                continue
+            if isinstance(raw, BaseModel):
+                raw = raw.model_dump()
+            try:
+                sections[kind] = model.model_validate(raw or {})
+            except ValidationError as exc:
+                raise ValueError(_describe_section(kind, model, exc)) from None
+        return sections
+
+    def engine(self, kind: str) -> Any:
+        """The settings section of engine ``kind`` (its ``settings_model``). Raises KeyError."""
+        return self.engines[kind]
 
     @field_validator("rate_limit")
     @classmethod
@@ -90,7 +149,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config = os.environ.get("CADENZA_CONFIG")
+        config = _CONFIG_FILE.get() or os.environ.get("CADENZA_CONFIG")
         if config:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
@@ -116,9 +175,28 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     ``pydantic.ValidationError`` on any other invalid configuration (unknown YAML key, wrong type, range).
     """
     known = {f"CADENZA_{name.upper()}" for name in Settings.model_fields} | {"CADENZA_CONFIG"}
-    unknown = sorted(name for name in os.environ if name.upper().startswith("CADENZA_") and name.upper() not in known)
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("CADENZA_")
+        and name.upper() not in known
+        and not name.upper().startswith("CADENZA_ENGINES__")
+    )
     if unknown:
         raise UnknownSettingError(unknown)
-    if config_file is not None:
-        os.environ["CADENZA_CONFIG"] = str(config_file)
-    return Settings(**overrides)
+    token = _CONFIG_FILE.set(Path(config_file) if config_file is not None else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def _describe_section(kind: str, model: type[BaseModel], exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        key = ".".join(["engines", kind, *(str(p) for p in error["loc"])])
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unknown setting {key!r}; allowed: {', '.join(model.model_fields)}")
+        else:
+            parts.append(f"{key} = {error.get('input')!r}: {error['msg']}")
+    return "; ".join(parts)

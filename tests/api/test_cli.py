@@ -92,11 +92,11 @@ def test_keys_and_jobs_commands(tmp_path: Path) -> None:
     os.environ.update(env)
     try:
         service = JobService(load_settings())
-        key = service.verify_key(secret)
+        key = service.keys.verify(secret)
         assert key is not None
         revoked = runner.invoke(app, ["keys", "revoke", key.id], env=env)
         assert revoked.exit_code == 0, revoked.output
-        assert service.verify_key(secret) is None
+        assert service.keys.verify(secret) is None
         job, _ = service.submit("drums", {"producer_style": "J Dilla", "bars": 1, "tempo": 90})
     finally:
         for name in env:

@@ -15,11 +15,15 @@ from cadenza.api import examples
 from cadenza.api.deps import JobOut, JobPage
 from cadenza.api.problems import Problem
 from cadenza.api.routes.models import ModelList, ModelOut
-from cadenza.api.routes.styles import StyleList, StyleOut
+from cadenza.engines import registry
+from cadenza.engines.drums import examples as drums_examples
+from cadenza.engines.drums.routes import StyleList, StyleOut
 from cadenza.engines.drums.schema import DrumsRequest
 from cadenza.engines.drums.styles import load_catalog
-from cadenza.engines.registry import all_engines
 from cadenza.settings import Settings
+
+ENGINES = registry.for_plugins().engines()
+GENERATED = examples.engine_examples(ENGINES)
 
 MODEL_FACTS = ("name", "engine", "version", "description", "licence", "data_source")
 """Fields of a model entry that do not depend on the machine (weights folder, loaded state)."""
@@ -66,12 +70,12 @@ def test_every_v1_json_answer_has_an_example(idle_client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("model", "example"),
     [
-        (JobOut, examples.JOB),
-        (JobPage, examples.JOB_PAGE),
-        (ModelOut, examples.MODEL),
-        (ModelList, examples.MODEL_LIST),
-        (StyleOut, examples.STYLE),
-        (StyleList, examples.STYLE_LIST),
+        (JobOut, GENERATED["JobOut"]),
+        (JobPage, GENERATED["JobPage"]),
+        (ModelOut, GENERATED["ModelOut"]),
+        (ModelList, GENERATED["ModelList"]),
+        (StyleOut, drums_examples.STYLE),
+        (StyleList, drums_examples.STYLE_LIST),
         (Problem, examples.PROBLEM_NOT_FOUND),
         (Problem, examples.PROBLEM_VALIDATION),
     ],
@@ -81,24 +85,25 @@ def test_example_validates_against_its_model(model: type[BaseModel], example: di
 
 
 def test_examples_match_the_real_engine_catalog_and_answers(idle_client: TestClient) -> None:
-    assert DrumsRequest.model_validate(examples.JOB["params"]).model_dump(mode="json") == examples.JOB["params"]
-    assert load_catalog(None).get("J Dilla").model_dump(mode="json") == examples.STYLE
-    infos = {info.name: info for spec in all_engines() for info in spec.list_models(Settings().models_dir)}
-    for example in examples.MODEL_LIST["models"]:
+    job_example = drums_examples.JOB
+    assert DrumsRequest.model_validate(job_example["params"]).model_dump(mode="json") == job_example["params"]
+    assert load_catalog(None).get("J Dilla").model_dump(mode="json") == drums_examples.STYLE
+    infos = {info.name: info for spec in ENGINES for info in spec.models(Settings().models_dir)}
+    for example in GENERATED["ModelList"]["models"]:
         real = dataclasses.asdict(infos[example["name"]])
         assert {key: example[key] for key in MODEL_FACTS} == {key: real[key] for key in MODEL_FACTS}
 
     created = idle_client.post("/v1/drums", json=DRUMS)
     assert created.status_code == 202, created.text
     real_job = idle_client.get(created.headers["location"]).json()
-    assert real_job.keys() == examples.JOB.keys()
-    assert real_job["links"].keys() == examples.JOB["links"].keys()
-    assert real_job["params"].keys() == examples.JOB["params"].keys()
+    assert real_job.keys() == job_example.keys()
+    assert real_job["links"].keys() == job_example["links"].keys()
+    assert real_job["params"].keys() == job_example["params"].keys()
     page = idle_client.get("/v1/jobs").json()
-    assert page.keys() == examples.JOB_PAGE.keys()
-    assert idle_client.get("/v1/styles").json().keys() == examples.STYLE_LIST.keys()
-    assert idle_client.get("/v1/models").json()["models"][0].keys() == examples.MODEL.keys()
-    missing = idle_client.get(f"/v1/jobs/{examples.JOB['id']}")
+    assert page.keys() == GENERATED["JobPage"].keys()
+    assert idle_client.get("/v1/styles").json().keys() == drums_examples.STYLE_LIST.keys()
+    assert idle_client.get("/v1/models").json()["models"][0].keys() == GENERATED["ModelOut"].keys()
+    missing = idle_client.get(f"/v1/jobs/{job_example['id']}")
     assert missing.status_code == 404
     assert missing.json().keys() == examples.PROBLEM_NOT_FOUND.keys()
     assert missing.json()["title"] == examples.PROBLEM_NOT_FOUND["title"]

@@ -48,8 +48,8 @@ def test_missing_or_wrong_key_is_401(auth_client: TestClient, headers: dict[str,
 
 def test_jobs_are_private_to_their_key(auth_client: TestClient) -> None:
     service = auth_client.app.state.service
-    secret_a, key_a = service.create_key("alice")
-    secret_b, _ = service.create_key("bob")
+    secret_a, key_a = service.keys.create("alice")
+    secret_b, _ = service.keys.create("bob")
     created = auth_client.post("/v1/drums", json=DRUMS, headers=bearer(secret_a))
     assert created.status_code == 202
     job = created.json()
@@ -65,7 +65,7 @@ def test_jobs_are_private_to_their_key(auth_client: TestClient) -> None:
     assert job["id"] in [j["id"] for j in listed_admin]
     assert auth_client.get(job["url"], headers=bearer(ADMIN)).status_code == 200
 
-    service.revoke_key(key_a.id)
+    service.keys.revoke(key_a.id)
     assert_problem(auth_client.get(job["url"], headers=bearer(secret_a)), 401)
 
 

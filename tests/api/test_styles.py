@@ -1,4 +1,4 @@
-"""``/v1/styles`` with a user styles file (``drum_styles_path``): merged over the built-in catalog and
+"""``/v1/styles`` with a user styles file (``engines.drums.styles_path``): merged over the built-in catalog and
 re-read when the file changes (the route keeps the parsed catalog between requests)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def write_styles(path: Path, description: str) -> None:
 def test_user_styles_file_is_served_and_reloaded_when_changed(tmp_path: Path) -> None:
     styles_file = tmp_path / "styles.yaml"
     write_styles(styles_file, "first version")
-    app = create_app(make_settings(tmp_path, drum_styles_path=styles_file), start_workers=False)
+    app = create_app(make_settings(tmp_path, engines={"drums": {"styles_path": styles_file}}), start_workers=False)
     with TestClient(app) as client:
         assert client.get("/v1/styles/test-shuffle").json()["description"] == "first version"
         names = [style["name"] for style in client.get("/v1/styles").json()["styles"]]

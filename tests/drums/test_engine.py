@@ -30,7 +30,7 @@ def generate(
     workdir.mkdir()
     ctx = RunContext(workdir=workdir, models_dir=tmp_path / "models", cache=CACHE, settings=settings)
     params = DrumsRequest.model_validate({"producer_style": "J Dilla", "bars": 2, "tempo": 90, "seed": 1, **fields})
-    result = ENGINE.run(params, lambda percent, stage="": None, ctx)
+    result = ENGINE.resolve("run")(params, lambda percent, stage="": None, ctx)
     document = json.loads((workdir / "pattern.json").read_text())
     return result, document, (workdir / "groove.mid").read_bytes()
 
@@ -47,7 +47,7 @@ def test_run_writes_midi_json_and_metadata(tmp_path: Path) -> None:
     workdir.mkdir()
     ctx = RunContext(workdir=workdir, models_dir=tmp_path, cache=CACHE)
     params = DrumsRequest.model_validate({"producer_style": "jdilla", "bars": 4, "tempo": 90, "seed": 5})
-    result = ENGINE.run(params, lambda percent, stage="": calls.append((percent, stage)), ctx)
+    result = ENGINE.resolve("run")(params, lambda percent, stage="": calls.append((percent, stage)), ctx)
 
     assert [o.name for o in result.outputs] == ["groove.mid", "pattern.json"]
     assert [o.media_type for o in result.outputs] == ["audio/midi", "application/json"]
@@ -84,8 +84,8 @@ def test_run_writes_midi_json_and_metadata(tmp_path: Path) -> None:
     meta = result.metadata
     assert meta["style"] == "J Dilla" and meta["bars"] == 4 and meta["tempo_bpm"] == 90.0 and meta["seed"] == 5
     assert meta["time_signature"] == [4, 4] and meta["pattern_type"] == "verse" and meta["steps_generated"] == 64
-    assert meta["model_version"] and meta["duration_s"] == pytest.approx(4 * 4 * 60 / 90)
-    assert meta["duration_seconds"] > 0 and meta["warnings"] == [] and result.warnings == []
+    assert meta["model_version"] and meta["groove_duration_s"] == pytest.approx(4 * 4 * 60 / 90)
+    assert meta["compute_s"] > 0 and meta["warnings"] == [] and result.warnings == []
     assert CACHE[CACHE_PREFIX + "groove-transformer"].version == meta["model_version"]
 
 
@@ -109,7 +109,10 @@ def test_tempo_outside_preferred_range_warns(tmp_path: Path) -> None:
     result, _, _ = generate(tmp_path, tempo=150)
     assert len(result.warnings) == 1 and "80–98 BPM" in result.warnings[0]
     assert result.metadata["warnings"] == result.warnings
-    assert ENGINE.validate_request(DrumsRequest(producer_style="J Dilla", tempo=150), Settings()) == result.warnings
+    assert (
+        ENGINE.resolve("validate_request")(DrumsRequest(producer_style="J Dilla", tempo=150), Settings())
+        == result.warnings
+    )
 
 
 def groove_stats(hits: list[dict], bars: int) -> dict[str, Any]:
@@ -194,7 +197,7 @@ def test_audio_previews(tmp_path: Path) -> None:
 
 
 def test_bad_soundfont_is_an_input_error(tmp_path: Path) -> None:
-    settings = Settings(soundfont_path=tmp_path / "missing.sf2")
+    settings = Settings(engines={"drums": {"soundfont_path": tmp_path / "missing.sf2"}})
     with pytest.raises(EngineInputError, match="SoundFont not found"):
         generate(tmp_path, "missing", bars=1, formats=["wav"], settings=settings)
     assert not list((tmp_path / "missing").iterdir())  # checked before anything is written
@@ -207,7 +210,7 @@ def test_cancel_propagates(tmp_path: Path) -> None:
 
     ctx = RunContext(workdir=tmp_path, models_dir=tmp_path, cache=CACHE)
     with pytest.raises(JobCancelled):
-        ENGINE.run(DrumsRequest(producer_style="J Dilla", bars=2, seed=1), progress, ctx)
+        ENGINE.resolve("run")(DrumsRequest(producer_style="J Dilla", bars=2, seed=1), progress, ctx)
     assert not list(tmp_path.iterdir())
 
 
@@ -217,7 +220,7 @@ def test_model_cache_hooks_and_list_models(tmp_path: Path) -> None:
     assert ctx.cache[CACHE_PREFIX + "groove-transformer"] is model is load_model("groove-transformer", ctx)
     unload_model("groove-transformer", ctx)
     assert not ctx.cache
-    models = ENGINE.list_models(tmp_path)
+    models = ENGINE.models(tmp_path)
     main = next(m for m in models if m.name == "groove-transformer")
     assert main.weights_present and main.engine == "drums" and main.size_bytes and main.size_bytes > 100_000
     assert "CC BY 4.0" in main.licence and "Groove MIDI Dataset" in main.data_source
@@ -233,10 +236,10 @@ def test_list_models_sees_a_changed_checkpoint(tmp_path: Path) -> None:
     mine = tmp_path / "drums" / "my-groove.pt"
     mine.parent.mkdir()
     shutil.copyfile(DEFAULT_CHECKPOINT, mine)
-    listed = next(m for m in ENGINE.list_models(tmp_path) if m.name == "my-groove")
+    listed = next(m for m in ENGINE.models(tmp_path) if m.name == "my-groove")
     assert listed.weights_present and listed.path == str(mine)
     update_checkpoint_info(mine, {"version": "my-groove-2", "description": "retrained " * 20})
-    again = next(m for m in ENGINE.list_models(tmp_path) if m.name == "my-groove")
+    again = next(m for m in ENGINE.models(tmp_path) if m.name == "my-groove")
     assert again.version == "my-groove-2" and again.version != listed.version
 
 
@@ -246,13 +249,13 @@ def test_style_without_weights_is_an_input_error(tmp_path: Path) -> None:
         "styles:\n  - {name: Ghost Model, model_id: no-such-model, description: x,"
         " preferred_tempo_range: [80, 100], conditioning: {rock: 1}}\n"
     )
-    settings = Settings(drum_styles_path=styles, models_dir=tmp_path)
+    settings = Settings(engines={"drums": {"styles_path": styles}}, models_dir=tmp_path)
     params = DrumsRequest.model_validate(
         {"producer_style": "ghost model", "seed": 1}, context={"catalog": load_catalog(styles)}
     )
     with pytest.raises(EngineInputError, match="no-such-model"):
-        ENGINE.validate_request(params, settings)
+        ENGINE.resolve("validate_request")(params, settings)
     ctx = RunContext(workdir=tmp_path, models_dir=tmp_path, cache={}, settings=settings)
     with pytest.raises(EngineInputError, match="no weights"):
-        ENGINE.run(params, lambda percent, stage="": None, ctx)
+        ENGINE.resolve("run")(params, lambda percent, stage="": None, ctx)
     assert not list(tmp_path.glob("*.mid"))

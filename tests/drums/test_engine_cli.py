@@ -16,7 +16,7 @@ from cadenza.engines.drums import cli
 @pytest.fixture
 def app() -> typer.Typer:
     app = typer.Typer()
-    app.command(cli.RUN_COMMAND_NAME)(cli.run_command)
+    app.command("drums")(cli.run_command)
     app.command("unused")(lambda: None)  # two commands: Typer keeps the sub-command name
     return app
 
@@ -53,4 +53,10 @@ def test_cli_lists_styles(app: typer.Typer) -> None:
 
 
 def test_train_and_eval_commands_are_exported() -> None:
-    assert callable(cli.train_command) and callable(cli.eval_command)
+    from cadenza.engines.base import resolve
+    from cadenza.engines.drums import ENGINE
+
+    declared = {(c.group, c.name): resolve(c.target) for c in ENGINE.commands}
+    assert set(declared) == {("", "drums"), ("train", "drums"), ("eval", "drums")}
+    assert all(callable(function) for function in declared.values())
+    assert declared[("", "drums")] is cli.run_command

@@ -57,7 +57,7 @@ def test_style_checked_against_the_catalog_of_given_settings(tmp_path: Path) -> 
     user.write_text(
         "styles:\n  - {name: Lo-Fi, description: x, preferred_tempo_range: [70, 80], conditioning: {hiphop: 1}}\n"
     )
-    settings = Settings(drum_styles_path=user)
+    settings = Settings(engines={"drums": {"styles_path": user}})
     request = DrumsRequest.model_validate({"producer_style": "lofi"}, context={"settings": settings})
     assert request.producer_style == "Lo-Fi"
     with pytest.raises(ValidationError):
@@ -114,5 +114,5 @@ def test_openapi_schema_documents_every_field() -> None:
 
 def test_engine_spec() -> None:
     assert (ENGINE.kind, ENGINE.route, ENGINE.request_model) == ("drums", "drums", DrumsRequest)
-    assert ENGINE.retry_on_crash and callable(ENGINE.run) and callable(ENGINE.list_models)
+    assert ENGINE.retry_on_crash and callable(ENGINE.resolve("run")) and callable(ENGINE.resolve("list_models"))
     assert ENGINE.load_model is not None and ENGINE.unload_model is not None

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cadenza.engines.drums.baseline import NGramBaseline
 from cadenza.engines.drums.data import N_PATTERNS, Grid, iter_windows, load_records
-from cadenza.engines.drums.evaluate import (
+from cadenza.engines.drums.lab.baseline import NGramBaseline
+from cadenza.engines.drums.lab.evaluate import (
     evaluate,
     max_jaccard,
     max_performance_similarity,
@@ -21,7 +21,7 @@ from cadenza.engines.drums.evaluate import (
     window_arrays,
     write_report,
 )
-from cadenza.engines.drums.grooves import (
+from cadenza.engines.drums.lab.grooves import (
     FEATURES,
     groove_features,
     metrical_weights,
@@ -29,8 +29,8 @@ from cadenza.engines.drums.grooves import (
     swingness,
     syncopation,
 )
+from cadenza.engines.drums.lab.train import eval_windows, evaluate_nll, record_arrays
 from cadenza.engines.drums.model import load_model
-from cadenza.engines.drums.train import eval_windows, evaluate_nll, record_arrays
 
 GMD = Path(__file__).resolve().parents[2] / "../shared/data/groove"
 

@@ -103,7 +103,7 @@ def test_bad_arguments_raise_value_error(model: DrumModel, overrides: dict) -> N
 def test_progress_is_called_per_bar_and_may_raise(model: DrumModel) -> None:
     seen: list[float] = []
     _generate(model, n_bars=3, fill_bars=[False] * 3, progress=seen.append)
-    assert len(seen) >= 3 and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    assert len(seen) >= 3 and seen[-1] == pytest.approx(100.0) and seen == sorted(seen)
 
     class Stop(Exception):
         pass

@@ -170,15 +170,17 @@ def test_duplicate_and_missing_user_files(tmp_path: Path) -> None:
         load_catalog(tmp_path / "missing.yaml")
 
 
-def test_default_catalog_follows_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cadenza.engines.drums.styles import default_catalog
+def test_catalog_follows_the_given_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cadenza.engines.drums.styles import catalog_for_settings
+    from cadenza.settings import load_settings
 
     user = tmp_path / "styles.yaml"
     user.write_text(USER_STYLES)
-    monkeypatch.setenv("CADENZA_DRUM_STYLES_PATH", str(user))
-    assert "Lo-Fi Study" in default_catalog().names
-    monkeypatch.delenv("CADENZA_DRUM_STYLES_PATH")
-    assert "Lo-Fi Study" not in default_catalog().names
+    monkeypatch.setenv("CADENZA_ENGINES__DRUMS__STYLES_PATH", str(user))
+    assert "Lo-Fi Study" in catalog_for_settings(load_settings()).names
+    monkeypatch.delenv("CADENZA_ENGINES__DRUMS__STYLES_PATH")
+    assert "Lo-Fi Study" not in catalog_for_settings(load_settings()).names
+    assert "Lo-Fi Study" not in catalog_for_settings(None).names  # no settings: the built-in catalog only
 
 
 def test_cached_catalog_reuses_until_the_file_changes(tmp_path: Path) -> None:

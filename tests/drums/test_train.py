@@ -8,8 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from cadenza.engines.drums.data import load_records
-from cadenza.engines.drums.model import GrooveTransformer, ModelConfig, load_checkpoint, load_model
-from cadenza.engines.drums.train import (
+from cadenza.engines.drums.lab.train import (
     TrainConfig,
     WindowSampler,
     eval_windows,
@@ -18,6 +17,7 @@ from cadenza.engines.drums.train import (
     train,
     train_command,
 )
+from cadenza.engines.drums.model import GrooveTransformer, ModelConfig, load_checkpoint, load_model
 
 GMD = Path(__file__).resolve().parents[2] / "../shared/data/groove"
 SMALL = ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, context_steps=32)

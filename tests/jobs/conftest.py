@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.engines import registry
 from cadenza.jobs import JobService, WorkerPool
 from cadenza.settings import Settings
 
@@ -22,14 +21,11 @@ from jobs_helpers import make_settings  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def test_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Register the test engines (kinds ``testjob`` and ``testretry``) here and in spawned workers."""
+    """Make the test engines (kinds ``testjob`` and ``testretry``, the ``plugins`` of ``make_settings``)
+    importable here and in spawned workers."""
     monkeypatch.syspath_prepend(str(HERE))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setitem(registry.ENGINE_MODULES, "testjob", "jobs_test_engine")
-    monkeypatch.setitem(registry.ENGINE_MODULES, "testretry", "jobs_test_engine_retry")
-    registry.get_engine.cache_clear()
     yield
-    registry.get_engine.cache_clear()
 
 
 @pytest.fixture

@@ -7,11 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cadenza.jobs import FINAL, JobService, JobView
+from cadenza.jobs.metrics import duration_histogram
 from cadenza.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 GROOVE = (REPO / "../shared/data/groove").resolve()
+TEST_PLUGINS = ["jobs_test_engine", "jobs_test_engine_retry"]
+"""The job-layer test engines (kinds ``testjob``, ``testretry``), registered through the ``plugins`` setting."""
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -22,6 +25,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "workers": 1,
         "cleanup_interval_s": 3600,
         "worker_poll_interval_s": 0.2,
+        "plugins": TEST_PLUGINS,
     }
     values.update(overrides)
     return Settings(**values)
@@ -90,10 +94,10 @@ def check_duration_histograms(service: JobService) -> None:
             )
         view = service.get(job.id)
         assert view.queue_duration_s == (queue_s if queue_s is not None else 1.0)
-    runs = service.duration_histogram("started_at", "completed_at", (0.25, 0.5, 5.0, 600.0))
+    runs = duration_histogram(service.engine, "started_at", "completed_at", (0.25, 0.5, 5.0, 600.0))
     cumulative, sum_s, count = runs["testjob"]
     assert cumulative == [0, 1, 2, 2] and count == 3 and abs(sum_s - 704.55) < 0.01
-    waits = service.duration_histogram("created_at", "started_at", (0.01, 1.0, 60.0))
+    waits = duration_histogram(service.engine, "created_at", "started_at", (0.01, 1.0, 60.0))
     cumulative, sum_s, count = waits["testjob"]
     assert cumulative == [1, 1, 3] and count == 3 and abs(sum_s - 42.005) < 0.01
-    assert service.duration_histogram("created_at", "started_at", (1.0,)).keys() == {"testjob"}
+    assert duration_histogram(service.engine, "created_at", "started_at", (1.0,)).keys() == {"testjob"}

@@ -14,7 +14,7 @@ from cadenza.jobs import JobService, JobStatus
 
 def test_drums_job_runs_in_a_worker_and_is_deterministic(tmp_path: Path, start_pool) -> None:
     try:
-        spec = registry.get_engine("drums")
+        spec = registry.for_plugins().get("drums")
     except ImportError as exc:  # pragma: no cover - the engine is part of the package
         pytest.fail(f"drums engine not importable: {exc}")
     settings = make_settings(tmp_path, workers=1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from jobs_helpers import HERE, REPO, claim_all, make_settings, wait_final, wait_until
 
-from cadenza.jobs import JobService, JobStatus
+from cadenza.jobs import JobService, JobStatus, StagedInput
 from cadenza.jobs import pool as pool_module
 
 
@@ -54,7 +54,7 @@ def test_job_life_events_outputs_and_model_cache(settings, service: JobService, 
     # the same worker process keeps its cache between jobs; an upload reaches the engine as input_path
     staged = tmp_path / "take.txt"
     staged.write_text("uploaded")
-    second, _ = service.submit("testjob", {}, upload=staged)
+    second, _ = service.submit("testjob", {}, inputs={"file": StagedInput(staged)})
     second = wait_final(service, second.id)
     assert second.result["runs_in_process"] == 2 and second.result["pid"] == done.result["pid"]
     assert second.result["input"] == "uploaded"
@@ -205,8 +205,6 @@ HARD_KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {here!r})
-    from cadenza.engines import registry
-    registry.ENGINE_MODULES.update(testjob="jobs_test_engine", testretry="jobs_test_engine_retry")
     from jobs_helpers import make_settings
     from cadenza.jobs import JobService, WorkerPool
     from pathlib import Path

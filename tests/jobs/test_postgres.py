@@ -64,8 +64,8 @@ def test_service_and_pool_on_postgresql(pg_url: str, tmp_path: Path, start_pool)
     first, cursor = service.list(limit=4)
     rest, end = service.list(limit=4, cursor=cursor)
     assert end is None and len({j.id for j in first + rest}) == 8
-    secret, key = service.create_key("pg")
-    assert service.verify_key(secret) == key
+    secret, key = service.keys.create("pg")
+    assert service.keys.verify(secret) == key
     assert pool.status()["restarts"] >= 1
     service.dispose()
 

@@ -23,6 +23,7 @@ from cadenza.jobs import (
     JobService,
     JobStatus,
     OutputNotFound,
+    StagedInput,
 )
 
 
@@ -46,10 +47,10 @@ def test_unknown_kind_is_rejected_and_leaves_nothing(service: JobService) -> Non
 def test_migrations_are_idempotent_and_create_schema(settings, service: JobService) -> None:
     again = JobService(settings)  # runs `alembic upgrade head` a second time on the same file
     tables = set(inspect(again.engine).get_table_names())
-    assert {"jobs", "job_events", "job_outputs", "api_keys", "alembic_version"} <= tables
+    assert {"jobs", "job_events", "job_outputs", "api_keys", "uploads", "alembic_version"} <= tables
     with again.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     again.ping()
     again.dispose()
 
@@ -108,10 +109,10 @@ def test_list_newest_first_with_cursor_and_filters(service: JobService) -> None:
 def test_cancel_queued_removes_upload_and_is_idempotent(service: JobService, tmp_path: Path) -> None:
     staged = tmp_path / "staged.wav"
     staged.write_bytes(b"RIFF....")
-    job, _ = service.submit("testjob", {}, upload=staged, upload_info={"duration_s": 1.0})
+    job, _ = service.submit("testjob", {}, inputs={"file": StagedInput(staged, {"duration_s": 1.0})})
     folder = service.files_dir / str(job.id)
-    assert not staged.exists() and (folder / ".upload" / "staged.wav").read_bytes() == b"RIFF...."
-    assert service.get(job.id).upload_info == {"duration_s": 1.0}
+    assert not staged.exists() and (folder / ".upload" / "file.wav").read_bytes() == b"RIFF...."
+    assert service.get(job.id).inputs == {"file": {"duration_s": 1.0, "stored_as": "file.wav"}}
     cancelled = service.cancel(job.id)
     assert cancelled.status is JobStatus.cancelled and cancelled.completed_at is not None
     assert cancelled.queue_duration_s is not None and cancelled.run_duration_s is None
@@ -124,17 +125,25 @@ def test_cancel_queued_removes_upload_and_is_idempotent(service: JobService, tmp
 def test_idempotent_repeat_deletes_the_new_staged_upload(service: JobService, tmp_path: Path) -> None:
     first = tmp_path / "a.wav"
     first.write_bytes(b"one")
-    job, _ = service.submit("testjob", {}, idempotency_key="k", upload=first, upload_info={"sha": "1"})
+    job, _ = service.submit("testjob", {}, idempotency_key="k", inputs={"file": StagedInput(first, {"sha256": "1"})})
     second = tmp_path / "b.wav"
     second.write_bytes(b"one")
-    again, created = service.submit("testjob", {}, idempotency_key="k", upload=second, upload_info={"sha": "1"})
+    again, created = service.submit(
+        "testjob", {}, idempotency_key="k", inputs={"file": StagedInput(second, {"sha256": "1"})}
+    )
     assert not created and again.id == job.id and not second.exists()
+    # a different file under the same key is a different request
+    third = tmp_path / "c.wav"
+    third.write_bytes(b"two")
+    with pytest.raises(IdempotencyConflict):
+        service.submit("testjob", {}, idempotency_key="k", inputs={"file": StagedInput(third, {"sha256": "2"})})
+    assert not third.exists()
 
 
 def test_delete_removes_row_events_and_files(service: JobService, tmp_path: Path) -> None:
     staged = tmp_path / "in.bin"
     staged.write_bytes(b"x")
-    job, _ = service.submit("testjob", {}, upload=staged)
+    job, _ = service.submit("testjob", {}, inputs={"file": StagedInput(staged)})
     service.delete(job.id)
     with pytest.raises(JobNotFound):
         service.get(job.id)
@@ -229,21 +238,21 @@ def test_prune_zero_retention_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_api_keys(service: JobService) -> None:
-    secret, key = service.create_key("ci")
+    secret, key = service.keys.create("ci")
     assert secret.startswith("cdz_") and len(secret) > 30 and key.prefix == secret[:12]
-    assert service.verify_key(secret) == key
-    assert service.verify_key(secret + "x") is None
+    assert service.keys.verify(secret) == key
+    assert service.keys.verify(secret + "x") is None
     with service.engine.connect() as conn:  # only the hash is stored
         stored = conn.execute(text("SELECT sha256 FROM api_keys")).scalar()
     assert stored == hashlib.sha256(secret.encode()).hexdigest() and secret not in stored
-    assert [k.id for k in service.list_keys()] == [key.id]
-    revoked = service.revoke_key(key.id)
-    assert revoked.revoked_at is not None and service.revoke_key(key.id).revoked_at == revoked.revoked_at
-    assert service.verify_key(secret) is None
+    assert [k.id for k in service.keys.list()] == [key.id]
+    revoked = service.keys.revoke(key.id)
+    assert revoked.revoked_at is not None and service.keys.revoke(key.id).revoked_at == revoked.revoked_at
+    assert service.keys.verify(secret) is None
     with pytest.raises(KeyError):
-        service.revoke_key("key_unknown")
+        service.keys.revoke("key_unknown")
     with pytest.raises(ValueError):
-        service.create_key("  ")
+        service.keys.create("  ")
 
 
 def test_wait_times_out_on_a_queued_job(service: JobService) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, tiny_demucs_models_dir: Pat
         models_dir=tiny_demucs_models_dir,
         workers=1,
         min_free_disk_mb=0,
-        max_audio_duration_s=30.0,
+        engines={"separation": {"max_duration_s": 30.0}},
         rate_limit="10000/minute",
         auth_enabled=False,
     )
@@ -50,10 +51,9 @@ def _wait(client: TestClient, **kwargs) -> dict:
     response = client.post("/v1/separations", headers={"Prefer": "wait=60"}, **kwargs)
     assert response.status_code in (200, 202), response.text
     job = response.json()
-    for _ in range(120):
-        if job["status"] in ("completed", "failed", "cancelled"):
-            break
-        job = client.get(job["url"], headers={"Prefer": "wait=5"}).json()
+    deadline = time.monotonic() + 600  # generous for a loaded 2-core machine; each GET is a long-poll
+    while job["status"] not in ("completed", "failed", "cancelled") and time.monotonic() < deadline:
+        job = client.get(job["url"], headers={"Prefer": "wait=60"}).json()
     assert job["status"] == "completed", job
     return job
 

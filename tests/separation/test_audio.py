@@ -57,9 +57,9 @@ def test_m4a_aac_is_decoded_through_pyav(mix_factory, tmp_path):
     from cadenza.engines.separation import ENGINE, SeparationRequest
     from cadenza.settings import Settings
 
-    assert ENGINE.probe_upload(path, Settings(models_dir=tmp_path))["format"] == "m4a"
+    assert ENGINE.input("file").run_probe(path, Settings(models_dir=tmp_path))["format"] == "m4a"
     ctx = RunContext(workdir=tmp_path / "job", models_dir=tmp_path, cache={}, input_path=path)
-    result = ENGINE.run(SeparationRequest(model="hpss"), lambda p, s="": None, ctx)
+    result = ENGINE.resolve("run")(SeparationRequest(model="hpss"), lambda p, s="": None, ctx)
     assert [o.metadata["sample_rate"] for o in result.outputs] == [44100, 44100]
     assert sorted(p.name for p in ctx.workdir.iterdir()) == ["drums.wav", "harmonic.wav"]
 

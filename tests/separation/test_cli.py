@@ -12,7 +12,7 @@ from cadenza.engines.separation import cli
 def test_cli_writes_stems_with_margin(write_song, tmp_path, monkeypatch):
     monkeypatch.setenv("CADENZA_MODELS_DIR", str(tmp_path / "no-models"))
     app = typer.Typer()
-    app.command(cli.RUN_COMMAND_NAME)(cli.run_command)
+    app.command("separate")(cli.run_command)
     app.command("unused")(lambda: None)  # two commands: Typer keeps the sub-command name
     song = write_song("song.wav", seconds=2.0)
     out = tmp_path / "out"

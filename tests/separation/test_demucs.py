@@ -16,7 +16,7 @@ TINY = ["drums", "bass", "other", "vocals"]
 
 
 def test_list_models_shows_present_and_missing(tiny_demucs_models_dir):
-    models = {m.name: m for m in ENGINE.list_models(tiny_demucs_models_dir)}
+    models = {m.name: m for m in ENGINE.models(tiny_demucs_models_dir)}
     assert models["hpss"].weights_present and models["hpss"].size_bytes == 0
     tiny = models["tiny"]
     assert tiny.weights_present and tiny.size_bytes > 0 and tiny.missing_files == []
@@ -34,15 +34,15 @@ def test_a_bag_with_a_missing_checkpoint_is_not_present(tiny_demucs_models_dir, 
     (folder / "half.yaml").write_text("models: ['tinysig0', 'absent1']\n")
     for th in (tiny_demucs_models_dir / "demucs").glob("*.th"):
         (folder / th.name).write_bytes(th.read_bytes())
-    half = {m.name: m for m in ENGINE.list_models(tmp_path)}["half"]
+    half = {m.name: m for m in ENGINE.models(tmp_path)}["half"]
     assert not half.weights_present and half.missing_files == ["demucs/absent1.th"]
 
 
 def test_default_model_is_the_present_demucs(tiny_demucs_models_dir, tmp_path):
     settings = Settings(models_dir=tiny_demucs_models_dir, files_dir=tmp_path)
-    ENGINE.validate_request(SeparationRequest(stems=["vocals"]), settings)
+    ENGINE.resolve("validate_request")(SeparationRequest(stems=["vocals"]), settings)
     with pytest.raises(EngineInputError, match="valid: drums, bass, other, vocals"):
-        ENGINE.validate_request(SeparationRequest(model="tiny", stems=["piano"]), settings)
+        ENGINE.resolve("validate_request")(SeparationRequest(model="tiny", stems=["piano"]), settings)
 
 
 def test_full_run_mono_22k_mp3_in(write_song, make_ctx, tiny_demucs_models_dir, recorder):
@@ -50,7 +50,7 @@ def test_full_run_mono_22k_mp3_in(write_song, make_ctx, tiny_demucs_models_dir, 
     song = write_song("song.mp3", seconds=3.0, sample_rate=22050, channels=1, format="MP3")
     ctx = make_ctx(song, tiny_demucs_models_dir)
     progress = recorder()
-    result = ENGINE.run(SeparationRequest(shifts=0, output_format="flac"), progress, ctx)
+    result = ENGINE.resolve("run")(SeparationRequest(shifts=0, output_format="flac"), progress, ctx)
     assert result.metadata["model"] == "tiny" and result.metadata["sources"] == TINY
     assert [o.name for o in result.outputs] == [f"{s}.flac" for s in TINY]
     for out in result.outputs:
@@ -68,7 +68,7 @@ def test_stereo_wav_two_stems_in_each_format(write_song, make_ctx, tiny_demucs_m
     for fmt, depth in (("wav", 24), ("mp3", "mp3")):
         ctx = make_ctx(song, tiny_demucs_models_dir, cache)
         params = SeparationRequest(model="tiny", two_stems="vocals", output_format=fmt, pcm_type="PCM_24", shifts=0)
-        result = ENGINE.run(params, lambda p, s="": None, ctx)
+        result = ENGINE.resolve("run")(params, lambda p, s="": None, ctx)
         assert [o.name for o in result.outputs] == [f"vocals.{fmt}", f"no_vocals.{fmt}"]
         for out in result.outputs:
             info = sf.info(str(out.path))
@@ -88,7 +88,7 @@ def test_long_input_uses_blocks_and_same_seed_same_bytes(write_song, make_ctx, t
     runs = []
     for _ in range(2):
         ctx = make_ctx(song, tiny_demucs_models_dir)
-        result = ENGINE.run(
+        result = ENGINE.resolve("run")(
             SeparationRequest(model="tiny", shifts=1, seed=7, pcm_type="FLOAT"), lambda p, s="": None, ctx
         )
         runs.append([o.path.read_bytes() for o in result.outputs])
@@ -115,10 +115,12 @@ def test_standalone_hybrid_demucs_checkpoint(write_song, make_ctx, tmp_path):
     args, kwargs = model._init_args_kwargs
     package = {"klass": HDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None)}
     torch.save(package, tmp_path / "models" / "demucs" / "hdtiny.th")
-    listed = {m.name: m for m in ENGINE.list_models(tmp_path / "models")}
+    listed = {m.name: m for m in ENGINE.models(tmp_path / "models")}
     assert listed["hdtiny"].weights_present and listed["hdtiny"].path.endswith("hdtiny.th")
     ctx = make_ctx(write_song("song.wav", seconds=2.0), tmp_path / "models")
-    result = ENGINE.run(SeparationRequest(model="hdtiny", shifts=0, stems=["bass"]), lambda p, s="": None, ctx)
+    result = ENGINE.resolve("run")(
+        SeparationRequest(model="hdtiny", shifts=0, stems=["bass"]), lambda p, s="": None, ctx
+    )
     assert [o.name for o in result.outputs] == ["bass.wav"]
     assert sf.info(str(result.outputs[0].path)).frames == 2 * 44100
 
@@ -127,14 +129,14 @@ def test_cancel_inside_demucs_leaves_no_stems(write_song, make_ctx, tiny_demucs_
     ctx = make_ctx(write_song("song.wav", seconds=3.0), tiny_demucs_models_dir)
     progress = recorder(cancel_at=3)
     with pytest.raises(JobCancelled):
-        ENGINE.run(SeparationRequest(model="tiny", shifts=0), progress, ctx)
+        ENGINE.resolve("run")(SeparationRequest(model="tiny", shifts=0), progress, ctx)
     assert list(ctx.workdir.iterdir()) == []
 
 
 def test_segment_longer_than_the_model_is_rejected(write_song, make_ctx, tiny_demucs_models_dir):
     ctx = make_ctx(write_song("song.wav", seconds=1.0), tiny_demucs_models_dir)
     with pytest.raises(EngineInputError, match="segment_s must be <= 1.00"):
-        ENGINE.run(SeparationRequest(model="tiny", segment_s=3.0), lambda p, s="": None, ctx)
+        ENGINE.resolve("run")(SeparationRequest(model="tiny", segment_s=3.0), lambda p, s="": None, ctx)
     assert list(ctx.workdir.iterdir()) == []
 
 
@@ -145,5 +147,5 @@ def test_seeded_shifts_leave_the_process_random_state_alone(write_song, make_ctx
     ctx = make_ctx(write_song("song.wav", seconds=1.0), tiny_demucs_models_dir)
     random.seed(123)
     expected = random.Random(123).random()
-    ENGINE.run(SeparationRequest(model="tiny", shifts=1, seed=7), lambda p, s="": None, ctx)
+    ENGINE.resolve("run")(SeparationRequest(model="tiny", shifts=1, seed=7), lambda p, s="": None, ctx)
     assert random.random() == expected

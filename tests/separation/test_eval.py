@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.engines.separation import evaluate
+from cadenza.engines.separation.lab import evaluate
 
 DATA = Path(__file__).resolve().parents[2] / "../shared/data/groove"
 

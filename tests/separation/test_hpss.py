@@ -14,7 +14,7 @@ from cadenza.music import audio
 def _run(song, make_ctx, recorder=None, **params):
     ctx = make_ctx(song)
     progress = recorder or (lambda percent, stage="": None)
-    return ENGINE.run(SeparationRequest(model="hpss", **params), progress, ctx), ctx
+    return ENGINE.resolve("run")(SeparationRequest(model="hpss", **params), progress, ctx), ctx
 
 
 def test_stems_sum_back_to_the_mix(write_song, make_ctx, recorder):
@@ -152,7 +152,7 @@ def test_cancel_between_blocks_leaves_no_stems(write_song, make_ctx, recorder):
     ctx = make_ctx(song)
     progress = recorder(cancel_at=4)
     with pytest.raises(JobCancelled):
-        ENGINE.run(SeparationRequest(model="hpss", segment_s=1.0), progress, ctx)
+        ENGINE.resolve("run")(SeparationRequest(model="hpss", segment_s=1.0), progress, ctx)
     assert len(progress.calls) == 4
     assert list(ctx.workdir.iterdir()) == []
 

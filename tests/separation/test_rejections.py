@@ -13,19 +13,21 @@ from cadenza.settings import Settings
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(models_dir=tmp_path / "models", max_audio_duration_s=5.0, files_dir=tmp_path / "files")
+    return Settings(
+        models_dir=tmp_path / "models", engines={"separation": {"max_duration_s": 5.0}}, files_dir=tmp_path / "files"
+    )
 
 
 def _rejected(path, settings) -> UploadRejected:
     before = sorted(p.name for p in path.parent.iterdir())
     with pytest.raises(UploadRejected) as info:
-        ENGINE.probe_upload(path, settings)
+        ENGINE.input("file").run_probe(path, settings)
     assert sorted(p.name for p in path.parent.iterdir()) == before  # nothing left behind
     return info.value
 
 
 def test_accepts_a_good_upload_and_reports_its_info(write_song, settings):
-    info = ENGINE.probe_upload(write_song("song.flac", seconds=2.0), settings)
+    info = ENGINE.input("file").run_probe(write_song("song.flac", seconds=2.0), settings)
     assert info["format"] == "flac" and info["channels"] == 2 and info["sample_rate"] == 44100
     assert info["duration_s"] == pytest.approx(2.0)
     assert -6.0 < info["peak_dbfs"] < 0.0
@@ -91,25 +93,25 @@ def test_silent_and_empty_are_422(tmp_path, settings):
 
 def test_unknown_model_lists_the_valid_ones(settings):
     with pytest.raises(EngineInputError, match="unknown model 'nope'; available: hpss"):
-        ENGINE.validate_request(SeparationRequest(model="nope"), settings)
+        ENGINE.resolve("validate_request")(SeparationRequest(model="nope"), settings)
 
 
 def test_missing_weights_say_which_files_to_add(settings):
     with pytest.raises(EngineInputError, match=r"htdemucs.*missing.*demucs/htdemucs\.yaml.*955717e8-8726e21a\.th"):
-        ENGINE.validate_request(SeparationRequest(model="htdemucs"), settings)
+        ENGINE.resolve("validate_request")(SeparationRequest(model="htdemucs"), settings)
 
 
 def test_unknown_stem_lists_the_valid_ones(settings):
     with pytest.raises(EngineInputError, match="unknown stem.*vocals.*valid: drums, harmonic"):
-        ENGINE.validate_request(SeparationRequest(model="hpss", stems=["drums", "vocals"]), settings)
+        ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", stems=["drums", "vocals"]), settings)
     with pytest.raises(EngineInputError, match="valid: drums, harmonic, residual"):
-        ENGINE.validate_request(SeparationRequest(model="hpss", two_stems="bass", margin=2.0), settings)
-    assert ENGINE.validate_request(SeparationRequest(model="hpss", stems="drums,harmonic"), settings) == []
+        ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", two_stems="bass", margin=2.0), settings)
+    assert ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", stems="drums,harmonic"), settings) == []
 
 
 def test_demucs_only_options_warn_with_hpss(settings):
-    assert ENGINE.validate_request(SeparationRequest(model="hpss", shifts=1, overlap=0.25), settings) == []
-    (warning,) = ENGINE.validate_request(SeparationRequest(model="hpss", shifts=2), settings)
+    assert ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", shifts=1, overlap=0.25), settings) == []
+    (warning,) = ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", shifts=2), settings)
     assert warning == "shifts apply to Demucs models only; hpss ignores them"
 
 
@@ -132,7 +134,7 @@ def test_mp3_of_a_96k_input_needs_a_sample_rate(tmp_path, write_song):
     song = write_song("hi.wav", seconds=1.0, sample_rate=96000)
     ctx = RunContext(workdir=tmp_path / "job", models_dir=tmp_path, cache={}, input_path=song)
     with pytest.raises(EngineInputError, match="MP3 needs a sample rate"):
-        ENGINE.run(SeparationRequest(model="hpss", output_format="mp3"), lambda p, s="": None, ctx)
+        ENGINE.resolve("run")(SeparationRequest(model="hpss", output_format="mp3"), lambda p, s="": None, ctx)
     assert not ctx.workdir.exists() or list(ctx.workdir.iterdir()) == []
 
 
@@ -141,4 +143,4 @@ def test_cuda_without_gpu_is_a_clear_error(settings):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(EngineInputError, match="no CUDA GPU"):
-        ENGINE.validate_request(SeparationRequest(model="hpss", device="cuda"), settings)
+        ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", device="cuda"), settings)

@@ -1,8 +1,11 @@
 """The FastAPI application factory.
 
-``create_app(settings, start_workers=True)``: its lifespan creates the ``JobService`` (database, files)
-and, if ``start_workers`` and ``settings.workers > 0``, a local ``WorkerPool``; both live on ``app.state``.
-``app.state.draining`` (set by ``cadenza serve`` on SIGTERM) makes submit routes answer 503.
+``create_app(settings, start_workers=True)``: its lifespan creates the ``JobService`` (database, files,
+migrations) and, if ``start_workers`` and ``settings.workers > 0``, the executor of ``settings.executor``
+(``app.state.executor``); without one it runs a ``Maintenance`` thread itself, so jobs of dead remote
+workers are still swept. Routes come from the registry: a submit route per engine, each engine's own
+router, its OpenAPI examples. ``app.state.draining`` (set by ``cadenza serve`` on SIGTERM) makes submit
+routes answer 503.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import structlog
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from starlette.middleware.cors import CORSMiddleware
 
 import cadenza
+from cadenza.api import examples
 from cadenza.api.middleware import (
     AccessControlMiddleware,
     BodyLimitMiddleware,
@@ -24,17 +29,19 @@ from cadenza.api.middleware import (
     RequestContextMiddleware,
 )
 from cadenza.api.problems import install_handlers
-from cadenza.api.routes import files, health, jobs, models, styles, submit
-from cadenza.engines.registry import all_engines
-from cadenza.jobs import JobsCollector, JobService, WorkerPool
+from cadenza.api.routes import files, health, jobs, models, submit, uploads
+from cadenza.engines import registry as engine_registry
+from cadenza.engines.base import resolve
+from cadenza.jobs import JobsCollector, JobService, Maintenance, create_executor
 from cadenza.settings import Settings, load_settings
 
 log = structlog.get_logger("cadenza.api")
 
 DESCRIPTION = """Self-hosted music AI behind one job API.
 
-Submit a job (`POST /v1/drums`, `POST /v1/separations`), follow it (`GET /v1/jobs/{id}`, or its
-Server-Sent Events at `/v1/jobs/{id}/events`), then download its files (`/v1/jobs/{id}/files/{name}`).
+Submit a job to an engine ({routes}), follow it (`GET /v1/jobs/{{id}}`, or its Server-Sent Events at
+`/v1/jobs/{{id}}/events`), then download its files (`/v1/jobs/{{id}}/files/{{name}}`). Files an engine
+takes can be sent with the submit or once with `POST /v1/uploads` and referenced by id.
 Errors are RFC 9457 `application/problem+json`.
 """
 
@@ -43,31 +50,40 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     """Build the app. Nothing touches the database or starts processes until the lifespan runs."""
     settings = settings if settings is not None else load_settings()
     registry = CollectorRegistry()
+    engines = engine_registry.of(settings).engines()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = await anyio.to_thread.run_sync(JobService, settings)
-        pool = None
+        executor = None
+        maintenance = None
         if start_workers and settings.workers > 0:
-            pool = WorkerPool(settings, service)
-            await anyio.to_thread.run_sync(pool.start)
-        app.state.service, app.state.pool = service, pool
-        collector = JobsCollector(service, pool)
+            executor = create_executor(settings, service)
+            await anyio.to_thread.run_sync(executor.start)
+        else:
+            maintenance = Maintenance(service)  # the executor runs its own
+            maintenance.start()
+        app.state.service, app.state.executor = service, executor
+        collector = JobsCollector(service, executor)
         registry.register(collector)
-        log.info("api_started", workers=settings.workers if pool else 0, database=_safe_url(settings.database_url))
+        log.info("api_started", workers=settings.workers if executor else 0, database=_safe_url(settings.database_url))
         try:
             yield
         finally:
             registry.unregister(collector)
-            if pool is not None:
-                await anyio.to_thread.run_sync(pool.drain, 0 if app.state.draining else settings.shutdown_timeout_s)
-                await anyio.to_thread.run_sync(pool.stop)
+            if maintenance is not None:
+                await anyio.to_thread.run_sync(maintenance.stop)
+            if executor is not None:
+                timeout_s = 0 if app.state.draining else settings.shutdown_timeout_s
+                await anyio.to_thread.run_sync(executor.drain, timeout_s)
+                await anyio.to_thread.run_sync(executor.stop)
             log.info("api_stopped")
 
+    routes = ", ".join(f"`POST /v1/{spec.route}`" for spec in engines)
     app = FastAPI(
         title="Cadenza",
         version=cadenza.__version__,
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(routes=routes),
         lifespan=lifespan,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
     )
@@ -75,24 +91,28 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.state.registry = registry
     app.state.draining = False
     app.state.service = None
-    app.state.pool = None
+    app.state.executor = None
 
     install_handlers(app)
-    engines = all_engines()
     app.include_router(submit.build_router(engines))
+    app.include_router(uploads.router)
     app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(models.router)
-    if any(spec.kind == "drums" for spec in engines):
-        app.include_router(styles.router)
+    for spec in engines:
+        if spec.router is not None:
+            app.include_router(resolve(spec.router))
     app.include_router(health.router)
+    _install_openapi(app, engines)
 
     # Added last = outermost: CORS, request id/logging/metrics, key check + rate limit, body limit.
-    upload_paths = frozenset(f"/v1/{spec.route}" for spec in engines if spec.accepts_upload)
+    upload_paths = frozenset(["/v1/uploads", *(f"/v1/{spec.route}" for spec in engines if spec.inputs)])
+    input_limits = [submit.input_limit(settings, spec, declared) for spec in engines for declared in spec.inputs]
+    biggest = sum(sorted(input_limits, reverse=True)[:4])  # a submit with several file parts
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_body_bytes,
-        upload_limit=settings.max_upload_bytes + submit.FORM_OVERHEAD_BYTES,
+        upload_limit=max(settings.max_upload_bytes, biggest) + submit.FORM_OVERHEAD_BYTES,
         upload_paths=upload_paths,
     )
     app.add_middleware(AccessControlMiddleware, settings=settings)
@@ -123,6 +143,25 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             ],
         )
     return app
+
+
+def _install_openapi(app: FastAPI, engines: list) -> None:  # type: ignore[type-arg]
+    """The OpenAPI document plus each engine's request schema and its real-run examples."""
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                license_info=app.license_info,
+            )
+            examples.add_engine_examples(document, engines)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _safe_url(url: str) -> str:

@@ -48,7 +48,7 @@ def resolve_principal(settings: Any, service: Any, authorization: str | None) ->
     admin = settings.admin_key.get_secret_value() if settings.admin_key is not None else None
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return ADMIN
-    key = service.verify_key(token)
+    key = service.keys.verify(token)
     if key is None:
         raise AuthError("The API key is unknown or revoked.")
     return Principal(key_id=str(key.id), owner=str(key.id), is_admin=False)

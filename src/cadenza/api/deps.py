@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from cadenza.api import examples
 from cadenza.api.auth import ANONYMOUS, Principal
 from cadenza.jobs import JobService, JobView, OutputView
 from cadenza.settings import Settings
@@ -24,9 +23,7 @@ class JobLinks(BaseModel):
 
 
 class JobOut(JobView):
-    """A job as the API returns it: the stored view plus URLs."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.JOB]})
+    """A job as the API returns it: the stored view plus URLs (example: from the engines, see ``api.examples``)."""
 
     outputs: list[OutputOut]  # type: ignore[assignment]
     url: str
@@ -34,8 +31,6 @@ class JobOut(JobView):
 
 
 class JobPage(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.JOB_PAGE]})
-
     jobs: list[JobOut]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next (older) page; null at the end.")
 
@@ -66,8 +61,9 @@ def get_owner(request: Request) -> str | None:
     return get_principal(request).owner
 
 
-def get_pool(request: Request) -> Any:
-    return getattr(request.app.state, "pool", None)
+def get_executor(request: Request) -> Any:
+    """The app's executor (``cadenza.jobs.Executor``), or None when this server runs no workers."""
+    return getattr(request.app.state, "executor", None)
 
 
 ServiceDep = Annotated[JobService, Depends(get_service)]

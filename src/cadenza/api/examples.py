@@ -1,8 +1,8 @@
-"""OpenAPI examples of the API's answers (``json_schema_extra`` of the response models).
+"""OpenAPI examples of the API's answers.
 
-Taken from a real run: a 4-bar J Dilla drums job (seed 7, 90 BPM, default checkpoint), whose output
-sizes, hashes, note counts and result metadata are those the drums engine wrote; models and the style
-from the built-in registry and catalog. ``tests/api/test_openapi.py`` validates each against its model.
+The job and model examples come from the engines (``EngineSpec.openapi_examples``, taken from real
+runs) and are put into the document by :func:`add_engine_examples`; the problem examples are here.
+``tests/api/test_openapi.py`` validates each against its model.
 """
 
 from __future__ import annotations
@@ -11,149 +11,6 @@ from typing import Any
 
 _JOB_ID = "3f0c2a9e-8b1d-4c6e-9a27-5d4e1f0b7c82"
 _JOB_URL = f"/v1/jobs/{_JOB_ID}"
-
-JOB: dict[str, Any] = {
-    "id": _JOB_ID,
-    "kind": "drums",
-    "status": "completed",
-    "params": {
-        "producer_style": "J Dilla",
-        "bars": 4,
-        "tempo": 90.0,
-        "time_signature": [4, 4],
-        "humanize": True,
-        "pattern_type": "verse",
-        "temperature": 0.9,
-        "top_k": 0,
-        "top_p": 1.0,
-        "seed": 7,
-        "formats": ["midi"],
-    },
-    "progress": 100.0,
-    "stage": "done",
-    "sequence": 11,
-    "owner": "key_5b0e9f3c21a4d786",
-    "priority": 0,
-    "attempts": 1,
-    "created_at": "2026-11-21T13:05:12.482913Z",
-    "started_at": "2026-11-21T13:05:12.514027Z",
-    "completed_at": "2026-11-21T13:05:14.052310Z",
-    "queue_duration_s": 0.031,
-    "run_duration_s": 1.538,
-    "error": None,
-    "outputs": [
-        {
-            "name": "groove.mid",
-            "media_type": "audio/midi",
-            "size_bytes": 581,
-            "sha256": "96038d6a3381ee001cc2418dc494434677e7237b83a547860833c01c114ac3e4",
-            "metadata": {"ppq": 480, "notes": 67},
-            "url": f"{_JOB_URL}/files/groove.mid",
-        },
-        {
-            "name": "pattern.json",
-            "media_type": "application/json",
-            "size_bytes": 13739,
-            "sha256": "1e8e9ce393fe6b46c8a9a653a654b80c73722048648eea33874e02d81c906885",
-            "metadata": {"hits": 67},
-            "url": f"{_JOB_URL}/files/pattern.json",
-        },
-    ],
-    "result": {
-        "style": "J Dilla",
-        "bars": 4,
-        "tempo_bpm": 90.0,
-        "time_signature": [4, 4],
-        "seed": 7,
-        "model_version": "groove-transformer-1.0",
-        "pattern_type": "verse",
-        "humanize": True,
-        "steps_generated": 64,
-        "hits": 67,
-        "duration_s": 10.666667,
-        "duration_seconds": 1.472,
-        "warnings": [],
-    },
-    "upload_info": None,
-    "url": _JOB_URL,
-    "links": {"self": _JOB_URL, "events": f"{_JOB_URL}/events", "cancel": f"{_JOB_URL}/cancel"},
-}
-
-JOB_PAGE: dict[str, Any] = {"jobs": [JOB], "next_cursor": None}
-
-MODEL: dict[str, Any] = {
-    "name": "groove-transformer",
-    "engine": "drums",
-    "version": "groove-transformer-1.0",
-    "description": (
-        "Groove transformer: 16th-note drum grooves with velocity and micro-timing, conditioned on GMD style, "
-        "beat/fill, tempo and metric position"
-    ),
-    "licence": "CC BY 4.0 (weights derived from GMD; credit Gillick, Roberts, Engel, Eck, Bamman, ICML 2019)",
-    "data_source": "Groove MIDI Dataset v1.0.0 (Gillick et al., ICML 2019), CC BY 4.0",
-    "size_bytes": 2099909,
-    "weights_present": True,
-    "missing_files": [],
-    "path": "/srv/cadenza/src/cadenza/engines/drums/checkpoints/groove_transformer.pt",
-    "loaded": True,
-}
-
-_HTDEMUCS: dict[str, Any] = {
-    "name": "htdemucs",
-    "engine": "separation",
-    "version": "demucs-4",
-    "description": "Hybrid Transformer Demucs v4, ~9.0 dB SDR on MUSDB18-HQ",
-    "licence": "MIT",
-    "data_source": "MUSDB18-HQ plus 800 internal songs (htdemucs*) / MUSDB18 plus extra data (mdx_extra); Meta AI",
-    "size_bytes": None,
-    "weights_present": False,
-    "missing_files": [
-        "demucs/htdemucs.yaml (copy of demucs/remote/htdemucs.yaml in the installed demucs package)",
-        "demucs/955717e8-8726e21a.th "
-        "(from https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/955717e8-8726e21a.th)",
-    ],
-    "path": "/var/lib/cadenza/models/demucs",
-    "loaded": False,
-}
-
-MODEL_LIST: dict[str, Any] = {"count": 2, "models": [MODEL, _HTDEMUCS]}
-
-STYLE: dict[str, Any] = {
-    "name": "J Dilla",
-    "model_id": "groove-transformer",
-    "description": (
-        'Loose, "drunk" boom-bap feel after J Dilla\'s MPC programming: swung 16ths (~58 % MPC swing), '
-        "kick pushed early, snare dragged late, hi-hats loose; soft ghost notes."
-    ),
-    "preferred_tempo_range": [80.0, 98.0],
-    "conditioning": {"hiphop": 0.7, "soul": 0.3},
-    "humanization": {
-        "swing_percent": 58.0,
-        "microtiming_ms": {
-            "kick": {"mean_ms": -14.0, "std_ms": 8.0},
-            "snare": {"mean_ms": 22.0, "std_ms": 7.0},
-            "closed_hihat": {"mean_ms": 8.0, "std_ms": 13.0},
-            "open_hihat": {"mean_ms": 8.0, "std_ms": 13.0},
-        },
-        "ghost_note_probability": 0.12,
-        "ghost_velocity_range": [22, 38],
-        "velocity_std": 9.0,
-        "model_timing_scale": 1.0,
-    },
-    "rules": {
-        "backbeat": True,
-        "half_time_snare": False,
-        "one_drop": False,
-        "four_on_the_floor": False,
-        "hihat_grid": None,
-        "hihat_rolls": None,
-        "kick_density": 0.9,
-        "cross_stick": False,
-        "ride_instead_of_hihat": False,
-    },
-}
-
-STYLE_LIST: dict[str, Any] = {"count": 1, "styles": [STYLE]}
 
 PROBLEM_NOT_FOUND: dict[str, Any] = {
     "type": "urn:cadenza:problem:job-not-found",
@@ -167,7 +24,38 @@ PROBLEM_VALIDATION: dict[str, Any] = {
     "type": "urn:cadenza:problem:validation-failed",
     "title": "Validation Failed",
     "status": 422,
-    "detail": "The request is invalid: body.bars: Input should be less than or equal to 32",
-    "instance": "/v1/drums",
-    "errors": [{"loc": ["body", "bars"], "msg": "Input should be less than or equal to 32", "type": "less_than_equal"}],
+    "detail": "The request is invalid: query.limit: Input should be less than or equal to 100",
+    "instance": "/v1/jobs",
+    "errors": [
+        {"loc": ["query", "limit"], "msg": "Input should be less than or equal to 100", "type": "less_than_equal"}
+    ],
 }
+
+
+def engine_examples(engines: list[Any]) -> dict[str, Any]:
+    """``{"JobOut", "JobPage", "ModelOut", "ModelList"}`` examples from the engines' ``openapi_examples``
+    (the first engine that has a job example, every engine's model example)."""
+    jobs = [spec.openapi_examples["job"] for spec in engines if "job" in spec.openapi_examples]
+    models = [spec.openapi_examples["model"] for spec in engines if "model" in spec.openapi_examples]
+    found: dict[str, Any] = {}
+    if jobs:
+        found["JobOut"] = jobs[0]
+        found["JobPage"] = {"jobs": jobs[:1], "next_cursor": None}
+    if models:
+        found["ModelOut"] = models[0]
+        found["ModelList"] = {"count": len(models), "models": models}
+    return found
+
+
+def add_engine_examples(document: dict[str, Any], engines: list[Any]) -> None:
+    """Put :func:`engine_examples` into the OpenAPI ``document``'s component schemas, and each engine's
+    request model (with its ``$defs``) under its class name for the submit routes' ``$ref``."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for spec in engines:
+        schema = spec.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas[spec.request_model.__name__] = schema
+    for name, example in engine_examples(engines).items():
+        if name in schemas:
+            schemas[name]["examples"] = [example]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cadenza.api import examples
-from cadenza.engines.base import EngineInputError, UploadRejected
+from cadenza.engines.base import EngineInputError, EngineProblem
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 #: Problem types are URNs (RFC 9457 §3.1.1 allows non-resolvable URIs): ``urn:cadenza:problem:<slug>``.
@@ -157,8 +157,8 @@ def install_handlers(app: FastAPI) -> None:
 
         return handler
 
-    async def upload_rejected(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, UploadRejected)
+    async def engine_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, EngineProblem)
         return problem_response(path(request), exc.status, exc.detail, title=exc.title)
 
     app.add_exception_handler(ProblemError, problem_error)
@@ -170,4 +170,4 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobGone, mapped(410, "Files Gone"))
     app.add_exception_handler(IdempotencyConflict, mapped(422, "Idempotency Key Reused"))
     app.add_exception_handler(EngineInputError, mapped(422, "Request Cannot Be Served"))
-    app.add_exception_handler(UploadRejected, upload_rejected)
+    app.add_exception_handler(EngineProblem, engine_problem)

@@ -8,9 +8,8 @@ Invalid configuration stops any command with exit code 2 and a message naming th
 
 from __future__ import annotations
 
-import ast
-import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -30,7 +29,7 @@ from cadenza.settings import Settings, UnknownSettingError, load_settings
 
 app = typer.Typer(
     name="cadenza",
-    help="Cadenza: a self-hosted music-AI server (drum grooves, stem separation) behind one job API.",
+    help="Cadenza: a self-hosted music-AI server behind one job API (each engine adds its commands below).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -45,6 +44,9 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+BUILTIN_COMMANDS = frozenset({"serve", "worker", "jobs", "keys", "models", "config", "db", "train", "eval"})
 
 console = Console()
 err = Console(stderr=True)
@@ -66,7 +68,9 @@ def describe_config_error(exc: Exception) -> str:
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
         value = error.get("input")
-        if error["type"] == "extra_forbidden":
+        if key == "engines" and error["type"] == "value_error":  # an engine's section: the message names the key
+            lines.append("  " + str(error["msg"]).removeprefix("Value error, "))
+        elif error["type"] == "extra_forbidden":
             allowed = ", ".join(Settings.model_fields)
             lines.append(f"  unknown setting {key!r} (value {value!r}); allowed keys: {allowed}")
         else:
@@ -155,7 +159,7 @@ class DrainingServer(uvicorn.Server):
     def _drain(self, sig: int, frame: Any) -> None:
         log = structlog.get_logger("cadenza.serve")
         log.info("draining", signal=signal.Signals(sig).name, timeout_s=self.drain_timeout_s)
-        pool = getattr(self.api.state, "pool", None)
+        pool = getattr(self.api.state, "executor", None)
         if pool is not None:
             pool.drain(self.drain_timeout_s)
         log.info("drained")
@@ -166,18 +170,28 @@ class DrainingServer(uvicorn.Server):
 
 @app.command()
 def worker(config: ConfigOption = None) -> None:
-    """Run worker processes only (scale-out) against the configured database, until SIGTERM."""
-    from cadenza.jobs import WorkerPool
+    """Run worker processes only (scale-out) against the configured database, until SIGTERM.
+
+    Never migrates the database (run `cadenza db upgrade` or `cadenza serve` first), so many workers can
+    start together. Sweeps expired job leases of dead workers on any host.
+    """
+    from cadenza.db.session import SchemaOutdated
+    from cadenza.jobs import JobService, create_executor
 
     settings = get_settings(config)
     _setup_logging(settings)
     if settings.workers < 1:
         err.print("Invalid configuration: workers = 0; `cadenza worker` needs workers >= 1.")
         raise typer.Exit(EXIT_CONFIG)
+    try:
+        service = JobService(settings, migrate=False)
+    except SchemaOutdated as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    pool = WorkerPool(settings)
+    pool = create_executor(settings, service)
     pool.start()
     console.print(f"[green]{settings.workers} worker(s) running[/] against {settings.database_url}; Ctrl-C to stop.")
     while not stop.wait(1.0):
@@ -185,6 +199,20 @@ def worker(config: ConfigOption = None) -> None:
     console.print(f"Draining (up to {settings.shutdown_timeout_s:g} s)…")
     pool.drain(settings.shutdown_timeout_s)
     pool.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply the database migrations (Alembic `upgrade head`); a no-op when the schema is current."""
+    from cadenza.db.session import make_engine, upgrade_database
+
+    settings = get_settings(config)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+    console.print(f"Database schema is current: {settings.database_url.split('@')[-1]}")
 
 
 # --------------------------------------------------------------------------- jobs
@@ -274,7 +302,7 @@ def jobs_prune(config: ConfigOption = None) -> None:
 @keys_app.command("create")
 def keys_create(name: str, config: ConfigOption = None) -> None:
     """Create an API key; its secret is printed once."""
-    secret, key = _service(get_settings(config)).create_key(name)
+    secret, key = _service(get_settings(config)).keys.create(name)
     err.print(f"Created key {key.id} ({key.name}). Store the secret now; it is not shown again:")
     print(secret)
 
@@ -283,7 +311,7 @@ def keys_create(name: str, config: ConfigOption = None) -> None:
 def keys_list(config: ConfigOption = None) -> None:
     """List API keys (never their secrets)."""
     table = Table("id", "name", "prefix", "created (UTC)", "revoked (UTC)")
-    for key in _service(get_settings(config)).list_keys():
+    for key in _service(get_settings(config)).keys.list():
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else ""
         table.add_row(key.id, key.name, key.prefix + "…", key.created_at.strftime("%Y-%m-%d %H:%M:%S"), revoked)
     console.print(table)
@@ -293,7 +321,7 @@ def keys_list(config: ConfigOption = None) -> None:
 def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
     """Revoke an API key; requests with it get 401 from then on."""
     try:
-        key = _service(get_settings(config)).revoke_key(key_id)
+        key = _service(get_settings(config)).keys.revoke(key_id)
     except LookupError:
         err.print(f"No key {key_id}.")
         raise typer.Exit(1) from None
@@ -311,9 +339,10 @@ def models_list(
     """List every engine's models and whether their weights are present (and, if not, which files to add)."""
     import dataclasses
 
-    from cadenza.engines.registry import all_models
+    from cadenza.engines import registry
 
-    infos = all_models(get_settings(config).models_dir)
+    settings = get_settings(config)
+    infos = registry.of(settings).models(settings.models_dir)
     if as_json:
         print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
         return
@@ -348,67 +377,38 @@ def config_show(
 # --------------------------------------------------------------------------- engine commands
 
 
-def _source_path(module: str) -> Path:
-    """The source file of a ``cadenza.*`` module, found without importing it."""
-    root = Path(__file__).resolve().parents[1]
-    return root.joinpath(*module.split(".")[1:]).with_suffix(".py")
+def _cli_plugins() -> tuple[str, ...]:
+    """Plugin engines whose commands the CLI offers: ``CADENZA_PLUGINS`` (a JSON list, as for the setting).
 
-
-def _function_doc(module: str, name: str, depth: int = 0) -> str | None:
-    """Docstring of function ``name`` defined in (or imported by) ``module``, read with ``ast``."""
-    path = _source_path(module)
-    if not path.is_file() or depth > 2:
-        return None
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            return ast.get_docstring(node)
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cadenza."):
-            for alias in node.names:
-                if (alias.asname or alias.name) == name:
-                    return _function_doc(node.module, alias.name, depth + 1)
-    return None
-
-
-def engine_cli_commands() -> list[tuple[str, str, str, str, str]]:
-    """``(group, command name, module, attribute, help)`` of every engine ``cli.py`` command.
-
-    Read from the source with ``ast`` so that ``cadenza --help`` and the built-in commands never import
-    the engines (and torch); an engine command imports its module only when it runs.
+    Read from the environment only, without validating the rest of the configuration, so that
+    ``cadenza --help`` stays fast and works with a broken config file (which commands report).
     """
-    from cadenza.engines.registry import ENGINE_MODULES
+    raw = os.environ.get("CADENZA_PLUGINS", "").strip()
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def engine_cli_commands() -> list[tuple[str, str, str, str]]:
+    """``(group, command name, target, help)`` of every engine's declared commands (``EngineSpec.commands``).
+
+    Reading the registry imports only the engines' light packages; a command's module is imported when
+    the command runs, so ``cadenza --help`` never loads torch.
+    """
+    from cadenza.engines import registry
 
     commands = []
-    for kind, package in ENGINE_MODULES.items():
-        module = f"{package}.cli"
-        path = _source_path(module)
-        if not path.is_file():
-            continue
-        names: set[str] = set()
-        run_name = kind
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.FunctionDef):
-                names.add(node.name)
-            elif isinstance(node, ast.ImportFrom):
-                names.update(alias.asname or alias.name for alias in node.names)
-            elif (
-                isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "RUN_COMMAND_NAME" for t in node.targets)
-                and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
-            ):
-                run_name = node.value.value
-        for group, attribute, name in (
-            ("", "run_command", run_name),
-            ("train", "train_command", kind),
-            ("eval", "eval_command", kind),
-        ):
-            if attribute in names:
-                help_text = _function_doc(module, attribute) or f"{group or 'run'} {kind}"
-                commands.append((group, name, module, attribute, help_text))
+    for spec in registry.for_plugins(_cli_plugins()).engines():
+        for command in spec.commands:
+            commands.append((command.group, command.name, command.target, command.help))
     return commands
 
 
-def _lazy_command(group: typer.Typer, name: str, module: str, attribute: str, help_text: str) -> None:
+def _lazy_command(group: typer.Typer, name: str, target: str, help_text: str) -> None:
     """Register ``name`` whose real Typer command is imported and built only when invoked."""
 
     @group.command(
@@ -418,7 +418,9 @@ def _lazy_command(group: typer.Typer, name: str, module: str, attribute: str, he
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
     def command(ctx: typer.Context) -> None:
-        function = getattr(importlib.import_module(module), attribute)
+        from cadenza.engines.base import resolve
+
+        function = resolve(target)
         real = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         real.command(name, help=help_text)(function)
         exit_code = typer.main.get_command(real).main(args=ctx.args, prog_name=ctx.command_path, standalone_mode=False)
@@ -427,16 +429,19 @@ def _lazy_command(group: typer.Typer, name: str, module: str, attribute: str, he
 
 
 def register_engine_commands(root: typer.Typer) -> None:
-    """For each engine with a ``cli.py``: ``RUN_COMMAND_NAME`` -> ``run_command``, ``train <kind>``, ``eval <kind>``."""
-    groups = {"": root, "train": train_app, "eval": eval_app}
-    used: set[str] = set()
-    for group, name, module, attribute, help_text in engine_cli_commands():
-        _lazy_command(groups[group], name, module, attribute, help_text)
-        used.add(group)
-    if "train" in used:
-        root.add_typer(train_app, name="train")
-    if "eval" in used:
-        root.add_typer(eval_app, name="eval")
+    """Each engine command: ``cadenza <name>`` (group ""), ``cadenza train <name>``, ``cadenza eval <name>``,
+    or any other group name as ``cadenza <group> <name>``. A name already taken is an error."""
+    groups: dict[str, typer.Typer] = {"": root, "train": train_app, "eval": eval_app}
+    used: dict[tuple[str, str], str] = {}
+    for group, name, target, help_text in engine_cli_commands():
+        if (group, name) in used or (group == "" and name in BUILTIN_COMMANDS):
+            raise RuntimeError(f"engine command {group} {name} ({target}) is declared twice")
+        used[(group, name)] = target
+        if group not in groups:
+            groups[group] = typer.Typer(help=f"{group.capitalize()} commands of the engines.", no_args_is_help=True)
+        _lazy_command(groups[group], name, target, help_text)
+    for group in sorted({g for g, _ in used if g}):
+        root.add_typer(groups[group], name=group)
 
 
 register_engine_commands(app)

@@ -79,7 +79,9 @@ class Job(Base):
 
     ``idempotency_scope`` is the owner (or ``"-"`` without one) when an idempotency key is set, so the
     unique constraint also holds for owner-less jobs (NULLs never collide in SQL unique constraints).
-    ``worker_id`` is ``"<hostname>:<pid>"`` of the worker process running the job.
+    ``worker_id`` is ``"<hostname>:<pid>"`` of the worker process running the job; ``lease_expires_at``
+    is renewed by that worker's heartbeats while it runs. ``inputs`` maps each declared input name to
+    its stored file (``stored_as`` under the job's ``.upload/`` folder), SHA-256, size and probe facts.
     """
 
     __tablename__ = "jobs"
@@ -97,10 +99,11 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     idempotency_scope: Mapped[str | None] = mapped_column(String(64))
     request_sha256: Mapped[str] = mapped_column(String(64))
-    input_name: Mapped[str | None] = mapped_column(String(255))
-    upload_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    input_name: Mapped[str | None] = mapped_column(String(255))  # unused since 0002: see ``inputs``
+    inputs: Mapped[dict[str, Any] | None] = mapped_column("upload_info", JSON)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -114,6 +117,7 @@ class Job(Base):
         Index("ix_jobs_owner_created", "owner", "created_at"),
         Index("ix_jobs_created", "created_at"),
         Index("ix_jobs_status_completed", "status", "completed_at"),
+        Index("ix_jobs_lease", "status", "lease_expires_at"),
     )
 
 
@@ -162,4 +166,23 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-__all__ = ["ApiKey", "Base", "Job", "JobEvent", "JobOutput", "UTCDateTime", "epoch_s", "utcnow"]
+class Upload(Base):
+    """A file sent once with ``POST /v1/uploads`` and referenced by id in submits; stored at
+    ``<files_dir>/uploads/<id><extension>``; removed by retention after ``expires_at``."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    extension: Mapped[str] = mapped_column(String(16))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_uploads_expires", "expires_at"),)
+
+
+__all__ = ["ApiKey", "Base", "Job", "JobEvent", "JobOutput", "UTCDateTime", "Upload", "epoch_s", "utcnow"]

@@ -86,3 +86,22 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade_database(engine: Engine) -> None:
     """Apply all migrations (``alembic upgrade head``); a no-op when the schema is current."""
     command.upgrade(alembic_config(engine), "head")
+
+
+class SchemaOutdated(RuntimeError):
+    """The database schema is not at the newest migration (run ``cadenza db upgrade`` or ``cadenza serve``)."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaOutdated` unless the database is at the newest migration (read-only check)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        raise SchemaOutdated(
+            f"the database {engine.url.render_as_string(hide_password=True)} is at schema {current or 'none'}, "
+            f"not {head}: run `cadenza db upgrade` (or start `cadenza serve`) first"
+        )

@@ -1,28 +1,41 @@
 """The small interface every engine implements.
 
-An engine is a folder under ``cadenza/engines/`` that exposes ``ENGINE: EngineSpec`` in its
-``__init__.py``; ``cadenza.engines.registry`` lists them, one line per engine. The job layer
-only talks to engines through this module, so a new engine never touches ``jobs`` or ``api``.
+An engine is a folder under ``cadenza/engines/`` (or any importable package, see the ``plugins``
+setting) that exposes ``ENGINE: EngineSpec`` in its ``__init__.py``; ``cadenza.engines.registry``
+lists the built-in ones, one line per engine. The job layer, the API and the CLI only talk to engines
+through this module, so a new engine never touches ``jobs``, ``api`` or ``cli``.
 
 Life of one run inside a worker process::
 
-    params = spec.request_model.model_validate(job.params)   # validated again in the worker
-    result = spec.run(params, progress, ctx)                  # writes files into ctx.workdir
+    params, warnings = spec.validate(job.params, settings)   # the one validation path, everywhere
+    result = spec.resolve("run")(params, progress, ctx)      # writes files into ctx.workdir
     # the job layer hashes result.outputs and records them with result.metadata
 
-``progress(percent, stage)`` must be called regularly (at least once a second of work); it
-raises :class:`JobCancelled` once the job was cancelled, so engines stop at the next call.
-Engines must not catch ``JobCancelled``.
+``progress(percent, stage)`` (percent in [0, 100]) must be called regularly (at least once a second
+of work); it raises :class:`JobCancelled` once the job was cancelled, so engines stop at the next
+call. Engines must not catch ``JobCancelled``.
+
+Callables of a spec may be given as ``"module:attribute"`` import strings: they are imported on first
+use, so reading the registry (``cadenza --help``, the API's routes) never imports torch or NumPy.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+
+KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+"""Job kinds: lower-case letters, digits and ``_``, at most 32 characters (the ``jobs.kind`` column)."""
+
+RESERVED_INPUT_NAMES = frozenset({"params"})
+"""Multipart part names the platform uses itself (``params``: the request as one JSON part)."""
 
 
 class JobCancelled(Exception):  # noqa: N818 - the field's word, not an error condition of the engine
@@ -32,17 +45,25 @@ class JobCancelled(Exception):  # noqa: N818 - the field's word, not an error co
 class EngineInputError(ValueError):
     """The request is valid in form but cannot be served (e.g. a model's weights are missing).
 
-    The job fails with this error's message; the API maps it to a 4xx where it can check it early.
+    The job fails with this error's message; the API answers 422 where it can check it early.
     """
 
 
-class UploadRejected(ValueError):
-    """An uploaded file cannot be used. ``status`` is the HTTP status the API answers with
-    (413 too large, 415 unsupported format, 422 corrupt / too long / silent)."""
+class EngineProblem(Exception):
+    """An engine's answer to a client that is not a job: ``status`` (4xx), ``title`` and ``detail``.
+
+    Raised by an engine's extra routes (e.g. 404 for an unknown style) and, as :class:`UploadRejected`,
+    by input probes; the API turns it into an RFC 9457 problem.
+    """
 
     def __init__(self, status: int, title: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
+
+
+class UploadRejected(EngineProblem, ValueError):
+    """An uploaded file cannot be used. ``status`` is the HTTP status the API answers with
+    (413 too large, 415 unsupported format, 422 corrupt / too long / silent)."""
 
 
 class Progress(Protocol):
@@ -78,8 +99,10 @@ class RunContext:
     ``models_dir``: the user-supplied folder of large public weights (``<models_dir>/demucs/…``).
     ``cache``: a per-process dict the engine may use to keep loaded models between jobs.
     ``device``: ``"cpu"`` or ``"cuda[:N]"`` as configured (engines may honour a per-request override).
-    ``settings``: the effective ``cadenza.settings.Settings`` (read-only by convention).
-    ``input_path``: the uploaded file of an upload engine (``accepts_upload``), else None.
+    ``settings``: the effective ``cadenza.settings.Settings`` (read-only by convention); an engine reads
+    its own section with ``settings.engine(kind)``.
+    ``inputs``: the job's files by declared input name (:class:`InputSpec`); optional inputs that were
+    not sent are absent.
     """
 
     workdir: Path
@@ -87,7 +110,15 @@ class RunContext:
     cache: dict[str, Any]
     device: str = "cpu"
     settings: Any = None
+    inputs: dict[str, Path] = field(default_factory=dict)
     input_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        # ``input_path``: the only (or first) input, for single-input engines and callers that name one file
+        if self.input_path is None and self.inputs:
+            self.input_path = next(iter(self.inputs.values()))
+        elif self.input_path is not None and not self.inputs:
+            self.inputs = {"file": self.input_path}
 
 
 @dataclass(frozen=True)
@@ -107,33 +138,153 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """A file input an engine declares (``EngineSpec.inputs``).
+
+    ``name``: the multipart part name and JSON field name (an upload id) of the input, e.g. ``"file"``.
+    ``kind``: what it holds (``"audio"``, ``"midi"``, …): documentation and ``POST /v1/uploads`` checks.
+    ``required``: whether a job needs it. ``extensions``: the usual file name extensions, first = default.
+    ``max_bytes``: the size limit, an int or ``max_bytes(engine_settings) -> int`` (the engine's section).
+    ``probe``: ``probe(path, settings) -> info``: checks the file (format from content, duration, …)
+    before a job is created and returns JSON-able facts stored with the job; raises UploadRejected (4xx).
+    ``example``: ``example(folder) -> path`` writes a small valid file (conformance and fuzz tests).
+    """
+
+    name: str
+    kind: str
+    description: str
+    required: bool = True
+    extensions: tuple[str, ...] = ()
+    max_bytes: int | Callable[[Any], int] | str = 200 * 1024 * 1024
+    probe: Callable[[Path, Any], dict[str, Any]] | str | None = None
+    example: Callable[[Path], Path] | str | None = None
+
+    def limit(self, engine_settings: Any) -> int:
+        """The size limit in bytes under ``engine_settings`` (the engine's settings section)."""
+        value = self.max_bytes
+        if isinstance(value, int):
+            return value
+        return int(resolve(value)(engine_settings))
+
+    def run_probe(self, path: Path, settings: Any) -> dict[str, Any]:
+        return dict(resolve(self.probe)(path, settings) or {}) if self.probe is not None else {}
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A CLI command an engine adds: ``cadenza <name>`` (``group=""``), ``cadenza train <name>``, …
+
+    ``target`` is ``"module:function"``, a Typer-style function imported only when the command runs;
+    ``help`` is shown by ``cadenza --help`` without importing anything.
+    """
+
+    group: str
+    name: str
+    target: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """Declaration of one engine.
 
-    ``kind``: job kind stored in the database (``"drums"``).
+    ``kind``: job kind stored in the database (``"drums"``); must equal its registry key.
     ``route``: path segment of the submit route under ``/v1`` (``"drums"``, ``"separations"``).
-    ``request_model``: the Pydantic v2 request schema (JSON body, or form fields for uploads).
+    ``request_model``: the Pydantic v2 request schema (JSON body, form fields or the ``params`` part).
     ``run``: ``run(params, progress, ctx) -> EngineResult``; runs in a worker process.
-    ``list_models``: ``list_models(models_dir) -> list[ModelInfo]``; cheap, no weights loaded.
+    ``list_models``: ``list_models(models_dir) -> list[ModelInfo]``; cheap, no weights loaded, the
+    engine's default model first.
     ``load_model`` / ``unload_model``: optional, keep or drop a model in ``ctx.cache``.
     ``retry_on_crash``: whether a job whose worker process died is retried once.
-    ``accepts_upload``: the submit route takes ``multipart/form-data`` with a ``file`` part.
-    ``validate_request(params, settings) -> warnings``: cheap checks in the API process before a job
-    is created (e.g. the requested model's weights exist); raises EngineInputError -> 422.
-    ``probe_upload(path, settings) -> info``: checks an uploaded file (format from content, duration,
-    silence) before a job is created; raises UploadRejected. ``info`` is stored with the job.
+    ``inputs``: the declared file inputs (none: the submit route takes JSON only).
+    ``validate_request(params, settings) -> warnings``: cheap checks before a job is created (e.g. the
+    requested model's weights exist); raises EngineInputError -> 422.
+    ``settings_model``: the engine's settings section (``engines.<kind>.*`` in YAML,
+    ``CADENZA_ENGINES__<KIND>__*`` in the environment), read with ``settings.engine(kind)``.
+    ``router``: ``"module:attribute"`` of a FastAPI ``APIRouter`` with extra read routes, mounted as is.
+    ``commands``: CLI commands. ``readiness(settings) -> Readiness``: the engine's own readiness (default:
+    its default model's weights are present); it never makes the whole server unready.
+    ``openapi_examples``: ``{"job": <job view>, "model": <model entry>}`` from a real run, shown in the
+    OpenAPI of the job and model routes.
     """
 
     kind: str
     route: str
     summary: str
     request_model: type[BaseModel]
-    run: Callable[[BaseModel, Progress, RunContext], EngineResult]
-    list_models: Callable[[Path], list[ModelInfo]]
-    load_model: Callable[[str, RunContext], None] | None = None
-    unload_model: Callable[[str, RunContext], None] | None = None
+    run: Callable[[BaseModel, Progress, RunContext], EngineResult] | str
+    list_models: Callable[[Path], list[ModelInfo]] | str
+    load_model: Callable[[str, RunContext], None] | str | None = None
+    unload_model: Callable[[str, RunContext], None] | str | None = None
     retry_on_crash: bool = True
-    accepts_upload: bool = False
     example: dict[str, Any] | None = None
-    validate_request: Callable[[BaseModel, Any], list[str]] | None = None
-    probe_upload: Callable[[Path, Any], dict[str, Any]] | None = None
+    validate_request: Callable[[BaseModel, Any], list[str]] | str | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    settings_model: type[BaseModel] | None = None
+    router: str | None = None
+    commands: tuple[CommandSpec, ...] = ()
+    readiness: Callable[[Any], Readiness] | str | None = None
+    openapi_examples: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> Callable[..., Any] | None:
+        """The callable of field ``name`` (imported on first use when given as an import string)."""
+        value = getattr(self, name)
+        return None if value is None else resolve(value)
+
+    def input(self, name: str) -> InputSpec:
+        """The declared input ``name``. Raises KeyError."""
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def validate(self, raw: dict[str, Any], settings: Any) -> tuple[BaseModel, list[str]]:
+        """The one validation path (API routes, upload references, worker, CLI): the request model with
+        ``{"settings": settings}`` as validation context, then ``validate_request``.
+
+        Raises ``pydantic.ValidationError`` (form) and EngineInputError (cannot be served).
+        """
+        params = self.request_model.model_validate(raw, context={"settings": settings})
+        check = self.resolve("validate_request")
+        warnings = list(check(params, settings) or []) if check is not None else []
+        return params, warnings
+
+    def models(self, models_dir: Path) -> list[ModelInfo]:
+        return list(self.resolve("list_models")(Path(models_dir)))  # type: ignore[misc]
+
+    def check_ready(self, settings: Any) -> Readiness:
+        """The engine's readiness: its own ``readiness`` hook, else its default model's weights."""
+        hook = self.resolve("readiness")
+        if hook is not None:
+            return hook(settings)
+        models = self.models(settings.models_dir)
+        if not models:
+            return Readiness(True, "no models")
+        default = models[0]
+        if default.weights_present:
+            return Readiness(True, f"default model {default.name}: weights present")
+        return Readiness(False, f"default model {default.name}: missing " + ", ".join(default.missing_files))
+
+
+def resolve(target: Any) -> Any:
+    """``"package.module:attribute"`` → the attribute (imported once); anything else is returned as is."""
+    if isinstance(target, str):
+        return _import_target(target)
+    return target
+
+
+@cache
+def _import_target(target: str) -> Any:
+    module, sep, attribute = target.partition(":")
+    if not sep or not module or not attribute:
+        raise ValueError(f"import string {target!r} must look like 'package.module:attribute'")
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -4,19 +4,53 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine, case, func, select
 
-from cadenza.jobs.views import JobStatus
+from cadenza.db.models import Job, epoch_s
+from cadenza.db.session import read_tx
+from cadenza.jobs.views import FINAL, JobStatus
 
 if TYPE_CHECKING:
-    from cadenza.jobs.pool import WorkerPool
     from cadenza.jobs.service import JobService
+
+TimestampColumn = Literal["created_at", "started_at", "completed_at"]
 
 RUN_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 QUEUE_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def counts_by_kind_status(engine: Engine) -> dict[tuple[str, str], int]:
+    """``{(kind, status): count}`` over all stored jobs."""
+    with read_tx(engine) as session:
+        rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
+    return {(k, s): n for k, s, n in rows}
+
+
+def duration_histogram(
+    engine: Engine, start: TimestampColumn, end: TimestampColumn, buckets_s: tuple[float, ...]
+) -> dict[str, tuple[list[int], float, int]]:
+    """Histogram of ``end - start`` seconds (two timestamp columns of ``jobs``) over finished jobs
+    that have both, aggregated in SQL (one grouped query, no rows fetched):
+    ``{kind: (cumulative count ≤ each bucket, sum_s, count)}``."""
+    begin, finish = getattr(Job, start), getattr(Job, end)
+    seconds = epoch_s(finish) - epoch_s(begin)
+    query = (
+        select(
+            Job.kind,
+            func.count(),
+            func.sum(case((seconds > 0, seconds), else_=0.0)),
+            *(func.sum(case((seconds <= bound, 1), else_=0)) for bound in buckets_s),
+        )
+        .where(Job.status.in_([s.value for s in FINAL]), begin.is_not(None), finish.is_not(None))
+        .group_by(Job.kind)
+    )
+    with read_tx(engine) as session:
+        rows = session.execute(query).all()
+    return {row[0]: ([int(n) for n in row[3:]], float(row[2] or 0.0), int(row[1])) for row in rows}
 
 
 def _histogram(
@@ -35,15 +69,15 @@ class JobsCollector(Collector):
     and ``cadenza_job_queue_seconds`` histograms over finished stored jobs,
     ``cadenza_worker_restarts_total`` and ``cadenza_workers{state}`` (with a pool), ``cadenza_uptime_seconds``.
 
-    Register with ``prometheus_client.REGISTRY.register(JobsCollector(service, pool_or_None))``.
+    Register with ``prometheus_client.REGISTRY.register(JobsCollector(service, executor_or_None))``.
     """
 
-    def __init__(self, service: JobService, pool: WorkerPool | None = None) -> None:
+    def __init__(self, service: JobService, pool: Any = None) -> None:
         self.service, self.pool = service, pool
         self.started = time.monotonic()
 
     def collect(self) -> Iterator[Metric]:
-        counts = self.service.counts_by_kind_status()
+        counts = counts_by_kind_status(self.service.engine)
         jobs = GaugeMetricFamily("cadenza_jobs", "Stored jobs by kind and status.", labels=["kind", "status"])
         for kind in sorted({k for k, _ in counts}):
             for status in JobStatus:
@@ -52,8 +86,8 @@ class JobsCollector(Collector):
         depth = sum(n for (_, s), n in counts.items() if s == JobStatus.queued.value)
         yield GaugeMetricFamily("cadenza_queue_depth", "Queued jobs.", value=depth)
 
-        runs = self.service.duration_histogram("started_at", "completed_at", RUN_BUCKETS_S)
-        waits = self.service.duration_histogram("created_at", "started_at", QUEUE_BUCKETS_S)
+        runs = duration_histogram(self.service.engine, "started_at", "completed_at", RUN_BUCKETS_S)
+        waits = duration_histogram(self.service.engine, "created_at", "started_at", QUEUE_BUCKETS_S)
         yield _histogram("cadenza_job_run_seconds", "Run time of finished stored jobs.", RUN_BUCKETS_S, runs)
         yield _histogram("cadenza_job_queue_seconds", "Queue wait of started stored jobs.", QUEUE_BUCKETS_S, waits)
 

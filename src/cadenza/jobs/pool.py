@@ -1,8 +1,9 @@
-"""``WorkerPool``: local worker processes (spawned) and the supervisor thread that watches them.
+"""``WorkerPool``, the ``local`` executor: worker processes (spawned) and the supervisor thread that watches them.
 
 The supervisor restarts dead workers (their job fails, or is retried once when the engine's
 ``retry_on_crash`` allows), kills workers whose job exceeded ``job_timeout_s`` or ignored a cancel for
-:data:`CANCEL_GRACE_S`, and runs the retention cleanup every ``cleanup_interval_s``.
+:data:`CANCEL_GRACE_S`; the pool's :class:`~cadenza.jobs.maintenance.Maintenance` thread sweeps expired
+leases (workers of any host) and applies retention every ``cleanup_interval_s``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -21,6 +21,7 @@ import structlog
 from cadenza.db.models import utcnow
 from cadenza.engines import registry
 from cadenza.jobs import store
+from cadenza.jobs.maintenance import Maintenance
 from cadenza.jobs.service import JobService, retry_allowed
 from cadenza.jobs.worker import WorkerConfig, worker_main
 from cadenza.settings import Settings
@@ -57,6 +58,7 @@ class WorkerPool:
     def __init__(self, settings: Settings, service: JobService | None = None) -> None:
         self.settings = settings
         self.service = service or JobService(settings)
+        self.maintenance = Maintenance(self.service)
         self.restarts = 0
         self._mp = multiprocessing.get_context("spawn")
         self._drain = self._mp.Event()
@@ -67,7 +69,6 @@ class WorkerPool:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
-        self._next_cleanup = 0.0
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -80,10 +81,10 @@ class WorkerPool:
             self._closing.clear()
             self.service.recover_orphans()
             self._slots = [self._spawn(i) for i in range(self.settings.workers)]
-            self.service.add_submit_listener(self.wake)
-            self._next_cleanup = time.monotonic() + self.settings.cleanup_interval_s
+            self.service.add_submit_listener(self.dispatch)
             self._thread = threading.Thread(target=self._supervise, name="cadenza-supervisor", daemon=True)
             self._thread.start()
+            self.maintenance.start()
         log.info("worker pool started", workers=self.settings.workers)
 
     def _spawn(self, index: int) -> _Slot:
@@ -91,7 +92,6 @@ class WorkerPool:
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
         cfg = WorkerConfig(
             settings=self.settings,
-            engine_modules=dict(registry.ENGINE_MODULES),
             wake=wake,
             drain=self._drain,
             busy=busy,
@@ -104,9 +104,13 @@ class WorkerPool:
         return _Slot(index, process, wake, busy, parent_conn, store.worker_id_for(process.pid))
 
     def wake(self) -> None:
-        """Wake idle workers (called by ``JobService.submit``)."""
+        """Wake idle workers: they claim the next queued jobs."""
         for slot in list(self._slots):
             slot.wake.set()
+
+    def dispatch(self, job_id: Any = None) -> None:
+        """A job was stored (``JobService.submit``): idle workers claim it (highest priority first)."""
+        self.wake()
 
     def drain(self, timeout_s: float) -> None:
         """SIGTERM behaviour: claim nothing new, let running jobs finish for up to ``timeout_s``, then
@@ -132,10 +136,11 @@ class WorkerPool:
                 return
             self._closing.set()
             thread = self._thread
+        self.maintenance.stop()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         with self._lock:
-            self.service.remove_submit_listener(self.wake)
+            self.service.remove_submit_listener(self.dispatch)
             for slot in self._slots:
                 if slot.process.is_alive():
                     slot.process.terminate()
@@ -181,7 +186,7 @@ class WorkerPool:
         """
         if action not in ("load", "unload"):
             raise ValueError("action must be 'load' or 'unload'")
-        kind = model_kind(name, self.settings.models_dir)
+        kind = registry.of(self.settings).model_kind(name, self.settings.models_dir)
         asked: list[tuple[_Slot, int]] = []
         with self._send_lock:
             for slot in list(self._slots):
@@ -243,9 +248,6 @@ class WorkerPool:
                     self._read_messages()
                     self._reap_dead()
                     self._enforce_limits()
-                if time.monotonic() >= self._next_cleanup:
-                    self._next_cleanup = time.monotonic() + self.settings.cleanup_interval_s
-                    self.service.prune()
             except Exception:
                 log.exception("supervisor tick failed")
                 time.sleep(SUPERVISOR_TICK_S)
@@ -272,7 +274,7 @@ class WorkerPool:
                     self.service.files_dir,
                     job_id,
                     worker_id,
-                    retry=retry_allowed(kind, attempts),
+                    retry=retry_allowed(self.service.registry, kind, attempts),
                     error_type="WorkerCrashed",
                     message=message,
                 )
@@ -313,14 +315,6 @@ class WorkerPool:
                 )
                 log.warning("cancelled job did not stop; worker killed", job_id=str(job_id))
             self._replace(slot)
-
-
-def model_kind(name: str, models_dir: Path) -> str:
-    """The kind of the engine that lists model ``name``. Raises KeyError for an unknown model."""
-    for info in registry.all_models(models_dir):
-        if info.name == name:
-            return info.engine
-    raise KeyError(f"unknown model {name!r}")
 
 
 def _alive(slot: _Slot) -> bool:

@@ -1,7 +1,8 @@
-"""``JobService``: the job layer's API for the HTTP layer and the CLI (submit, read, cancel, prune, keys).
+"""``JobService``: the job layer's API for the HTTP layer and the CLI (submit, read, cancel, wait,
+uploads, retention, lease sweeping); API keys are :class:`cadenza.jobs.keys.ApiKeys` (``service.keys``).
 
-It never runs a model: ``submit`` stores a ``queued`` row (and its first event) and wakes local idle
-workers; worker processes (:mod:`cadenza.jobs.pool`, :mod:`cadenza.jobs.worker`) do the work.
+It never runs a model: ``submit`` stores a ``queued`` row (and its first event) and tells its listeners
+(the executor) about the new job; executors (:mod:`cadenza.jobs.pool`) run it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import hmac
 import json
+import os
 import re
 import secrets
 import shutil
@@ -19,19 +20,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.db.models import ApiKey, Job, JobEvent, JobOutput, epoch_s, utcnow
-from cadenza.db.session import make_engine, read_tx, upgrade_database, write_tx
+from cadenza.db.models import Job, JobEvent, JobOutput, Upload, utcnow
+from cadenza.db.session import check_schema, make_engine, read_tx, upgrade_database, write_tx
 from cadenza.engines import registry
 from cadenza.jobs import store
+from cadenza.jobs.keys import ApiKeys
 from cadenza.jobs.views import (
     FINAL,
     IdempotencyConflict,
@@ -41,9 +44,10 @@ from cadenza.jobs.views import (
     JobNotReady,
     JobStatus,
     JobView,
-    KeyView,
     OutputNotFound,
     OutputView,
+    UploadNotFound,
+    UploadView,
 )
 from cadenza.settings import Settings
 
@@ -52,9 +56,12 @@ log = structlog.get_logger(__name__)
 OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 """Output (download) names: letters, digits, ``._-``, not starting with a dot, at most 255 characters."""
 
-TimestampColumn = Literal["created_at", "started_at", "completed_at"]
-KEY_PREFIX = "cdz_"
 MAX_LIST_LIMIT = 500
+UPLOADS_DIR = "uploads"
+"""``<files_dir>/uploads/``: streamed uploads (``*.part`` while they arrive) and ``POST /v1/uploads`` files."""
+STALE_PART_S = 600.0
+"""A ``*.part`` file not written to for this long belongs to an interrupted upload and is removed."""
+UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{32}$")
 WAIT_POLL_MIN_S = 0.02
 WAIT_POLL_FAST_S = 1.0
 WAIT_POLL_MAX_S = 0.2
@@ -62,49 +69,65 @@ WAIT_POLL_MAX_S = 0.2
 once), then backs off ×1.5 per poll to every 200 ms."""
 
 
-def request_sha256(kind: str, params: dict[str, Any], upload_info: dict[str, Any] | None) -> str:
-    """Canonical hash of a request, compared for idempotent repeats."""
-    payload = json.dumps({"kind": kind, "params": params, "upload": upload_info}, sort_keys=True, separators=(",", ":"))
+def request_sha256(kind: str, params: dict[str, Any], input_sha256: dict[str, str] | None) -> str:
+    """Canonical hash of a request (kind, params and each input file's SHA-256), compared for idempotent repeats."""
+    payload = json.dumps(
+        {"kind": kind, "params": params, "inputs": input_sha256 or {}}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _key_view(key: ApiKey) -> KeyView:
-    return KeyView(id=key.id, name=key.name, prefix=key.prefix, created_at=key.created_at, revoked_at=key.revoked_at)
+@dataclass
+class StagedInput:
+    """A job's input file before the job exists: ``path`` (its extension is kept), ``info`` (``filename``,
+    ``size_bytes``, ``sha256`` and the probe's facts). ``shared``: the file is an upload that other jobs
+    may use too, so it is linked or copied into the job instead of moved."""
+
+    path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+    shared: bool = False
 
 
 class JobService:
-    """Jobs, their events and files, and API keys, backed by the database at ``settings.database_url``.
+    """Jobs, their events, files and uploads, backed by the database at ``settings.database_url``.
 
-    Construction creates the engine, applies the Alembic migrations (idempotent) and creates
-    ``settings.files_dir``. Thread-safe; one instance per process.
+    Construction creates the engine and ``settings.files_dir``; with ``migrate`` (the server and the
+    CLI's own commands) it applies the Alembic migrations, else (``cadenza worker``) it only checks
+    that the schema is current (raises SchemaOutdated), so many workers starting together never race on
+    migrations. Thread-safe; one instance per process.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
+        self.registry = registry.of(settings)
         self.files_dir = Path(settings.files_dir)
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url)
-        upgrade_database(self.engine)
-        self._listeners: list[Callable[[], None]] = []
+        if migrate:
+            upgrade_database(self.engine)
+        else:
+            check_schema(self.engine)
+        self.keys = ApiKeys(self.engine)
+        self._listeners: list[Callable[[uuid.UUID], None]] = []
         self._listeners_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
-    def add_submit_listener(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after each submission (a local worker pool wakes its idle workers)."""
+    def add_submit_listener(self, callback: Callable[[uuid.UUID], None]) -> None:
+        """Call ``callback(job_id)`` after each submission (the executor dispatches the job)."""
         with self._listeners_lock:
             self._listeners.append(callback)
 
-    def remove_submit_listener(self, callback: Callable[[], None]) -> None:
+    def remove_submit_listener(self, callback: Callable[[uuid.UUID], None]) -> None:
         with self._listeners_lock:
             if callback in self._listeners:
                 self._listeners.remove(callback)
 
-    def _notify(self) -> None:
+    def _notify(self, job_id: uuid.UUID) -> None:
         with self._listeners_lock:
             listeners = list(self._listeners)
         for callback in listeners:
             try:
-                callback()
+                callback(job_id)
             except Exception:  # a broken listener must not fail a submission that is already stored
                 log.exception("submit listener failed")
 
@@ -147,22 +170,22 @@ class JobService:
         owner: str | None = None,
         priority: int = 0,
         idempotency_key: str | None = None,
-        upload: Path | None = None,
-        upload_info: dict[str, Any] | None = None,
+        inputs: dict[str, StagedInput] | None = None,
     ) -> tuple[JobView, bool]:
         """Store a ``queued`` job and its first event (sequence 1); returns ``(job, created)``.
 
-        ``params`` must be the JSON-able, already validated request. With ``idempotency_key``, a repeat
-        of the same kind + params (+ ``upload_info``) by the same owner returns the existing job and
-        ``created=False``; different ones raise :class:`IdempotencyConflict`. ``upload`` (a staged
-        file) is moved into ``<files_dir>/<job_id>/.upload/`` and given to the engine as
-        ``RunContext.input_path``; the service owns it from here: when no job is created it is deleted.
-        Raises ``ValueError`` for an unknown kind.
+        ``params`` must be the JSON-able, already validated request. ``inputs`` (by declared input name)
+        are moved (or, ``shared``, linked/copied) into ``<files_dir>/<job_id>/.upload/<name><ext>`` and
+        reach the engine as ``RunContext.inputs``; the service owns non-shared staged files from here:
+        when no job is created they are deleted. With ``idempotency_key``, a repeat of the same kind +
+        params + input SHA-256s by the same owner returns the existing job and ``created=False``;
+        different ones raise :class:`IdempotencyConflict`. Raises ``ValueError`` for an unknown kind.
         """
+        inputs = dict(inputs or {})
         try:
-            if kind not in registry.ENGINE_MODULES:
+            if kind not in self.registry:
                 raise ValueError(f"unknown job kind {kind!r}")
-            digest = request_sha256(kind, params, upload_info)
+            digest = request_sha256(kind, params, {n: str(i.info.get("sha256", "")) for n, i in inputs.items()})
             scope = (owner or "-") if idempotency_key else None
             if idempotency_key:
                 existing = self._find_idempotent(scope, idempotency_key, kind, digest)
@@ -170,14 +193,12 @@ class JobService:
                     return existing, False
             job_id = uuid.uuid4()
             folder = store.job_dir(self.files_dir, job_id)
-            input_name = None
+            stored: dict[str, Any] | None = None
             try:
                 with write_tx(self.engine) as session:
-                    if upload is not None:
-                        input_name = _safe_upload_name(Path(upload).name)
-                        (folder / store.UPLOAD_DIR).mkdir(parents=True)
-                        shutil.move(str(upload), folder / store.UPLOAD_DIR / input_name)
-                        upload = None
+                    if inputs:
+                        stored = self._store_inputs(folder, inputs)
+                        inputs = {}
                     session.add(
                         Job(
                             id=job_id,
@@ -192,8 +213,7 @@ class JobService:
                             idempotency_key=idempotency_key,
                             idempotency_scope=scope,
                             request_sha256=digest,
-                            input_name=input_name,
-                            upload_info=upload_info,
+                            inputs=stored,
                             created_at=utcnow(),
                         )
                     )
@@ -209,11 +229,31 @@ class JobService:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
         finally:
-            if upload is not None:
-                Path(upload).unlink(missing_ok=True)
-        self._notify()
-        log.info("job submitted", job_id=str(job_id), kind=kind, owner=owner, priority=priority)
+            for staged in inputs.values():
+                if not staged.shared:
+                    Path(staged.path).unlink(missing_ok=True)
+        self._notify(job_id)
+        log.debug("job stored", job_id=str(job_id), kind=kind, owner=owner, priority=priority)
         return self.get(job_id), True
+
+    @staticmethod
+    def _store_inputs(folder: Path, inputs: dict[str, StagedInput]) -> dict[str, Any]:
+        """Move/link each staged input into ``folder/.upload/<name><ext>``; returns the ``inputs`` column."""
+        target = folder / store.UPLOAD_DIR
+        target.mkdir(parents=True)
+        stored: dict[str, Any] = {}
+        for name, staged in inputs.items():
+            source = Path(staged.path)
+            stored_as = _safe_upload_name(name) + _extension(source.name)
+            if staged.shared:
+                try:
+                    os.link(source, target / stored_as)  # the same bytes, no copy, on one file system
+                except OSError:
+                    shutil.copyfile(source, target / stored_as)
+            else:
+                shutil.move(str(source), target / stored_as)
+            stored[name] = {**staged.info, "stored_as": stored_as}
+        return stored
 
     def _find_idempotent(self, scope: str | None, key: str, kind: str, digest: str) -> JobView | None:
         with read_tx(self.engine) as session:
@@ -325,18 +365,23 @@ class JobService:
         with read_tx(self.engine) as session:
             return JobStatus(self._job(session, job_id, owner).status)
 
-    async def wait(self, job_id: uuid.UUID, owner: str | None = None, timeout_s: float = 0) -> JobView:
-        """Return the job once it is final or ``timeout_s`` passed. Polls the status off the event loop
-        (worker processes have no channel to this one): every :data:`WAIT_POLL_MIN_S` for the first
+    async def wait(
+        self, job_id: uuid.UUID, owner: str | None = None, timeout_s: float = 0, *, until_status_change: bool = False
+    ) -> JobView:
+        """Return the job once it is final (or, with ``until_status_change``, once its status differs from
+        the status it had when the wait began) or ``timeout_s`` passed. Polls the status off the event
+        loop (worker processes have no channel to this one): every :data:`WAIT_POLL_MIN_S` for the first
         :data:`WAIT_POLL_FAST_S`, then backing off to :data:`WAIT_POLL_MAX_S`, so a long wait costs a few
         queries per second, not 50. Raises JobNotFound."""
         start = time.monotonic()
         deadline = start + max(0.0, timeout_s)
         interval_s = WAIT_POLL_MIN_S
+        first: JobStatus | None = None
         while True:
             status = await asyncio.to_thread(self._status, job_id, owner)
+            first = first or status
             now = time.monotonic()
-            if status in FINAL or now >= deadline:
+            if status in FINAL or (until_status_change and status is not first) or now >= deadline:
                 return await asyncio.to_thread(self.get, job_id, owner)
             if now - start >= WAIT_POLL_FAST_S:
                 interval_s = min(WAIT_POLL_MAX_S, interval_s * 1.5)
@@ -374,9 +419,10 @@ class JobService:
         return view, path
 
     def prune(self, now: datetime | None = None) -> dict[str, int]:
-        """Delete final jobs past retention (``retention_completed_h`` for completed,
+        """Retention: delete final jobs past retention (``retention_completed_h`` for completed,
         ``retention_failed_h`` for failed and cancelled; 0 keeps them) with their events, outputs and
-        files. Returns counts ``{"completed", "failed", "cancelled", "jobs"}``."""
+        files; expired uploads; partial uploads of interrupted requests. Returns counts
+        ``{"completed", "failed", "cancelled", "jobs"}`` (plus ``"uploads"``/``"partial_uploads"`` when any)."""
         now = now or utcnow()
         rules = [
             (JobStatus.completed, self.settings.retention_completed_h),
@@ -405,47 +451,134 @@ class JobService:
                 if len(ids) < 200:
                     break
         counts["jobs"] = sum(counts.values())
-        if counts["jobs"]:
-            log.info("pruned jobs", **counts)
+        uploads = self.prune_uploads(now)
+        partial = self.sweep_partial_uploads()
+        if uploads:
+            counts["uploads"] = uploads
+        if partial:
+            counts["partial_uploads"] = partial
+        if counts["jobs"] or uploads or partial:
+            log.info("pruned", **counts)
         return counts
+
+    # ------------------------------------------------------------------ uploads
+    @property
+    def uploads_dir(self) -> Path:
+        return self.files_dir / UPLOADS_DIR
+
+    def staging_path(self, extension: str = "") -> Path:
+        """A fresh ``<files_dir>/uploads/<uuid><ext>.part`` path for a file being received."""
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        return self.uploads_dir / f"{uuid.uuid4().hex}{_clean_extension(extension)}.part"
+
+    def create_upload(
+        self, staged: Path, *, filename: str, media_type: str, size_bytes: int, sha256: str, owner: str | None
+    ) -> UploadView:
+        """Keep the staged file as an upload (moved to ``uploads/<id><ext>``), owned by ``owner``, until
+        ``retention_uploads_h`` (0: kept until deleted). The staged file is the service's from here."""
+        upload_id = "upl_" + secrets.token_hex(16)
+        extension = _extension(filename) or _extension(Path(staged).name.removesuffix(".part"))
+        now = utcnow()
+        hours = self.settings.retention_uploads_h
+        row = Upload(
+            id=upload_id,
+            owner=owner,
+            filename=filename[:255] or "upload",
+            extension=extension,
+            media_type=media_type[:100],
+            size_bytes=size_bytes,
+            sha256=sha256,
+            created_at=now,
+            expires_at=now + timedelta(hours=hours) if hours > 0 else None,
+        )
+        dest = self.uploads_dir / f"{upload_id}{extension}"
+        try:
+            shutil.move(str(staged), dest)
+            with write_tx(self.engine) as session:
+                session.add(row)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            Path(staged).unlink(missing_ok=True)
+            raise
+        return _upload_view(row)
+
+    def get_upload(self, upload_id: str, owner: str | None = None) -> tuple[UploadView, Path]:
+        """The upload and its file. Raises UploadNotFound (unknown, expired, another owner's, or its file gone)."""
+        if not UPLOAD_ID_RE.fullmatch(str(upload_id)):
+            raise UploadNotFound(f"no upload {upload_id!r}")
+        with read_tx(self.engine) as session:
+            row = session.get(Upload, upload_id)
+            if row is None or (owner is not None and row.owner != owner):
+                raise UploadNotFound(f"no upload {upload_id!r}")
+            if row.expires_at is not None and row.expires_at <= utcnow():
+                raise UploadNotFound(f"upload {upload_id!r} expired")
+            view, path = _upload_view(row), self.uploads_dir / f"{row.id}{row.extension}"
+        if not path.is_file():
+            raise UploadNotFound(f"the file of upload {upload_id!r} is gone")
+        return view, path
+
+    def delete_upload(self, upload_id: str, owner: str | None = None) -> None:
+        """Delete an upload and its file (jobs made from it keep their own copy). Raises UploadNotFound."""
+        view, path = self.get_upload(upload_id, owner)
+        with write_tx(self.engine) as session:
+            session.execute(delete(Upload).where(Upload.id == view.id))
+        path.unlink(missing_ok=True)
+
+    def prune_uploads(self, now: datetime | None = None) -> int:
+        """Delete uploads whose ``expires_at`` passed; returns how many."""
+        now = now or utcnow()
+        with write_tx(self.engine) as session:
+            rows = session.execute(select(Upload.id, Upload.extension).where(Upload.expires_at <= now)).all()
+            if rows:
+                session.execute(delete(Upload).where(Upload.id.in_([r.id for r in rows])))
+        for row in rows:
+            (self.uploads_dir / f"{row.id}{row.extension}").unlink(missing_ok=True)
+        return len(rows)
+
+    def sweep_partial_uploads(self, max_age_s: float = STALE_PART_S) -> int:
+        """Remove ``uploads/*.part`` files nobody wrote to for ``max_age_s`` (left by a killed server or an
+        aborted request); returns how many."""
+        removed = 0
+        cutoff = time.time() - max_age_s
+        for path in self.uploads_dir.glob("*.part") if self.uploads_dir.is_dir() else ():
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def queue_depth(self) -> int:
         """Number of queued jobs."""
         with read_tx(self.engine) as session:
             return session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued.value))
 
-    def counts_by_kind_status(self) -> dict[tuple[str, str], int]:
-        """``{(kind, status): count}`` over all stored jobs (for metrics)."""
-        with read_tx(self.engine) as session:
-            rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
-        return {(k, s): n for k, s, n in rows}
-
-    def duration_histogram(
-        self, start: TimestampColumn, end: TimestampColumn, buckets_s: tuple[float, ...]
-    ) -> dict[str, tuple[list[int], float, int]]:
-        """Histogram of ``end - start`` seconds (two timestamp columns of ``jobs``) over finished jobs
-        that have both, aggregated in SQL (one grouped query, no rows fetched):
-        ``{kind: (cumulative count ≤ each bucket, sum_s, count)}`` (for metrics)."""
-        begin, finish = getattr(Job, start), getattr(Job, end)
-        seconds = epoch_s(finish) - epoch_s(begin)
-        query = (
-            select(
-                Job.kind,
-                func.count(),
-                func.sum(case((seconds > 0, seconds), else_=0.0)),
-                *(func.sum(case((seconds <= bound, 1), else_=0)) for bound in buckets_s),
+    def sweep_leases(self, now: datetime | None = None) -> dict[str, int]:
+        """Jobs whose lease expired (their worker stopped heartbeating: it died, on any host, or lost the
+        database) are re-queued when the engine allows a retry and fewer than 2 attempts were made, else
+        failed with ``WorkerLost``. Safe to run from many processes at once (conditional updates).
+        Returns ``{"requeued", "failed"}``."""
+        counts = {"requeued": 0, "failed": 0}
+        for job_id, kind, worker_id, attempts in store.expired_leases(self.engine, now):
+            new = store.requeue_or_fail(
+                self.engine,
+                self.files_dir,
+                job_id,
+                worker_id,
+                retry=retry_allowed(self.registry, kind, attempts),
+                error_type="WorkerLost",
+                message="the worker running this job stopped renewing its lease (it died or lost the database)",
             )
-            .where(Job.status.in_([s.value for s in FINAL]), begin.is_not(None), finish.is_not(None))
-            .group_by(Job.kind)
-        )
-        with read_tx(self.engine) as session:
-            rows = session.execute(query).all()
-        return {row[0]: ([int(n) for n in row[3:]], float(row[2] or 0.0), int(row[1])) for row in rows}
+            if new is not None:
+                counts["requeued" if new is JobStatus.queued else "failed"] += 1
+                log.warning("job lease expired", job_id=str(job_id), worker=worker_id, now=new.value)
+        return counts
 
     def recover_orphans(self) -> dict[str, int]:
-        """Start-up recovery: ``processing`` jobs whose worker process (on this host) is gone are
-        re-queued when the engine allows a retry and fewer than 2 attempts were made, else failed.
-        Jobs held by live processes or other hosts are left alone. Returns ``{"requeued", "failed"}``."""
+        """Start-up fast path: ``processing`` jobs whose worker process on this host is gone are handled
+        at once, as an expired lease would be (re-queued or failed). Jobs of live processes and other
+        hosts are left to their leases. Returns ``{"requeued", "failed"}``."""
         counts = {"requeued": 0, "failed": 0}
         with read_tx(self.engine) as session:
             rows = session.execute(
@@ -462,7 +595,7 @@ class JobService:
                 self.files_dir,
                 job_id,
                 worker_id,
-                retry=retry_allowed(kind, attempts),
+                retry=retry_allowed(self.registry, kind, attempts),
                 error_type="WorkerLost",
                 message="the server stopped while this job was running",
             )
@@ -474,56 +607,36 @@ class JobService:
             log.warning("recovered jobs left processing", **counts)
         return counts
 
-    # ------------------------------------------------------------------ API keys
-    def create_key(self, name: str) -> tuple[str, KeyView]:
-        """Create an API key; returns ``(secret, key)``. The secret is shown only here: only its
-        SHA-256 and its first 12 characters (``prefix``) are stored."""
-        name = name.strip()
-        if not name or len(name) > 200:
-            raise ValueError("key name must be 1-200 characters")
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(
-            id="key_" + secrets.token_hex(8),
-            name=name,
-            prefix=secret[:12],
-            sha256=hashlib.sha256(secret.encode()).hexdigest(),
-            created_at=utcnow(),
-        )
-        with write_tx(self.engine) as session:
-            session.add(key)
-        return secret, _key_view(key)
 
-    def list_keys(self) -> list[KeyView]:
-        with read_tx(self.engine) as session:
-            return [_key_view(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.created_at))]
-
-    def revoke_key(self, key_id: str) -> KeyView:
-        """Revoke a key (idempotent). Raises KeyError for an unknown id."""
-        with write_tx(self.engine) as session:
-            key = session.get(ApiKey, key_id)
-            if key is None:
-                raise KeyError(f"no API key {key_id}")
-            if key.revoked_at is None:
-                key.revoked_at = utcnow()
-            return _key_view(key)
-
-    def verify_key(self, secret: str) -> KeyView | None:
-        """The key whose secret this is, or None if unknown or revoked."""
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        with read_tx(self.engine) as session:
-            key = session.scalar(select(ApiKey).where(ApiKey.sha256 == digest))
-            if key is None or not hmac.compare_digest(key.sha256, digest) or key.revoked_at is not None:
-                return None
-            return _key_view(key)
-
-
-def retry_allowed(kind: str, attempts: int) -> bool:
+def retry_allowed(engines: registry.Registry, kind: str, attempts: int) -> bool:
     """Whether a job whose worker died may run again: the engine allows it and < 2 attempts were made."""
     try:
-        spec = registry.get_engine(kind)
+        spec = engines.get(kind)
     except Exception:
         return False
     return bool(spec.retry_on_crash) and attempts < 2
+
+
+def _upload_view(row: Upload) -> UploadView:
+    return UploadView(
+        id=row.id,
+        filename=row.filename,
+        media_type=row.media_type,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _clean_extension(extension: str) -> str:
+    extension = extension.lower()
+    return extension if re.fullmatch(r"\.[a-z0-9]{1,10}", extension) else ""
+
+
+def _extension(filename: str) -> str:
+    """The lower-case extension of a client's file name if it is a plain one (``.wav``), else ``""``."""
+    return _clean_extension(Path(filename.replace("\\", "/")).suffix)
 
 
 def _safe_upload_name(name: str) -> str:
@@ -537,9 +650,17 @@ def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """``(created_at, id)`` of a cursor; raises ValueError unless it holds a timezone-aware time that
+    SQL can store (year 1970-9998 in UTC) and a UUID."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, job_id = json.loads(raw)
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError("naive time")
+        when = when.astimezone(UTC)
+        if not 1970 <= when.year <= 9998:
+            raise ValueError("time out of range")
+        return when, uuid.UUID(job_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
         raise ValueError("invalid cursor") from None

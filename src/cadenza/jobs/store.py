@@ -12,7 +12,7 @@ import shutil
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,25 +121,44 @@ class ClaimedJob:
     kind: str
     params: dict[str, Any]
     attempts: int
-    input_name: str | None
+    inputs: dict[str, Any]
+
+    def input_paths(self, files_dir: Path) -> dict[str, Path]:
+        """Each declared input's stored file: ``<files_dir>/<id>/.upload/<stored_as>``."""
+        folder = job_dir(files_dir, self.id) / UPLOAD_DIR
+        return {name: folder / info["stored_as"] for name, info in self.inputs.items()}
 
 
-def claim_next(engine: Engine, worker_id: str) -> ClaimedJob | None:
+def lease_until(lease_s: float) -> datetime:
+    return utcnow() + timedelta(seconds=lease_s)
+
+
+def claim_next(engine: Engine, worker_id: str, lease_s: float = 30.0) -> ClaimedJob | None:
     """Claim the next queued job — highest ``priority`` first, then oldest — for ``worker_id``.
 
     Race-free across processes and machines: the candidate is taken with ``SELECT … FOR UPDATE SKIP
     LOCKED`` on PostgreSQL (inside ``BEGIN IMMEDIATE`` on SQLite), and the claim itself is the
-    conditional ``UPDATE … WHERE status='queued'`` whose row count is checked.
+    conditional ``UPDATE … WHERE status='queued'`` whose row count is checked. The job's lease runs
+    for ``lease_s`` seconds; the worker renews it (:func:`renew_lease`).
     """
+    return _claim(engine, worker_id, lease_s, None)
+
+
+def claim(engine: Engine, worker_id: str, job_id: uuid.UUID, lease_s: float = 30.0) -> ClaimedJob | None:
+    """Claim the queued job ``job_id`` for ``worker_id`` (a conditional update); None when it is not
+    queued any more (taken by another worker, cancelled, deleted), so a duplicated dispatch never runs
+    a job twice."""
+    return _claim(engine, worker_id, lease_s, job_id)
+
+
+def _claim(engine: Engine, worker_id: str, lease_s: float, wanted: uuid.UUID | None) -> ClaimedJob | None:
     postgres = engine.dialect.name == "postgresql"
-    for _ in range(10):
+    for _ in range(10 if wanted is None else 1):
         with write_tx(engine) as session:
-            query = (
-                select(Job.id)
-                .where(Job.status == JobStatus.queued.value)
-                .order_by(Job.priority.desc(), Job.created_at, Job.id)
-                .limit(1)
-            )
+            query = select(Job.id).where(Job.status == JobStatus.queued.value)
+            if wanted is not None:
+                query = query.where(Job.id == wanted)
+            query = query.order_by(Job.priority.desc(), Job.created_at, Job.id).limit(1)
             if postgres:
                 query = query.with_for_update(skip_locked=True)
             job_id = session.scalar(query)
@@ -156,16 +175,39 @@ def claim_next(engine: Engine, worker_id: str) -> ClaimedJob | None:
                     "worker_id": worker_id,
                     "progress": 0.0,
                     "stage": None,
+                    "lease_expires_at": lease_until(lease_s),
                 },
                 event={"worker": worker_id},
             )
             if not claimed:
                 continue
-            row = session.execute(
-                select(Job.kind, Job.params, Job.attempts, Job.input_name).where(Job.id == job_id)
-            ).one()
-            return ClaimedJob(job_id, row.kind, dict(row.params), row.attempts, row.input_name)
+            row = session.execute(select(Job.kind, Job.params, Job.attempts, Job.inputs).where(Job.id == job_id)).one()
+            return ClaimedJob(job_id, row.kind, dict(row.params), row.attempts, dict(row.inputs or {}))
     return None
+
+
+def renew_lease(engine: Engine, job_id: uuid.UUID, worker_id: str, lease_s: float) -> bool:
+    """Extend the lease of a processing job still held by ``worker_id``; False when it is not (any more)."""
+    with write_tx(engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.processing.value, Job.worker_id == worker_id)
+            .values(lease_expires_at=lease_until(lease_s))
+            .execution_options(synchronize_session=False)
+        )
+    return result.rowcount == 1
+
+
+def expired_leases(engine: Engine, now: datetime | None = None) -> list[tuple[uuid.UUID, str, str, int]]:
+    """``(id, kind, worker_id, attempts)`` of processing jobs whose lease ran out before ``now``."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Job.id, Job.kind, Job.worker_id, Job.attempts).where(
+                Job.status == JobStatus.processing.value, Job.lease_expires_at < now
+            )
+        ).all()
+    return [tuple(r) for r in rows]
 
 
 def requeue_or_fail(
@@ -192,7 +234,7 @@ def requeue_or_fail(
             job_id,
             worker_id,
             JobStatus.failed,
-            {"completed_at": utcnow(), "error_type": error_type, "error_message": message},
+            {"completed_at": utcnow(), "error_type": error_type, "error_message": message, "stage": None},
             {"error": {"type": error_type, "message": message}},
         )
     if not done:
@@ -215,7 +257,13 @@ def cancel_processing(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker
     )
 
 
-_REQUEUED: dict[str, Any] = {"worker_id": None, "started_at": None, "progress": 0.0, "stage": None}
+_REQUEUED: dict[str, Any] = {
+    "worker_id": None,
+    "started_at": None,
+    "progress": 0.0,
+    "stage": None,
+    "lease_expires_at": None,
+}
 """Column values of a processing job put back in the queue."""
 
 
@@ -293,7 +341,7 @@ def to_view(job: Job, outputs: list[JobOutput]) -> JobView:
             for o in outputs
         ],
         result=job.result,
-        upload_info=job.upload_info,
+        inputs=job.inputs,
     )
 
 

@@ -47,6 +47,8 @@ class JobView(BaseModel):
     ``queue_duration_s``: seconds from submission to start (to cancellation for a job cancelled while
     queued); None while queued. ``run_duration_s``: seconds from start to the end; None until then.
     ``result``: the engine's metadata plus ``warnings`` (list of str), set when completed.
+    ``inputs``: the job's input files by declared name: ``filename``, ``size_bytes``, ``sha256``,
+    ``upload_id`` (when sent by reference) and the engine probe's facts; None for a job without inputs.
     """
 
     id: UUID
@@ -67,7 +69,7 @@ class JobView(BaseModel):
     error: JobError | None
     outputs: list[OutputView]
     result: dict[str, Any] | None
-    upload_info: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
 
 
 class JobEventView(BaseModel):
@@ -108,6 +110,22 @@ class JobNotReady(RuntimeError):  # noqa: N818
 
 class JobGone(RuntimeError):  # noqa: N818
     """The job failed or was cancelled, or its files were pruned (API 410)."""
+
+
+class UploadNotFound(LookupError):  # noqa: N818
+    """Unknown or expired upload id, or an upload of another owner (API 404 / 422 in a submit)."""
+
+
+class UploadView(BaseModel):
+    """A file uploaded once (``POST /v1/uploads``) and referenced by ``id`` in submits."""
+
+    id: str
+    filename: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    expires_at: datetime | None
 
 
 class IdempotencyConflict(ValueError):  # noqa: N818

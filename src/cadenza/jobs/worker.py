@@ -4,6 +4,10 @@ Started by :class:`cadenza.jobs.pool.WorkerPool` with the multiprocessing ``spaw
 fork: torch and its thread pools do not survive a fork). One job at a time; loaded models stay in the
 per-process ``cache`` dict between jobs. The parent talks to the worker through a wake-up ``Event``
 (set on submit), a drain ``Event`` (stop claiming) and a ``Pipe`` for model load/unload commands.
+
+While a job runs, a :class:`Heartbeat` thread renews the job's lease every third of ``job_lease_s``
+(progress writes renew it too); if the process dies anywhere, the lease runs out and whichever process
+sweeps leases re-queues or fails the job (:meth:`cadenza.jobs.service.JobService.sweep_leases`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 import uuid
@@ -48,7 +53,6 @@ class WorkerConfig:
     """Everything a spawned worker needs (pickled to the child)."""
 
     settings: Settings
-    engine_modules: dict[str, str]
     wake: Any  # multiprocessing.Event, set by the parent on submit
     drain: Any  # multiprocessing.Event: stop claiming, exit when idle
     busy: Any  # multiprocessing.Value('i'): 1 while running a job
@@ -74,8 +78,8 @@ class JobProgress:
     :class:`JobCancelled` once it is set or the job was deleted.
     """
 
-    def __init__(self, engine: Engine, job_id: uuid.UUID, worker_id: str) -> None:
-        self.engine, self.job_id, self.worker_id = engine, job_id, worker_id
+    def __init__(self, engine: Engine, job_id: uuid.UUID, worker_id: str, lease_s: float = 30.0) -> None:
+        self.engine, self.job_id, self.worker_id, self.lease_s = engine, job_id, worker_id, lease_s
         self.last_write = float("-inf")
         self.last_check = time.monotonic()
         self.pending: tuple[float, str] | None = None
@@ -108,7 +112,11 @@ class JobProgress:
                 self.job_id,
                 "progress",
                 {"progress": percent, "stage": stage},
-                values={"progress": percent, "stage": stage or None},
+                values={
+                    "progress": percent,
+                    "stage": stage or None,
+                    "lease_expires_at": store.lease_until(self.lease_s),
+                },
             )
         self.written += 1
 
@@ -125,6 +133,31 @@ class JobProgress:
             raise JobCancelled("the job was deleted or taken away from this worker")
         if row.cancel_requested_at is not None:
             raise JobCancelled("the job was cancelled")
+
+
+class Heartbeat:
+    """A daemon thread renewing one job's lease every ``lease_s / 3`` seconds until :meth:`stop`."""
+
+    def __init__(self, engine: Engine, job_id: uuid.UUID, worker_id: str, lease_s: float) -> None:
+        self.engine, self.job_id, self.worker_id, self.lease_s = engine, job_id, worker_id, lease_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="cadenza-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                if not store.renew_lease(self.engine, self.job_id, self.worker_id, self.lease_s):
+                    return  # the job is no longer ours (finished, cancelled, deleted, swept)
+            except Exception:  # a database hiccup: try again at the next beat, the lease has slack
+                log.warning("lease renewal failed", job_id=str(self.job_id), exc_info=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -186,6 +219,7 @@ def _finish(
             status, outputs = JobStatus.cancelled, None
         values: dict[str, Any] = {"completed_at": utcnow()}
         event: dict[str, Any] = {}
+        values["lease_expires_at"] = None
         if status is JobStatus.completed:
             values.update(progress=100.0, result=result)
         if error is not None:
@@ -228,24 +262,23 @@ def run_job(
     files_dir = Path(settings.files_dir)
     workdir = store.job_dir(files_dir, job.id)
     bound = log.bind(job_id=str(job.id), kind=job.kind, attempt=job.attempts)
-    progress = JobProgress(engine, job.id, worker_id)
+    progress = JobProgress(engine, job.id, worker_id, settings.job_lease_s)
     started = time.monotonic()
     try:
         store.remove_job_files(files_dir, job.id, keep_upload=True)  # leftovers of an earlier attempt
         workdir.mkdir(parents=True, exist_ok=True)
-        spec = registry.get_engine(job.kind)
-        params = spec.request_model.model_validate(job.params, context={"settings": settings})
-        input_path = workdir / store.UPLOAD_DIR / job.input_name if job.input_name else None
+        spec = registry.of(settings).get(job.kind)
+        params, _ = spec.validate(job.params, settings)  # the API's validation path, with these settings
         ctx = RunContext(
             workdir=workdir,
             models_dir=Path(settings.models_dir),
             cache=cache,
             device=resolve_device(settings.device),
             settings=settings,
-            input_path=input_path,
+            inputs=job.input_paths(files_dir),
         )
         bound.info("job started")
-        result = spec.run(params, progress, ctx)
+        result = spec.resolve("run")(params, progress, ctx)
         progress.flush()
         outputs = _record_outputs(workdir, result)
         payload = dict(result.metadata)
@@ -271,8 +304,8 @@ def _model_command(
     """Load or unload model ``name`` of engine ``kind`` in this process; returns an error message or None."""
     settings = cfg.settings
     try:
-        spec = registry.get_engine(kind)
-        fn = spec.load_model if action == "load" else spec.unload_model
+        spec = registry.of(settings).get(kind)
+        fn = spec.resolve("load_model" if action == "load" else "unload_model")
         if fn is None:
             return f"engine {kind!r} cannot {action} models"
         ctx = RunContext(
@@ -312,10 +345,6 @@ def worker_main(cfg: WorkerConfig) -> None:
     """Entry point of a spawned worker process: claim → run → repeat until drained or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     configure_logging(cfg.settings.log_format, cfg.settings.log_level)
-    if cfg.engine_modules != registry.ENGINE_MODULES:
-        registry.ENGINE_MODULES.clear()
-        registry.ENGINE_MODULES.update(cfg.engine_modules)
-        registry.get_engine.cache_clear()
     engine = make_engine(cfg.settings.database_url)
     worker_id = store.worker_id_for(os.getpid())
     structlog.contextvars.bind_contextvars(worker=worker_id)
@@ -330,13 +359,14 @@ def worker_main(cfg: WorkerConfig) -> None:
                 log.warning("parent process gone; worker exits")
                 break
             cfg.wake.clear()
-            job = store.claim_next(engine, worker_id)
+            job = store.claim_next(engine, worker_id, cfg.settings.job_lease_s)
             if job is None:
                 cfg.wake.wait(cfg.poll_interval_s)
                 continue
             cfg.busy.value = 1
             try:
-                run_job(engine, cfg.settings, job, worker_id, cache)
+                with Heartbeat(engine, job.id, worker_id, cfg.settings.job_lease_s):
+                    run_job(engine, cfg.settings, job, worker_id, cache)
             finally:
                 cfg.busy.value = 0
     finally:

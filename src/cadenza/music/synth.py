@@ -1,7 +1,7 @@
 """MIDI → audio preview with a General MIDI SoundFont (symusic's built-in SoundFont synthesizer).
 
 Default SoundFont: TimGM6mb.sf2 (GPL-2), shipped inside the pretty_midi package. Any ``.sf2``/``.sf3``
-path works (setting ``soundfont_path``). Rendering is deterministic: same MIDI + SoundFont → same samples.
+path works (an engine's ``soundfont_path`` setting). Rendering is deterministic: same MIDI + SoundFont → same samples.
 """
 
 from __future__ import annotations

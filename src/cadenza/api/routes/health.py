@@ -21,8 +21,13 @@ class Check(BaseModel):
 
 
 class Readiness(BaseModel):
+    """``status`` is ``ready`` when every entry of ``checks`` (the job system: database, disk, workers,
+    intake) is ok; ``engines`` reports each engine (e.g. its default model's weights) without making the
+    whole server unready: a job of an engine that is not ready fails with a clear error."""
+
     status: str
     checks: dict[str, Check]
+    engines: dict[str, Check] = {}
 
 
 @router.get("/health", summary="Liveness (no I/O)")
@@ -31,8 +36,8 @@ def health() -> dict[str, str]:
 
 
 def readiness_checks(app_state: Any) -> dict[str, Check]:
-    """Database, free disk, workers and default model weights (blocking: run in a thread)."""
-    settings, service, pool = app_state.settings, app_state.service, getattr(app_state, "pool", None)
+    """Database, free disk, workers, intake (blocking: run in a thread)."""
+    settings, service, pool = app_state.settings, app_state.service, getattr(app_state, "executor", None)
     checks: dict[str, Check] = {}
     try:
         service.ping()
@@ -51,32 +56,37 @@ def readiness_checks(app_state: Any) -> dict[str, Check]:
         checks["workers"] = Check(
             ok=status.get("alive", 0) > 0, detail=f"{status.get('alive', 0)}/{status.get('workers', 0)} alive"
         )
-    # workers=0: jobs run in external `cadenza worker` processes; the job layer keeps no heartbeat to check.
-
-    from cadenza.engines.registry import all_engines
-
-    for spec in all_engines():
-        models = spec.list_models(Path(settings.models_dir))
-        if not models:
-            continue
-        default = models[0]  # an engine lists its default model first
-        detail = "weights present" if default.weights_present else "missing: " + ", ".join(default.missing_files)
-        checks[f"model:{default.name}"] = Check(ok=default.weights_present, detail=detail)
+    # workers=0: jobs run in `cadenza worker` processes; their jobs' leases tell when one dies.
     if app_state.draining:
         checks["intake"] = Check(ok=False, detail="draining: shutting down")
+    return checks
+
+
+def engine_checks(settings: Any) -> dict[str, Check]:
+    """Each engine's own readiness (``EngineSpec.check_ready``); an engine whose check raises is not ready."""
+    from cadenza.engines import registry
+
+    checks: dict[str, Check] = {}
+    for spec in registry.of(settings).engines():
+        try:
+            ready = spec.check_ready(settings)
+            checks[spec.kind] = Check(ok=ready.ok, detail=ready.detail)
+        except Exception as exc:  # an engine's bug must not take /ready down
+            checks[spec.kind] = Check(ok=False, detail=f"{type(exc).__name__}: {exc}")
     return checks
 
 
 @router.get(
     "/ready",
     response_model=Readiness,
-    summary="Readiness: database, disk, workers, model weights",
+    summary="Readiness: database, disk, workers (and each engine, reported apart)",
     responses={503: {"model": Readiness, "description": "Not ready; see the failing checks."}},
 )
 async def ready(request: Request) -> JSONResponse:
     checks = await anyio.to_thread.run_sync(readiness_checks, request.app.state)
+    engines = await anyio.to_thread.run_sync(engine_checks, request.app.state.settings)
     ok = all(check.ok for check in checks.values())
-    body = Readiness(status="ready" if ok else "not_ready", checks=checks)
+    body = Readiness(status="ready" if ok else "not_ready", checks=checks, engines=engines)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

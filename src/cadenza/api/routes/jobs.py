@@ -15,12 +15,15 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cadenza.api.deps import JobOut, JobPage, OwnerDep, ServiceDep, job_out
 from cadenza.api.problems import ProblemError, responses
+from cadenza.api.routes.submit import parse_prefer_wait
 from cadenza.jobs import FINAL, JobNotFound, JobService, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 EVENT_POLL_S = 0.1
 PING_S = 15
+MAX_EVENT_ID = 2**63 - 1
+"""Event ids are SQL ``BIGINT``-sized sequence numbers (non-negative, 63-bit)."""
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first", responses=responses(401, 422, 429))
@@ -28,7 +31,7 @@ def list_jobs(
     service: ServiceDep,
     owner: OwnerDep,
     status: JobStatus | None = Query(None, description="Only jobs with this status."),
-    kind: str | None = Query(None, description="Only jobs of this kind (`drums`, `separation`)."),
+    kind: str | None = Query(None, description="Only jobs of this engine kind."),
     limit: int = Query(50, ge=1, le=100, description="Page size."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> JobPage:
@@ -39,9 +42,33 @@ def list_jobs(
     return JobPage(jobs=[job_out(j) for j in jobs], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="Get one job", responses=responses(401, 404, 422, 429))
-def get_job(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> JobOut:
-    return job_out(service.get(job_id, owner))
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="Get one job (with `Prefer: wait=N`: long-poll until its status changes)",
+    responses=responses(401, 404, 422, 429),
+)
+async def get_job(
+    request: Request,
+    job_id: UUID,
+    service: ServiceDep,
+    owner: OwnerDep,
+    prefer: Annotated[
+        str | None,
+        Header(
+            description="`wait=N` (RFC 7240): answer once the job's status changes or it is final, or after N s "
+            "(max 60), so a client can wait without polling."
+        ),
+    ] = None,
+) -> Response:
+    wait_s = parse_prefer_wait(prefer, request.app.state.settings.prefer_wait_max_s)
+    headers = {}
+    if wait_s is not None:
+        view = await service.wait(job_id, owner, timeout_s=wait_s, until_status_change=True)
+        headers["Preference-Applied"] = f"wait={wait_s:g}"
+    else:
+        view = await anyio.to_thread.run_sync(service.get, job_id, owner)
+    return Response(job_out(view).model_dump_json(), media_type="application/json", headers=headers)
 
 
 @router.post(
@@ -80,14 +107,19 @@ async def job_events(
     job_id: UUID,
     service: ServiceDep,
     owner: OwnerDep,
-    last_event_id_query: int | None = Query(None, alias="last_event_id", ge=0, description="Replay after this id."),
+    last_event_id_query: int | None = Query(
+        None, alias="last_event_id", ge=0, le=2**63 - 1, description="Replay after this id."
+    ),
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     after = last_event_id_query or 0
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise ProblemError(422, "Last-Event-ID must be a non-negative integer.", title="Validation Failed")
-        after = int(last_event_id)
+        value = last_event_id.strip()
+        if not (value.isascii() and value.isdigit() and int(value) <= MAX_EVENT_ID):
+            raise ProblemError(
+                422, f"Last-Event-ID must be an integer from 0 to {MAX_EVENT_ID}.", title="Validation Failed"
+            )
+        after = int(value)
     await anyio.to_thread.run_sync(service.get, job_id, owner)  # 404 before the stream starts
     return EventSourceResponse(_event_stream(request, service, job_id, owner, after), ping=PING_S)
 

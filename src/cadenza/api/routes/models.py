@@ -7,20 +7,19 @@ from typing import Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from cadenza.api import examples
-from cadenza.api.deps import get_pool, get_settings
+from cadenza.api.deps import get_executor, get_settings
 from cadenza.api.problems import ProblemError, responses
+from cadenza.engines import registry
 from cadenza.engines.base import ModelInfo
-from cadenza.engines.registry import all_models
 from cadenza.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 class ModelOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.MODEL]})
+    """A model an engine provides (example: from the engines, see ``api.examples``)."""
 
     name: str
     engine: str
@@ -36,8 +35,6 @@ class ModelOut(BaseModel):
 
 
 class ModelList(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.MODEL_LIST]})
-
     count: int
     models: list[ModelOut]
 
@@ -48,7 +45,7 @@ def _out(info: ModelInfo, loaded: set[str] | None) -> ModelOut:
 
 
 def _find(settings: Settings, name: str) -> ModelInfo:
-    models = all_models(settings.models_dir)
+    models = registry.of(settings).models(settings.models_dir)
     for info in models:
         if info.name == name:
             return info
@@ -57,14 +54,14 @@ def _find(settings: Settings, name: str) -> ModelInfo:
 
 
 @router.get("", response_model=ModelList, summary="List models", responses=responses(401, 429))
-def list_models(settings: Settings = Depends(get_settings), pool: Any = Depends(get_pool)) -> ModelList:
+def list_models(settings: Settings = Depends(get_settings), pool: Any = Depends(get_executor)) -> ModelList:
     loaded = pool.loaded_models() if pool is not None else None
-    models = [_out(info, loaded) for info in all_models(settings.models_dir)]
+    models = [_out(info, loaded) for info in registry.of(settings).models(settings.models_dir)]
     return ModelList(count=len(models), models=models)
 
 
 @router.get("/{name}", response_model=ModelOut, summary="Get one model", responses=responses(401, 404, 429))
-def get_model(name: str, settings: Settings = Depends(get_settings), pool: Any = Depends(get_pool)) -> ModelOut:
+def get_model(name: str, settings: Settings = Depends(get_settings), pool: Any = Depends(get_executor)) -> ModelOut:
     info = _find(settings, name)
     return _out(info, pool.loaded_models() if pool is not None else None)
 
@@ -80,13 +77,13 @@ async def change_model(
     name: str,
     action: Literal["load", "unload"],
     settings: Settings = Depends(get_settings),
-    pool: Any = Depends(get_pool),
+    pool: Any = Depends(get_executor),
 ) -> ModelOut:
     info = await anyio.to_thread.run_sync(_find, settings, name)
     if pool is None:
         raise ProblemError(
             409,
-            "This server runs no local worker pool (workers=0); load models in the `cadenza worker` processes.",
+            "This server runs no workers (workers=0); load models in the `cadenza worker` processes.",
             title="No Local Workers",
         )
     if action == "load" and not info.weights_present:

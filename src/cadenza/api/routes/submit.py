@@ -1,28 +1,33 @@
-"""Submit routes built from the engine registry: ``POST /v1/{spec.route}``.
+"""Submit routes built from the engine registry: ``POST /v1/{spec.route}``, and ``/v1/uploads``.
 
-JSON engines take ``spec.request_model`` as the body; upload engines (``spec.accepts_upload``) take
-``multipart/form-data`` with a ``file`` part plus the request model's fields as form fields. The
-multipart body is parsed while it streams in (``python_multipart.MultipartParser``) and the file part
-is written to a staging file under ``files_dir/uploads/`` with ``max_upload_bytes`` enforced as bytes
-arrive; nothing is spooled elsewhere and the staged file is removed on any error.
+An engine without declared inputs takes its request model as a JSON body. An engine with inputs
+(``spec.inputs``) takes ``multipart/form-data``: each input as a file part named after it, or as a form
+field of that name holding the id of a file sent before with ``POST /v1/uploads``; the request's fields
+as form fields and/or one ``params`` part holding a JSON object. Multipart bodies are parsed while they
+stream in (``python_multipart.MultipartParser``); each file part is written to
+``files_dir/uploads/<uuid><ext>.part`` (its extension kept) under its input's size limit, hashed
+(SHA-256, part of the idempotency fingerprint) and probed by the engine; nothing is spooled elsewhere
+and staged files are removed on any error.
 
-``Prefer: wait=N`` (RFC 7240) waits up to ``min(N, prefer_wait_max_s)`` seconds for the job.
+Every route validates through ``spec.validate(raw, settings)`` with the app's settings: the same path as
+the worker and the CLI. ``Prefer: wait=N`` (RFC 7240) waits up to ``min(N, prefer_wait_max_s)`` seconds.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the per-engine body annotation at runtime.
 
 import contextlib
+import hashlib
 import json
 import re
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, get_args, get_origin
 
 import anyio.to_thread
 import structlog
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -32,8 +37,8 @@ from python_multipart.multipart import parse_options_header
 from cadenza.api.auth import Principal
 from cadenza.api.deps import JobOut, get_principal, job_out
 from cadenza.api.problems import ProblemError, responses
-from cadenza.engines.base import EngineSpec
-from cadenza.jobs import FINAL, JobService, JobView
+from cadenza.engines.base import EngineSpec, InputSpec
+from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
 
 log = structlog.get_logger("cadenza.api")
 
@@ -109,24 +114,35 @@ async def _respond(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+def validation_error(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> RequestValidationError:
+    """A Pydantic error as the API's standard 422 (field locations under ``prefix``)."""
+    return RequestValidationError([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors()])
+
+
+async def validate_params(request: Request, spec: EngineSpec, raw: Any) -> BaseModel:
+    """The one validation path with the app's settings: 422 (field errors or an EngineInputError)."""
+    if not isinstance(raw, dict):
+        raise RequestValidationError(
+            [{"type": "model_attributes_type", "loc": ("body",), "msg": "Input should be an object", "input": raw}]
+        )
+    settings = request.app.state.settings
+    try:
+        params, warnings = await anyio.to_thread.run_sync(spec.validate, raw, settings)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+    if warnings:
+        log.info("request_warnings", kind=spec.kind, warnings=warnings)
+    return params
+
+
 async def _submit(
     request: Request,
     spec: EngineSpec,
     params: BaseModel,
     principal: Principal,
     idempotency_key: str | None,
-    upload: Path | None = None,
-    upload_info: dict[str, Any] | None = None,
+    inputs: dict[str, StagedInput] | None = None,
 ) -> tuple[JobView, bool]:
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
-        raise ProblemError(
-            422, f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters.", title="Validation Failed"
-        )
-    settings = request.app.state.settings
-    if spec.validate_request is not None:
-        warnings = await anyio.to_thread.run_sync(spec.validate_request, params, settings)
-        if warnings:
-            log.info("request_warnings", kind=spec.kind, warnings=warnings)
     service: JobService = request.app.state.service
     submit = partial(
         service.submit,
@@ -134,12 +150,18 @@ async def _submit(
         params.model_dump(mode="json"),
         owner=principal.owner,
         idempotency_key=idempotency_key,
-        upload=upload,
-        upload_info=upload_info,
+        inputs=inputs,
     )
     view, created = await anyio.to_thread.run_sync(submit)
     log.info("job_submitted", job_id=str(view.id), kind=spec.kind, created=created)
     return view, created
+
+
+def _check_idempotency_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise ProblemError(
+            422, f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters.", title="Validation Failed"
+        )
 
 
 def _add_submit_route(
@@ -148,7 +170,7 @@ def _add_submit_route(
     endpoint: Callable[..., Any],
     how: str,
     content_types: tuple[str, ...],
-    openapi_extra: dict[str, Any] | None = None,
+    request_body: dict[str, Any],
 ) -> None:
     """``POST /v1/<route>`` of ``spec``: 202 with the queued job (200 with ``Prefer: wait``), accepting
     only ``content_types``; ``how`` ends the operation's description."""
@@ -162,7 +184,7 @@ def _add_submit_route(
         description=(spec.request_model.__doc__ or spec.summary) + "\n\n" + how,
         operation_id=f"submit_{spec.kind}",
         tags=[spec.kind],
-        openapi_extra=openapi_extra,
+        openapi_extra={"requestBody": {"required": True, "content": request_body}},
         responses={200: {"model": JobOut, "description": "Finished within `Prefer: wait`."}}
         | responses(401, 413, 415, 422, 429, 503),
         route_class_override=content_type_route(content_types),
@@ -171,22 +193,49 @@ def _add_submit_route(
 
 PreferHeader = Annotated[str | None, Header(description="`wait=N`: wait up to N s (max 60) for the result.")]
 IdempotencyKeyHeader = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="Retries with the same key return the same job.")
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=IDEMPOTENCY_KEY_MAX,
+        description="Retries with the same key (1-255 characters) return the same job.",
+    ),
 ]
 
 
+def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
 def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
-    model = spec.request_model
-    examples = {"default": {"summary": spec.summary, "value": spec.example}} if spec.example else None
+    content: dict[str, Any] = {"schema": _schema_ref(spec.request_model)}
+    if spec.example:
+        content["examples"] = {"default": {"summary": spec.summary, "value": spec.example}}
 
     async def submit(
         request: Request,
-        params: Annotated[model, Body(openapi_examples=examples)],  # type: ignore[valid-type]
         prefer: PreferHeader = None,
         idempotency_key: IdempotencyKeyHeader = None,
         principal: Principal = Depends(get_principal),
     ) -> Response:
         _check_intake(request)
+        _check_idempotency_key(idempotency_key)
+        body = await request.body()
+        try:
+            raw = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            error = getattr(exc, "msg", str(exc))
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", getattr(exc, "pos", 0)),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": error},
+                    }
+                ]
+            ) from None
+        params = await validate_params(request, spec, raw)
         view, created = await _submit(request, spec, params, principal, idempotency_key)
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
 
@@ -196,19 +245,34 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         submit,
         "Answers 202 with the queued job and `Location`; with `Prefer: wait=N`, 200 once finished.",
         JSON_TYPES,
+        {"application/json": content},
     )
 
 
-class _UploadState:
-    """Collects one multipart body: form fields in memory, the ``file`` part into ``staged``."""
+@dataclass
+class _Staged:
+    """One file part as it arrives: the staging path, its bytes so far, its SHA-256."""
 
-    def __init__(self, staged: Path, max_file_bytes: int) -> None:
-        self.staged, self.max_file_bytes = staged, max_file_bytes
+    name: str
+    path: Path
+    filename: str
+    limit: int
+    media_type: str = "application/octet-stream"
+    size: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+    handle: Any = None
+
+
+class _UploadState:
+    """Collects one multipart body: form fields in memory, file parts named in ``limits`` into staging
+    files (``staging(extension)`` makes their paths), each under its own byte limit."""
+
+    def __init__(self, limits: dict[str, int], staging: Callable[[str], Path]) -> None:
+        self.limits, self.staging = limits, staging
         self.fields: dict[str, list[str]] = {}
-        self.filename: str | None = None
-        self.file_bytes = 0
+        self.files: dict[str, _Staged] = {}
         self.error: ProblemError | None = None
-        self._file: Any = None
+        self._current: _Staged | None = None
         self._headers: dict[str, str] = {}
         self._field = b""
         self._value = b""
@@ -230,41 +294,54 @@ class _UploadState:
         setattr(self, attr, getattr(self, attr) + data)
 
     def _part_begin(self) -> None:
-        self._headers, self._name, self._buffer = {}, None, bytearray()
+        self._headers, self._name, self._buffer, self._current = {}, None, bytearray(), None
 
     def _header_end(self) -> None:
         self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
         self._field = self._value = b""
 
     def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get("content-disposition", ""))
+        # header values were decoded as UTF-8 (RFC 7578 §4.2: browsers and curl send raw UTF-8 file names)
+        _, options = parse_options_header(self._headers.get("content-disposition", "").encode("utf-8"))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
-        if self._name == "file":
-            if self._file is not None:
-                self._fail(422, "Send exactly one `file` part.")
-                return
-            self.filename = options.get(b"filename", b"upload").decode("utf-8", "replace")[:255]
-            self._file = self.staged.open("wb")
-        elif len(self.fields) >= MAX_FIELDS:
-            self._fail(422, f"At most {MAX_FIELDS} form fields are accepted.")
+        filename = options.get(b"filename")
+        if filename is not None and self._name not in self.limits:
+            self._name = None  # a file part no input declares: its bytes are discarded
+            return
+        if filename is None:
+            if len(self.fields) >= MAX_FIELDS:
+                self._fail(422, f"At most {MAX_FIELDS} form fields are accepted.")
+            return
+        if self._name in self.files:
+            self._fail(422, f"Send exactly one `{self._name}` part.")
+            return
+        display = _display_name(filename.decode("utf-8", "replace")) or "upload"
+        staged = _Staged(self._name, self.staging(_suffix(display)), display, self.limits[self._name])
+        staged.media_type = self._headers.get("content-type", staged.media_type)[:100]
+        staged.handle = staged.path.open("wb")
+        self.files[self._name] = self._current = staged
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.error is not None:
             return
-        if self._name == "file" and self._file is not None:
-            self.file_bytes += end - start
-            if self.file_bytes > self.max_file_bytes:
-                self._fail(413, f"The uploaded file exceeds max_upload_bytes ({self.max_file_bytes} bytes).")
+        current = self._current
+        if current is not None:
+            current.size += end - start
+            if current.size > current.limit:
+                self._fail(413, f"The `{current.name}` file exceeds its limit of {current.limit} bytes.")
                 return
-            self._file.write(data[start:end])
-        else:
+            chunk = data[start:end]
+            current.digest.update(chunk)
+            current.handle.write(chunk)
+        elif self._name is not None:
             self._buffer += data[start:end]
             if len(self._buffer) > MAX_FIELD_BYTES:
                 self._fail(413, f"Form field {self._name!r} exceeds {MAX_FIELD_BYTES} bytes.")
 
     def _part_end(self) -> None:
-        if self._name == "file":
-            self.close()
+        if self._current is not None:
+            self._current.handle.close()
+            self._current = None
         elif self._name and self.error is None:
             self.fields.setdefault(self._name, []).append(self._buffer.decode("utf-8", "replace"))
 
@@ -274,15 +351,34 @@ class _UploadState:
             self.error = ProblemError(status, detail, title=title)
 
     def close(self) -> None:
-        if self._file is not None and not self._file.closed:
-            self._file.close()
+        for staged in self.files.values():
+            if staged.handle is not None and not staged.handle.closed:
+                staged.handle.close()
+
+    def remove(self) -> None:
+        """Delete every staged file (those handed to the job service are gone already)."""
+        self.close()
+        for staged in self.files.values():
+            with contextlib.suppress(FileNotFoundError):
+                staged.path.unlink()
+
+
+def _display_name(name: str) -> str:
+    """A client's file name as display metadata only: no folders, no control characters, ≤ 255 chars."""
+    base = PureWindowsPath(PurePosixPath(name).name).name
+    return "".join(ch for ch in base if ch.isprintable())[:255]
+
+
+def _suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
 
 
 def _is_list_field(model: type[BaseModel], name: str) -> bool:
-    field = model.model_fields.get(name)
-    if field is None:
+    field_info = model.model_fields.get(name)
+    if field_info is None:
         return False
-    annotation = field.annotation
+    annotation = field_info.annotation
     return get_origin(annotation) is list or any(get_origin(arg) is list for arg in get_args(annotation))
 
 
@@ -307,16 +403,13 @@ def form_to_params(model: type[BaseModel], fields: dict[str, list[str]]) -> dict
     return params
 
 
-async def receive_upload(request: Request, staged: Path, max_file_bytes: int) -> _UploadState:
-    """Stream a ``multipart/form-data`` body into ``staged`` (file part) and memory (fields).
-
-    Raises ProblemError (400 malformed, 413 too large, 422 missing file). The caller removes ``staged``.
-    """
+async def receive_multipart(request: Request, state: _UploadState) -> None:
+    """Stream a ``multipart/form-data`` body into ``state``. Raises ProblemError (400 malformed, 413 too
+    large). The caller removes the staged files (``state.remove()``)."""
     _, options = parse_options_header(request.headers.get("content-type"))
     boundary = options.get(b"boundary")
     if not boundary:
         raise ProblemError(400, "multipart/form-data needs a boundary parameter.", title="Malformed Multipart Body")
-    state = _UploadState(staged, max_file_bytes)
     parser = MultipartParser(boundary, state.callbacks())
     try:
         async for chunk in request.stream():
@@ -331,25 +424,141 @@ async def receive_upload(request: Request, staged: Path, max_file_bytes: int) ->
         state.close()
     if state.error is not None:
         raise state.error
-    if state.filename is None:
-        raise ProblemError(
-            422,
-            "The form has no `file` part.",
-            title="Validation Failed",
-            errors=[{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}],
-        )
-    if state.file_bytes == 0:
-        raise ProblemError(422, "The uploaded file is empty.", title="Validation Failed")
-    return state
+
+
+def _missing(name: str, detail: str) -> ProblemError:
+    return ProblemError(
+        422,
+        detail,
+        title="Validation Failed",
+        errors=[{"loc": ["body", name], "msg": "Field required", "type": "missing"}],
+    )
+
+
+def _form_params(spec: EngineSpec, fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The request's raw params: the ``params`` JSON part, then the other form fields over it."""
+    raw: dict[str, Any] = {}
+    params_parts = fields.pop("params", [])
+    if params_parts:
+        try:
+            loaded = json.loads(params_parts[-1])
+        except json.JSONDecodeError as exc:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", "params"),
+                        "msg": f"JSON decode error: {exc.msg}",
+                        "input": params_parts[-1][:200],
+                    }
+                ]
+            ) from None
+        if not isinstance(loaded, dict):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "dict_type",
+                        "loc": ("body", "params"),
+                        "msg": "params must be a JSON object",
+                        "input": loaded,
+                    }
+                ]
+            )
+        raw.update(loaded)
+    raw.update(form_to_params(spec.request_model, fields))
+    return raw
+
+
+async def resolve_inputs(
+    request: Request, spec: EngineSpec, state: _UploadState, principal: Principal
+) -> dict[str, StagedInput]:
+    """Each declared input from its file part or its upload reference, size-checked and probed.
+
+    Raises ProblemError (422 missing/unknown reference/empty, 413 over the input's limit) and the
+    probe's UploadRejected.
+    """
+    settings = request.app.state.settings
+    service: JobService = request.app.state.service
+    inputs: dict[str, StagedInput] = {}
+    for declared in spec.inputs:
+        limit = input_limit(settings, spec, declared)
+        staged = state.files.get(declared.name)
+        reference = [v for v in state.fields.pop(declared.name, []) if v.strip()]
+        if staged is not None:
+            if staged.size == 0:
+                raise ProblemError(422, f"The uploaded `{declared.name}` file is empty.", title="Validation Failed")
+            path, info, shared = (
+                staged.path,
+                {
+                    "filename": staged.filename,
+                    "size_bytes": staged.size,
+                    "sha256": staged.digest.hexdigest(),
+                },
+                False,
+            )
+        elif reference:
+            try:
+                upload, path = await anyio.to_thread.run_sync(
+                    service.get_upload, reference[-1].strip(), principal.owner
+                )
+            except UploadNotFound as exc:
+                raise ProblemError(
+                    422,
+                    f"`{declared.name}`: {exc}. Send the file itself, or an id from POST /v1/uploads.",
+                    title="Validation Failed",
+                    errors=[{"loc": ["body", declared.name], "msg": str(exc), "type": "upload_not_found"}],
+                ) from None
+            if upload.size_bytes > limit:
+                raise ProblemError(
+                    413,
+                    f"The `{declared.name}` upload {upload.id} has {upload.size_bytes} bytes; its limit is {limit}.",
+                    title="Content Too Large",
+                )
+            info = {"filename": upload.filename, "size_bytes": upload.size_bytes, "sha256": upload.sha256}
+            info["upload_id"] = upload.id
+            shared = True
+        else:
+            if declared.required:
+                raise _missing(
+                    declared.name,
+                    f"The form has no `{declared.name}` part (a file, or the id of a POST /v1/uploads file).",
+                )
+            continue
+        probed = await anyio.to_thread.run_sync(_probe, declared, path, settings)
+        inputs[declared.name] = StagedInput(path, {**probed, **info}, shared=shared)
+    return inputs
+
+
+def input_limit(settings: Any, spec: EngineSpec, declared: InputSpec) -> int:
+    """Bytes accepted for ``declared``: its own limit, capped by the server-wide ``max_upload_bytes``."""
+    section = settings.engine(spec.kind) if spec.settings_model is not None else None
+    return min(settings.max_upload_bytes, declared.limit(section))
+
+
+def _probe(declared: InputSpec, path: Path, settings: Any) -> dict[str, Any]:
+    return declared.run_probe(path, settings)
 
 
 def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     model = spec.request_model
+    properties: dict[str, Any] = {}
+    for declared in spec.inputs:
+        properties[declared.name] = {
+            "type": "string",
+            "format": "binary",
+            "description": f"{declared.description} ({declared.kind}{'' if declared.required else ', optional'}); "
+            "or, as a plain field, the id of a file sent with POST /v1/uploads.",
+        }
+    properties["params"] = {
+        "type": "string",
+        "description": f"Optional: the request as one JSON object ({model.__name__}); form fields override it.",
+    }
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    properties.update(schema.get("properties", {}))
     form_schema = {
         "type": "object",
-        "properties": {"file": {"type": "string", "format": "binary"}, **schema.get("properties", {})},
-        "required": ["file", *schema.get("required", [])],
+        "properties": properties,
+        "required": [i.name for i in spec.inputs if i.required] + list(schema.get("required", [])),
     }
 
     async def submit(
@@ -359,42 +568,37 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         principal: Principal = Depends(get_principal),
     ) -> Response:
         _check_intake(request)
+        _check_idempotency_key(idempotency_key)
         settings = request.app.state.settings
-        uploads = Path(settings.files_dir) / "uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        staged = uploads / f"{uuid.uuid4().hex}.part"
+        limits = {declared.name: input_limit(settings, spec, declared) for declared in spec.inputs}
+        service: JobService = request.app.state.service
+        state = _UploadState(limits, service.staging_path)
         try:
-            state = await receive_upload(request, staged, settings.max_upload_bytes)
-            try:
-                params = model.model_validate(form_to_params(model, state.fields))
-            except ValidationError as exc:  # the same 422 problem as a JSON body's field errors
-                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
-            info: dict[str, Any] = {}
-            if spec.probe_upload is not None:
-                info = dict(await anyio.to_thread.run_sync(spec.probe_upload, staged, settings) or {})
-            info.setdefault("filename", state.filename)
-            info.setdefault("size_bytes", state.file_bytes)
-            view, created = await _submit(request, spec, params, principal, idempotency_key, staged, info)
+            await receive_multipart(request, state)
+            params = await validate_params(request, spec, _form_params(spec, state.fields))
+            inputs = await resolve_inputs(request, spec, state, principal)
+            view, created = await _submit(request, spec, params, principal, idempotency_key, inputs)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                staged.unlink()  # submit() moved it into the job folder; anything left is an aborted upload
-        return await _respond(request, request.app.state.service, view, created, principal, prefer)
+            state.remove()  # submit() moved them into the job folder; anything left is an aborted request
+        return await _respond(request, service, view, created, principal, prefer)
 
+    names = ", ".join(f"`{i.name}`" for i in spec.inputs)
     _add_submit_route(
         router,
         spec,
         submit,
-        "`multipart/form-data`: a `file` part plus the fields below. Answers 202 with the queued job.",
+        f"`multipart/form-data`: {names} (a file part, or a field holding a POST /v1/uploads id), plus the "
+        "fields below (or one `params` JSON part). Answers 202 with the queued job.",
         UPLOAD_TYPES,
-        openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form_schema}}}},
+        {"multipart/form-data": {"schema": form_schema}},
     )
 
 
 def build_router(engines: list[EngineSpec]) -> APIRouter:
-    """One submit route per engine."""
+    """One submit route per engine: JSON for engines without declared inputs, multipart for the others."""
     router = APIRouter()
     for spec in engines:
-        if spec.accepts_upload:
+        if spec.inputs:
             upload_submit_route(router, spec)
         else:
             json_submit_route(router, spec)

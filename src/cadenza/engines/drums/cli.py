@@ -1,4 +1,4 @@
-"""``cadenza drums …``: generate a groove locally, without a server (plus ``train``/``eval`` of the model)."""
+"""``cadenza drums …``: generate a groove locally, without a server (declared in ``ENGINE.commands``)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cadenza.engines.base import EngineInputError, RunContext
-from cadenza.engines.drums.evaluate import eval_command
-from cadenza.engines.drums.schema import DrumsRequest
+from cadenza.engines.drums import ENGINE
+from cadenza.engines.drums.config import section
 from cadenza.engines.drums.styles import StyleCatalogError, load_catalog
-from cadenza.engines.drums.train import train_command
 from cadenza.settings import load_settings
 
-__all__ = ["RUN_COMMAND_NAME", "eval_command", "run_command", "train_command"]
-
-RUN_COMMAND_NAME = "drums"
+__all__ = ["run_command"]
 
 
 def run_command(
@@ -58,7 +55,7 @@ def run_command(
         err.print(f"Invalid configuration: {exc}", markup=False)
         raise typer.Exit(2) from None
     try:
-        catalog = load_catalog(settings.drum_styles_path)
+        catalog = load_catalog(section(settings).styles_path)
     except StyleCatalogError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
@@ -69,7 +66,7 @@ def run_command(
         return
     try:
         numerator, denominator = (int(part) for part in time_signature.split("/"))
-        params = DrumsRequest.model_validate(
+        params, _ = ENGINE.validate(
             {
                 "producer_style": style,
                 "bars": bars,
@@ -83,8 +80,8 @@ def run_command(
                 "seed": seed,
                 "formats": ["midi", *(audio or [])],
             },
-            context={"catalog": catalog},
-        )
+            settings,
+        )  # the API's validation path (warnings come with the result)
     except ValueError as exc:
         message = exc if isinstance(exc, ValidationError) else f"--time-signature must look like 4/4: {exc}"
         err.print(f"error: {message}", markup=False)
@@ -107,7 +104,7 @@ def run_command(
     meta = result.metadata
     console.print(
         f"{meta['style']}, {meta['bars']} bars at {meta['tempo_bpm']:g} BPM in {numerator}/{denominator}, "
-        f"{meta['pattern_type']}, seed {meta['seed']} ({meta['model_version']}, {meta['duration_seconds']:.2f} s)"
+        f"{meta['pattern_type']}, seed {meta['seed']} ({meta['model_version']}, {meta['compute_s']:.2f} s)"
     )
     for output in result.outputs:
         console.print(str(output.path))

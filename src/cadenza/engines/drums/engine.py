@@ -18,6 +18,7 @@ import numpy as np
 
 from cadenza.engines.base import EngineInputError, EngineResult, ModelInfo, Output, Progress, RunContext
 from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
+from cadenza.engines.drums.config import section
 from cadenza.engines.drums.humanize import PlacedHit, humanize
 from cadenza.engines.drums.schema import DrumsRequest
 from cadenza.engines.drums.styles import Style, catalog_for_settings
@@ -199,7 +200,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     progress(1.0, "loading model")
     model = load_model(style.model_id, ctx)
     fills = fill_plan(params.pattern_type, params.bars)
-    model_progress: Callable[[float], None] = lambda fraction: progress(5.0 + 75.0 * fraction, "generating")  # noqa: E731
+    model_progress: Callable[[float], None] = lambda percent: progress(5.0 + 0.75 * percent, "generating")  # noqa: E731
     progress(5.0, "generating")
     try:
         grid = model.generate(
@@ -238,7 +239,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         "humanize": params.humanize,
         "fill_bars": fills,
         "model_version": model.version,
-        "duration_s": round(duration_s, 6),
+        "groove_duration_s": round(duration_s, 6),
     }
     document, notes = pattern_document(
         placed, header=header, meter=meter, tempo_bpm=params.tempo, total_ticks=total_ticks
@@ -272,8 +273,8 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         "humanize": params.humanize,
         "steps_generated": grid.hits.shape[0],
         "hits": len(placed),
-        "duration_s": header["duration_s"],
-        "duration_seconds": round(time.perf_counter() - started, 3),
+        "groove_duration_s": header["groove_duration_s"],
+        "compute_s": round(time.perf_counter() - started, 3),
         "warnings": warnings,
     }
     return EngineResult(outputs=outputs, metadata=metadata, warnings=warnings)
@@ -284,7 +285,7 @@ def _soundfont(ctx: RunContext) -> Path:
     from cadenza.music.synth import resolve_soundfont
 
     try:
-        return resolve_soundfont(getattr(ctx.settings, "soundfont_path", None))
+        return resolve_soundfont(section(ctx.settings).soundfont_path)
     except (FileNotFoundError, ValueError) as exc:
         raise EngineInputError(f"cannot render the audio preview: {exc}") from exc
 

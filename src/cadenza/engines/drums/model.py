@@ -247,7 +247,7 @@ class DrumModel:
         weighted style embedding). ``fill_bars``: one bool per bar, True = condition on "fill".
         ``tempo_bpm`` in (20, 400). ``temperature`` in [0.1, 2.0] scales all categoricals; ``top_k`` in
         0..100 (0 = off) and ``top_p`` in (0, 1] filter the 512-way hit-pattern categorical.
-        Deterministic for a ``seed`` on CPU. ``progress(fraction)`` is called after every bar.
+        Deterministic for a ``seed`` on CPU. ``progress(percent)`` (0–100) is called after every bar.
         ``style_guidance`` in [1, 5] (default: the checkpoint's ``info["style_guidance"]``, else 1):
         classifier-free guidance (Ho & Salimans 2022) of all logits, ``u + g·(c − u)`` with c the
         style-conditioned and u the style-free logits; 1 = plain conditional sampling.
@@ -322,7 +322,7 @@ class DrumModel:
                 prev_details = np.concatenate((vel_out[t], off_out[t]))
             prev_pattern = pattern
             if progress is not None and (t + 1) % steps_per_bar == 0:
-                progress((t + 1) / n_steps)
+                progress(100.0 * (t + 1) / n_steps)
         hits = ((patterns[:, None] >> bits) & 1).astype(bool)
         return Grid(hits=hits, velocity=vel_out, offset=off_out)
 

@@ -16,8 +16,8 @@ class DrumsRequest(BaseModel):
     """Generate a drum groove in a producer's style.
 
     Validation context (optional): ``{"catalog": StyleCatalog}`` checks ``producer_style`` against that
-    catalog, ``{"settings": Settings}`` against the catalog of those settings' ``drum_styles_path``;
-    without either, against the catalog of the effective settings (:func:`styles.catalog_for_settings`).
+    catalog, ``{"settings": Settings}`` against the catalog of those settings' ``engines.drums.styles_path``;
+    without either, against the built-in catalog (:func:`styles.catalog_for_settings`).
     """
 
     model_config = ConfigDict(

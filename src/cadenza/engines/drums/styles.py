@@ -1,7 +1,7 @@
 """Producer-style catalog of the drums engine.
 
 The built-in catalog is the data file ``styles.yaml`` next to this module; users extend or override
-it without code through a YAML file of the same shape (setting ``drum_styles_path``), merged over the
+it without code through a YAML file of the same shape (setting ``engines.drums.styles_path``), merged over the
 built-in one by style name. Every style is validated with Pydantic on load; a bad file raises
 :class:`StyleCatalogError` naming the file, the style and the field.
 
@@ -239,13 +239,8 @@ def cached_catalog(user_path: Path | None = None) -> StyleCatalog:
     return _cached_catalog(user_path, mtime_ns)
 
 
-def default_catalog() -> StyleCatalog:
-    """The catalog of the effective settings (``drum_styles_path``), reloaded when that file changes."""
-    from cadenza.settings import Settings
-
-    return cached_catalog(Settings().drum_styles_path)
-
-
 def catalog_for_settings(settings: Any | None) -> StyleCatalog:
-    """The catalog of ``settings.drum_styles_path`` (cached); of the effective settings if ``settings`` is None."""
-    return default_catalog() if settings is None else cached_catalog(getattr(settings, "drum_styles_path", None))
+    """The catalog of ``settings``' ``engines.drums.styles_path`` (cached); the built-in one if ``settings`` is None."""
+    from cadenza.engines.drums.config import section
+
+    return cached_catalog(section(settings).styles_path)

@@ -1,4 +1,4 @@
-"""CLI commands of the separation engine, mounted by the CLI engineer:
+"""CLI commands of the separation engine, declared in ``ENGINE.commands``:
 ``cadenza separate SONG`` (:func:`run_command`) and ``cadenza eval separation`` (:func:`eval_command`)."""
 
 from __future__ import annotations
@@ -9,13 +9,11 @@ from pathlib import Path
 
 import typer
 
-RUN_COMMAND_NAME = "separate"
 
-
-def _settings():
+def _settings(config: Path | None = None):
     from cadenza.settings import load_settings
 
-    return load_settings()
+    return load_settings(config)
 
 
 def run_command(
@@ -35,6 +33,7 @@ def run_command(
     margin: float = typer.Option(1.0, "--margin", help="hpss separation margin (1-10); > 1 adds 'residual'."),
     seed: int = typer.Option(0, "--seed", help="Seed of Demucs' random shifts."),
     out: Path = typer.Option(Path("separated"), "--out", "-o", help="Folder for the stems (<out>/<song name>/)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML settings file."),
 ) -> None:
     """Separate SONG into stems without a server (same engine and checks as the API)."""
     from pydantic import ValidationError
@@ -43,13 +42,13 @@ def run_command(
     from rich.table import Table
 
     from cadenza.engines.base import EngineInputError, RunContext, UploadRejected
-    from cadenza.engines.separation.engine import probe_upload, run, validate_request
-    from cadenza.engines.separation.schema import SeparationRequest
+    from cadenza.engines.separation import ENGINE
+    from cadenza.engines.separation.engine import run
 
     console = Console(stderr=True)
-    settings = _settings()
+    settings = _settings(config)
     try:
-        params = SeparationRequest(
+        raw = dict(
             model=model,
             stems=stems or None,
             two_stems=two_stems,
@@ -65,9 +64,10 @@ def run_command(
             margin=margin,
             seed=seed,
         )
-        for warning in validate_request(params, settings):
+        params, warnings = ENGINE.validate(raw, settings)  # the API's validation path
+        for warning in warnings:
             console.print(f"[yellow]warning:[/] {warning}")
-        info = probe_upload(song, settings)
+        info = ENGINE.input("file").run_probe(song, settings)
     except ValidationError as exc:
         console.print(f"[red]invalid options:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -130,10 +130,9 @@ def eval_command(
     """Score hpss against the mixture floor and the oracle IRM2 ceiling on a synthetic benchmark."""
     from rich.console import Console
 
-    from cadenza.engines.separation.evaluate import evaluate, write_report
+    from cadenza.engines.separation.lab.evaluate import evaluate, write_report
 
     console = Console(stderr=True)
-    settings = _settings()
     with tempfile.TemporaryDirectory(prefix="cadenza-eval-") as tmp:
         report = evaluate(
             data,
@@ -141,7 +140,7 @@ def eval_command(
             clips=clips,
             clip_s=clip_s,
             seed=seed,
-            soundfont=soundfont or settings.soundfont_path,
+            soundfont=soundfont,
             log=console.print,
         )
     json_path, md_path = write_report(report, out)

@@ -271,7 +271,7 @@ def make_block_fn(
         def callback(d: dict) -> None:
             if d.get("state") == "end":
                 done[0] += 1
-                sub_progress(min(1.0, done[0] / expected))
+                sub_progress(min(100.0, 100.0 * done[0] / expected))
 
         # apply_model draws its random time shifts from the global ``random`` module (the only
         # randomness in Demucs inference): seed it per block, then give the process its state back.

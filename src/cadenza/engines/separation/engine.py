@@ -16,6 +16,7 @@ from cadenza.engines.base import (
     UploadRejected,
 )
 from cadenza.engines.separation import demucs_backend, hpss
+from cadenza.engines.separation.config import section
 from cadenza.engines.separation.schema import SeparationRequest
 from cadenza.music import audio
 
@@ -37,6 +38,27 @@ def hpss_model_info() -> ModelInfo:
         size_bytes=0,
         weights_present=True,
     )
+
+
+def max_upload_bytes(engine_settings: Any) -> int:
+    """The size limit of the ``file`` input (``engines.separation.max_upload_bytes``)."""
+    return int(engine_settings.max_upload_bytes)
+
+
+def example_song(folder: Path) -> Path:
+    """Write a 2 s stereo 44.1 kHz WAV (a kick-like pulse over a chord) into ``folder``; return its path."""
+    import numpy as np
+
+    rate = 44100
+    t = np.arange(2 * rate) / rate
+    chord = sum(0.15 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    pulse = 0.6 * np.sin(2 * np.pi * 60 * t) * np.exp(-30 * (t % 0.5))
+    mono = (chord + pulse).astype(np.float32)
+    import soundfile as sf
+
+    path = Path(folder) / "example.wav"
+    sf.write(str(path), np.stack([mono, mono]).T, rate, subtype="PCM_16")
+    return path
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
@@ -115,7 +137,7 @@ def probe_upload(path: Path, settings: Any) -> dict[str, Any]:
         if exc.unsupported:
             raise UploadRejected(415, "Unsupported audio format", f"{exc} Supported formats: {supported}.") from exc
         raise UploadRejected(422, "Not decodable audio", f"{exc}. Supported formats: {supported}.") from exc
-    limit = float(getattr(settings, "max_audio_duration_s", 900.0))
+    limit = section(settings).max_duration_s
     if info.duration_s > limit:
         raise UploadRejected(
             422, "Audio too long", f"The audio lasts {info.duration_s:.1f} s; the maximum is {limit:.0f} s."

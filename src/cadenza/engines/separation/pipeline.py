@@ -67,7 +67,8 @@ def separate_blocks(
     With ``fade_frames`` > 0 neighbouring blocks overlap by that many frames around each boundary
     and are crossfaded linearly (weights sum to one, so stems that sum to the mix still do).
     ``block_fn(x, sub_progress)`` maps ``(channels, n)`` to ``(n_sources, channels, n)``.
-    ``progress(fraction)`` is called after each block (and by ``block_fn`` within it).
+    ``progress(percent)`` (0–100) is called after each block (and, through ``block_fn``'s
+    ``sub_progress(percent)`` of that block, within it).
     Returns the stem files and their sample peaks (linear).
     """
     info = sf.info(str(src))
@@ -86,8 +87,8 @@ def separate_blocks(
             a, b = max(0, s - context_frames), min(total, e + context_frames)
             x = audio.read_audio(src, a, b - a)
 
-            def sub(fraction: float, s: int = s, e: int = e) -> None:
-                progress((s + fraction * (e - s)) / total)
+            def sub(percent: float, s: int = s, e: int = e) -> None:
+                progress(100.0 * (s + percent / 100.0 * (e - s)) / total)
 
             y = block_fn(x, sub)
             y = np.einsum("ij,jcn->icn", plan.weights, y, optimize=True).astype(np.float32)
@@ -104,7 +105,7 @@ def separate_blocks(
                 writers[name].write(chunk[i].T)
                 if chunk.shape[-1]:
                     peaks[name] = max(peaks[name], float(np.max(np.abs(chunk[i]))))
-            progress(e / total)
+            progress(100.0 * e / total)
     except BaseException:
         for w in writers.values():
             w.close()
@@ -183,15 +184,15 @@ def finalize_stems(
                 frames += block.shape[0]
                 out.write(block)
         written.append(WrittenStem(name, dest, frames, sample_rate, peak))
-        progress((i + 1) / len(tmp_paths))
+        progress(100.0 * (i + 1) / len(tmp_paths))
     return written, gain
 
 
 def scaled_progress(progress: Progress, lo: float, hi: float, stage: str) -> Callable[[float], None]:
-    """Map a fraction in [0, 1] onto ``progress(percent, stage)`` between ``lo`` and ``hi`` percent."""
+    """Map a sub-task's percent in [0, 100] onto ``progress(percent, stage)`` between ``lo`` and ``hi``."""
 
-    def report(fraction: float) -> None:
-        progress(lo + (hi - lo) * min(1.0, max(0.0, fraction)), stage)
+    def report(percent: float) -> None:
+        progress(lo + (hi - lo) * min(1.0, max(0.0, percent / 100.0)), stage)
 
     return report
 

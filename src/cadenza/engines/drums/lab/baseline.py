@@ -22,9 +22,16 @@ from collections.abc import Hashable, Iterable
 
 import numpy as np
 
+from cadenza.engines.drums.data import (
+    N_OFFSET_BINS,
+    N_PATTERNS,
+    N_VELOCITY_BINS,
+    GrooveRecord,
+    encode_patterns,
+    offset_bins,
+    velocity_bins,
+)
 from cadenza.music.drum_map import N_CLASSES
-
-from .data import N_OFFSET_BINS, N_PATTERNS, N_VELOCITY_BINS, GrooveRecord, encode_patterns, offset_bins, velocity_bins
 
 BOS = -1
 DISCOUNT = 0.75

@@ -33,9 +33,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import gaussian_kde
 
+from cadenza.engines.drums.data import Grid
 from cadenza.music.drum_map import DRUM_CLASSES
-
-from .data import Grid
 
 SWING_THRESHOLD_MS = 25.0
 KICK_SNARE_TOMS = (0, 1, 4, 5, 6)

@@ -22,8 +22,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .data import GMD_STYLES, GrooveRecord, encode_patterns, load_records, metric_positions, offset_bins, velocity_bins
-from .model import DEFAULT_CHECKPOINT, GrooveTransformer, ModelConfig, save_checkpoint
+from cadenza.engines.drums.data import (
+    GMD_STYLES,
+    GrooveRecord,
+    encode_patterns,
+    load_records,
+    metric_positions,
+    offset_bins,
+    velocity_bins,
+)
+from cadenza.engines.drums.model import DEFAULT_CHECKPOINT, GrooveTransformer, ModelConfig, save_checkpoint
 
 FILL_FRACTION = 0.2  # share of training windows drawn from GMD fill files
 

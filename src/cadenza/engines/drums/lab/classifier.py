@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cadenza.engines.drums.data import Grid, GrooveRecord, iter_windows
 from cadenza.music.drum_map import N_CLASSES
-
-from .data import Grid, GrooveRecord, iter_windows
 
 WINDOW_BARS = 2
 STEPS_PER_BAR = 16

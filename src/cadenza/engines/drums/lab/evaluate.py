@@ -29,13 +29,20 @@ import torch
 import typer
 from rich.console import Console
 
-from .baseline import NGramBaseline
-from .classifier import MIN_TRAIN_FILES, STEPS_PER_BAR, WINDOW_BARS, classifier_styles, style_windows, train_classifier
-from .classifier import window_features as classifier_features
-from .data import Grid, iter_windows, load_records, meter_grid
-from .grooves import FEATURES, feature_table, groove_features, overlapping_area, summarize
-from .model import DEFAULT_CHECKPOINT, DrumModel, load_model, update_checkpoint_info
-from .train import eval_windows, evaluate_nll, record_arrays
+from cadenza.engines.drums.data import Grid, iter_windows, load_records, meter_grid
+from cadenza.engines.drums.lab.baseline import NGramBaseline
+from cadenza.engines.drums.lab.classifier import (
+    MIN_TRAIN_FILES,
+    STEPS_PER_BAR,
+    WINDOW_BARS,
+    classifier_styles,
+    style_windows,
+    train_classifier,
+)
+from cadenza.engines.drums.lab.classifier import window_features as classifier_features
+from cadenza.engines.drums.lab.grooves import FEATURES, feature_table, groove_features, overlapping_area, summarize
+from cadenza.engines.drums.lab.train import eval_windows, evaluate_nll, record_arrays
+from cadenza.engines.drums.model import DEFAULT_CHECKPOINT, DrumModel, load_model, update_checkpoint_info
 
 # Published anchors: GrooveEvaluator statistics of real GMD vs GrooVAE samples (mean over windows).
 ANCHORS = {

@@ -1,0 +1,26 @@
+"""The drums engine's settings section: ``engines.drums.*`` (YAML) / ``CADENZA_ENGINES__DRUMS__*`` (env)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DrumsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    styles_path: Path | None = Field(
+        None, description="YAML file of extra/overriding producer styles, merged over the built-in catalog."
+    )
+    soundfont_path: Path | None = Field(
+        None, description="A .sf2/.sf3 General MIDI SoundFont for audio previews; default TimGM6mb."
+    )
+
+
+def section(settings: object | None) -> DrumsSettings:
+    """The drums section of ``settings`` (a ``cadenza.settings.Settings``); defaults without settings."""
+    engine = getattr(settings, "engine", None)
+    if engine is None:
+        return DrumsSettings()
+    return engine("drums")

@@ -1,0 +1,1 @@
+"""Training and evaluation of the drums model (GMD): not imported by the runtime engine."""

@@ -1,0 +1,1 @@
+"""Evaluation of the separation engine (synthetic SDR benchmark): not imported by the runtime engine."""
