@@ -244,7 +244,7 @@ class JobService:
         stored: dict[str, Any] = {}
         for name, staged in inputs.items():
             source = Path(staged.path)
-            stored_as = _safe_upload_name(name) + _extension(source.name)
+            stored_as = _safe_upload_name(name) + _extension(source.name.removesuffix(".part"))
             if staged.shared:
                 try:
                     os.link(source, target / stored_as)  # the same bytes, no copy, on one file system

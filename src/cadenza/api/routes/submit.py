@@ -470,7 +470,7 @@ def _form_params(spec: EngineSpec, fields: dict[str, list[str]]) -> dict[str, An
 
 
 async def resolve_inputs(
-    request: Request, spec: EngineSpec, state: _UploadState, principal: Principal
+    request: Request, spec: EngineSpec, state: _UploadState, references: dict[str, list[str]], principal: Principal
 ) -> dict[str, StagedInput]:
     """Each declared input from its file part or its upload reference, size-checked and probed.
 
@@ -483,7 +483,7 @@ async def resolve_inputs(
     for declared in spec.inputs:
         limit = input_limit(settings, spec, declared)
         staged = state.files.get(declared.name)
-        reference = [v for v in state.fields.pop(declared.name, []) if v.strip()]
+        reference = [v for v in references.get(declared.name, []) if v.strip()]
         if staged is not None:
             if staged.size == 0:
                 raise ProblemError(422, f"The uploaded `{declared.name}` file is empty.", title="Validation Failed")
@@ -575,8 +575,9 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         state = _UploadState(limits, service.staging_path)
         try:
             await receive_multipart(request, state)
+            references = {declared.name: state.fields.pop(declared.name, []) for declared in spec.inputs}
             params = await validate_params(request, spec, _form_params(spec, state.fields))
-            inputs = await resolve_inputs(request, spec, state, principal)
+            inputs = await resolve_inputs(request, spec, state, references, principal)
             view, created = await _submit(request, spec, params, principal, idempotency_key, inputs)
         finally:
             state.remove()  # submit() moved them into the job folder; anything left is an aborted request
