@@ -42,7 +42,7 @@ class Server:
             return self.process.wait()
 
 
-def start_server(tmp: Path, *, embedded_defaults: bool = False, **settings: str) -> Server:
+def start_server(tmp: Path, *, embedded_defaults: bool = False, args: tuple[str, ...] = (), **settings: str) -> Server:
     """Start ``cadenza serve`` with ``tmp`` as its working directory.
 
     ``embedded_defaults``: keep the built-in relative paths (``./var/cadenza.db``, ``./var/files``),
@@ -64,7 +64,9 @@ def start_server(tmp: Path, *, embedded_defaults: bool = False, **settings: str)
     log_path = tmp / "server.log"
     cadenza = Path(sys.executable).with_name("cadenza")
     with log_path.open("wb") as log:
-        process = subprocess.Popen([str(cadenza), "serve"], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(cadenza), "serve", *args], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log_path, env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ class EchoRequest(BaseModel):
 
     text: str = Field(min_length=1, max_length=200, description="What to echo.")
     repeat: int = Field(1, ge=1, le=10)
+    sleep_s: float = Field(0.0, ge=0, le=120, description="Keep running this long (reporting progress).")
 
 
 class EchoSettings(BaseModel):

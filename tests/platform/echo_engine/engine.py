@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
 
 def run(params: Any, progress: Progress, ctx: RunContext) -> EngineResult:
     progress(0.0, "echoing")
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < params.sleep_s:
+        progress(min(99.0, 100.0 * elapsed / params.sleep_s), "sleeping")
+        time.sleep(0.05)
     notes = None
     if "seed_midi" in ctx.inputs:
         notes = probe_midi(ctx.inputs["seed_midi"], ctx.settings)["notes"]
