@@ -21,29 +21,10 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+# Primary GMD styles (the part of ``info.csv``'s ``style`` before the slash), most files first.
+from cadenza.engines.drums.gmd import GMD_STYLES as GMD_STYLES  # re-exported: the GMD pipeline names it here
 from cadenza.music.drum_map import N_CLASSES, PITCH_TO_CLASS
 
-# Primary GMD styles (the part of ``info.csv``'s ``style`` before the slash), most files first.
-GMD_STYLES: tuple[str, ...] = (
-    "rock",
-    "funk",
-    "hiphop",
-    "jazz",
-    "latin",
-    "afrocuban",
-    "punk",
-    "neworleans",
-    "soul",
-    "country",
-    "pop",
-    "reggae",
-    "gospel",
-    "afrobeat",
-    "dance",
-    "blues",
-    "highlife",
-    "middleeastern",
-)
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 N_PATTERNS = 1 << N_CLASSES  # 512 joint hit patterns of the 9 classes

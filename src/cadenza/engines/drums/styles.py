@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cadenza.engines.drums.data import GMD_STYLES
+from cadenza.engines.drums.gmd import GMD_STYLES
 from cadenza.music.drum_map import DRUM_CLASSES
 
 BUILTIN_STYLES_PATH = Path(__file__).with_name("styles.yaml")

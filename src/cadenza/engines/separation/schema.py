@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cadenza.music.audio import MP3_SAMPLE_RATES
-
 
 class SeparationRequest(BaseModel):
     """Parameters of one separation job. Which stems exist depends on the model (``GET /v1/models``)."""
@@ -74,6 +72,8 @@ class SeparationRequest(BaseModel):
     def _exclusive(self) -> SeparationRequest:
         if self.stems is not None and self.two_stems is not None:
             raise ValueError("give either 'stems' or 'two_stems', not both")
+        from cadenza.music.audio import MP3_SAMPLE_RATES  # NumPy: imported when validating, not with the registry
+
         if self.output_format == "mp3" and self.sample_rate is not None and self.sample_rate not in MP3_SAMPLE_RATES:
             raise ValueError(f"MP3 allows the sample rates {MP3_SAMPLE_RATES} Hz")
         if self.output_format == "flac" and self.pcm_type == "FLOAT":
