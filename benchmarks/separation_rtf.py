@@ -110,7 +110,7 @@ def bench_engine(song: Path, repeats: int, params: dict, models_dir: Path | None
             rss_before = _maxrss_mb()
             tracemalloc.start()
             start, start_cpu = time.perf_counter(), time.process_time()
-            ENGINE.run(SeparationRequest(**params), lambda p, s="": None, ctx)
+            ENGINE.resolve("run")(SeparationRequest(**params), lambda p, s="": None, ctx)
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
             traced.append(tracemalloc.get_traced_memory()[1] / 2**20)
