@@ -288,3 +288,13 @@ def test_worker_finish_respects_cancel_and_deletion(service: JobService) -> None
     assert worker._finish(service.engine, deleted.id, "w:1", JobStatus.completed, outputs=[output], result={}) is None
     with read_tx(service.engine) as session:
         assert session.scalar(select(func.count()).select_from(JobOutput)) == 0
+
+
+def test_claim_by_id_runs_a_job_once(service: JobService) -> None:
+    from cadenza.jobs import store
+
+    job, _ = service.submit("testjob", {"payload": "x"})
+    claimed = store.claim(service.engine, "host:1", job.id, lease_s=5)
+    assert claimed is not None and claimed.id == job.id and claimed.kind == "testjob"
+    assert store.claim(service.engine, "host:2", job.id) is None  # a duplicated dispatch never runs it twice
+    assert service.get(job.id).status is JobStatus.processing

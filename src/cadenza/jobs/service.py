@@ -561,19 +561,27 @@ class JobService:
         Returns ``{"requeued", "failed"}``."""
         counts = {"requeued": 0, "failed": 0}
         for job_id, kind, worker_id, attempts in store.expired_leases(self.engine, now):
-            new = store.requeue_or_fail(
-                self.engine,
-                self.files_dir,
-                job_id,
-                worker_id,
-                retry=retry_allowed(self.registry, kind, attempts),
-                error_type="WorkerLost",
-                message="the worker running this job stopped renewing its lease (it died or lost the database)",
+            new = self._worker_lost(
+                job_id, kind, worker_id, attempts, "the worker running this job stopped renewing its lease"
             )
             if new is not None:
                 counts["requeued" if new is JobStatus.queued else "failed"] += 1
                 log.warning("job lease expired", job_id=str(job_id), worker=worker_id, now=new.value)
         return counts
+
+    def _worker_lost(
+        self, job_id: uuid.UUID, kind: str, worker_id: str, attempts: int, message: str
+    ) -> JobStatus | None:
+        """Re-queue (engine allows, < 2 attempts) or fail with ``WorkerLost`` a job whose worker is gone."""
+        return store.requeue_or_fail(
+            self.engine,
+            self.files_dir,
+            job_id,
+            worker_id,
+            retry=retry_allowed(self.registry, kind, attempts),
+            error_type="WorkerLost",
+            message=message,
+        )
 
     def recover_orphans(self) -> dict[str, int]:
         """Start-up fast path: ``processing`` jobs whose worker process on this host is gone are handled
@@ -590,15 +598,7 @@ class JobService:
                 worker_host, _, pid = worker_id.rpartition(":")
                 if worker_host != host or (pid.isdigit() and store.pid_alive(int(pid))):
                     continue
-            new = store.requeue_or_fail(
-                self.engine,
-                self.files_dir,
-                job_id,
-                worker_id,
-                retry=retry_allowed(self.registry, kind, attempts),
-                error_type="WorkerLost",
-                message="the server stopped while this job was running",
-            )
+            new = self._worker_lost(job_id, kind, worker_id, attempts, "the server stopped while this job was running")
             if new is JobStatus.queued:
                 counts["requeued"] += 1
             elif new is JobStatus.failed:

@@ -524,7 +524,7 @@ async def resolve_inputs(
                     f"The form has no `{declared.name}` part (a file, or the id of a POST /v1/uploads file).",
                 )
             continue
-        probed = await anyio.to_thread.run_sync(_probe, declared, path, settings)
+        probed = await anyio.to_thread.run_sync(declared.run_probe, path, settings)
         inputs[declared.name] = StagedInput(path, {**probed, **info}, shared=shared)
     return inputs
 
@@ -533,10 +533,6 @@ def input_limit(settings: Any, spec: EngineSpec, declared: InputSpec) -> int:
     """Bytes accepted for ``declared``: its own limit, capped by the server-wide ``max_upload_bytes``."""
     section = settings.engine(spec.kind) if spec.settings_model is not None else None
     return min(settings.max_upload_bytes, declared.limit(section))
-
-
-def _probe(declared: InputSpec, path: Path, settings: Any) -> dict[str, Any]:
-    return declared.run_probe(path, settings)
 
 
 def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
