@@ -50,7 +50,8 @@ def test_m4a_aac_is_decoded_through_pyav(mix_factory, tmp_path):
     wav = audio.decode_to_wav(path, tmp_path / "decoded.wav")
     assert wav.format == "wav" and wav.channels == 2
     assert wav.duration_s == pytest.approx(2.0, abs=0.1)  # AAC adds encoder priming/padding
-    peak_db, _ = audio.av_level_stats(path)
+    peak_db, _, frames = audio.av_level_stats(path)
+    assert frames == pytest.approx(2 * 44100, rel=0.05)
     assert -6.0 < peak_db < 0.5
     # The engine path: probe_upload accepts it, run transcodes it and separates it.
     from cadenza.engines.base import RunContext

@@ -144,3 +144,114 @@ def test_cuda_without_gpu_is_a_clear_error(settings):
         pytest.skip("a GPU is present")
     with pytest.raises(EngineInputError, match="no CUDA GPU"):
         ENGINE.resolve("validate_request")(SeparationRequest(model="hpss", device="cuda"), settings)
+
+
+def _adts(seconds: float) -> bytes:
+    av = pytest.importorskip("av")
+    import io
+
+    rate = 44100
+    t = np.arange(int(seconds * rate)) / rate
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="adts") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(x, format="fltp", layout="stereo")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def test_truncated_adts_aac_is_422_or_accepted_never_a_crash(tmp_path, settings):
+    """Regression: a 2 s ADTS AAC cut mid-stream passed the header probe and the level scan raised
+    AudioDecodeError outside the guarded call (a 500)."""
+    data = _adts(2.0)
+    path = tmp_path / "song.aac"
+    outcomes = set()
+    for cut in sorted({*range(1, len(data), max(1, len(data) // 60)), 16392, len(data) - 1}):
+        path.write_bytes(data[:cut])
+        try:
+            ENGINE.input("file").run_probe(path, settings)
+            outcomes.add("accepted")
+        except UploadRejected as exc:
+            assert exc.status == 422, (cut, exc.detail)
+            outcomes.add(exc.title)
+    assert "accepted" in outcomes and "Not decodable audio" in outcomes
+
+
+def _wav_header(channels: int, rate: int, bits: int = 16, data_bytes: int = 4096) -> bytes:
+    import struct
+
+    align = channels * bits // 8
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, (rate * align) & 0xFFFFFFFF, align, bits)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+@pytest.mark.parametrize(
+    ("channels", "rate", "title", "mention"),
+    [
+        (1024, 44100, "Too many channels", "1024 channels; the maximum is 8"),
+        (9, 44100, "Too many channels", "9 channels; the maximum is 8"),
+        (2, 2**31 - 1, "Sample rate too high", "2147483647 Hz; the maximum is 192000 Hz"),
+        (2, 2**31, "Not decodable audio", "WAV"),  # libsndfile reads the rate as a signed int
+        (2, 768_000, "Sample rate too high", "768000 Hz"),
+        (2, 100, "Sample rate too low", "the minimum is 8000 Hz"),
+    ],
+)
+def test_costly_shapes_are_refused_from_the_header(tmp_path, settings, channels, rate, title, mention):
+    path = tmp_path / "lying.wav"
+    path.write_bytes(_wav_header(channels, rate) + bytes(range(256)) * 16)
+    err = _rejected(path, settings)
+    assert (err.status, err.title) == (422, title) and mention in err.detail
+
+
+def test_decoded_size_is_checked_before_decoding(write_song, settings):
+    """Regression: a 1.4 MB FLAC of 8 channels at 192 kHz for 899 s was accepted and cost gigabytes.
+    Here the STREAMINFO claims that shape over 0.5 s of real data: the header check refuses it before
+    any decoding (decoding first would have reported a corrupt file instead)."""
+    flac = write_song("song.flac", seconds=0.5, sample_rate=22050)
+    data = flac.read_bytes()
+    bits = (int.from_bytes(data[18:26], "big") >> 36) & 0x1F
+    packed = (192_000 << 44) | (7 << 41) | (bits << 36) | (192_000 * 899)
+    flac.write_bytes(data[:18] + packed.to_bytes(8, "big") + data[26:])
+    big = Settings(models_dir=settings.models_dir, files_dir=settings.files_dir)  # max_duration_s 900 s
+    err = _rejected(flac, big)
+    assert err.title == "Audio too large once decoded", err.detail
+    assert "8 channels x 192000 Hz x 899.0 s" in err.detail and "maximum is 1536 MiB" in err.detail
+    small = Settings(models_dir=settings.models_dir, engines={"separation": {"max_decoded_mb": 1.0}})
+    ok = write_song("ok.wav", seconds=1.0, sample_rate=44100)  # 2 x 44100 x 4 bytes = 0.34 MiB
+    assert ENGINE.input("file").run_probe(ok, small)["channels"] == 2
+    err = _rejected(write_song("big.wav", seconds=4.0, sample_rate=44100), small)
+    assert err.title == "Audio too large once decoded" and "1.35" not in err.detail
+
+
+@pytest.mark.parametrize(("value", "label"), [(np.nan, "NaN"), (np.inf, "Inf"), (-np.inf, "-Inf")])
+def test_non_finite_samples_are_named(tmp_path, settings, value, label):
+    """Regression: ±Inf float WAVs were accepted (then failed in the job) and NaN was called silent."""
+    t = np.arange(8000) / 8000
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
+    x[1234, 1] = value
+    path = tmp_path / f"{label}.wav"
+    sf.write(str(path), x, 8000, subtype="FLOAT")
+    err = _rejected(path, settings)
+    assert (err.status, err.title) == (422, "Non-finite samples"), err.detail
+    assert "NaN or ±Inf" in err.detail and "silent" not in err.detail
+
+
+def test_many_channels_at_a_high_rate_are_separated_in_bounded_blocks(tmp_path, write_song, make_ctx):
+    """8 channels at 96 kHz: hpss processes at 48 kHz in shorter blocks and writes stems at 96 kHz."""
+    song = write_song("wide.wav", seconds=0.5, sample_rate=96000, channels=8, subtype="PCM_16")
+    result = ENGINE.resolve("run")(SeparationRequest(model="hpss"), lambda p, s="": None, make_ctx(song))
+    assert any("48000 Hz" in w for w in result.warnings)
+    for output in result.outputs:
+        info = sf.info(str(output.path))
+        assert (info.samplerate, info.channels) == (96000, 8)
+        assert info.frames == pytest.approx(48000, abs=2)

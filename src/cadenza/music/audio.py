@@ -12,7 +12,7 @@ step reads blocks with libsndfile in bounded memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def sniff(path: Path) -> str:
     for sig, offset, name in magic:
         if head[offset : offset + len(sig)] == sig:
             return name
-    if head[0] == 0xFF and head[1] & 0xF0 == 0xF0:
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF0 == 0xF0:
         return "MPEG/ADTS audio frame"
     try:
         head.decode("utf-8")
@@ -139,46 +139,62 @@ def _probe_av(path: Path, found: str) -> AudioInfo:
         container = av.open(str(path))
     except Exception as exc:  # FFmpeg raises many error types; all mean "cannot open"
         raise AudioDecodeError(f"not decodable audio (content looks like {found}): {_reason(exc)}", found) from exc
-    with container:
-        fmt = container.format.name
-        streams = container.streams.audio
-        if not streams:
-            raise AudioDecodeError(f"no audio stream (content looks like {found}, container {fmt!r})", found)
-        if fmt not in _AV_FORMATS:
-            raise AudioDecodeError(f"unsupported format {fmt!r} (content looks like {found})", fmt, unsupported=True)
-        stream = streams[0]
-        rate = int(stream.codec_context.sample_rate or stream.rate or 0)
-        channels = int(stream.codec_context.channels)
-        if stream.duration is not None and stream.time_base is not None:
-            duration_s = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration_s = container.duration / 1_000_000
-        else:
-            duration_s = 0.0
-        # Decode one frame to prove the stream is readable.
-        try:
-            next(container.decode(stream))
-        except StopIteration:
-            duration_s = 0.0
-        except Exception as exc:
-            raise AudioDecodeError(f"corrupt {_AV_FORMATS[fmt]} audio: {_reason(exc)}", _AV_FORMATS[fmt]) from exc
-        name = _AV_FORMATS[fmt]
-        if name == "ogg" and stream.codec_context.name == "opus":
-            name = "opus"
-        return AudioInfo(
-            format=name,
-            codec=stream.codec_context.name,
-            sample_rate=rate,
-            channels=channels,
-            frames=round(duration_s * rate),
-            duration_s=duration_s,
-            decoder="av",
-        )
+    try:
+        with container:
+            return _read_av_header(container, found)
+    except AudioDecodeError:
+        raise
+    except Exception as exc:  # a broken container can fail anywhere while reading its header
+        raise AudioDecodeError(f"corrupt audio (content looks like {found}): {_reason(exc)}", found) from exc
 
 
-def probe(path: Path) -> AudioInfo:
+def _read_av_header(container: Any, found: str) -> AudioInfo:
+    fmt = container.format.name
+    streams = container.streams.audio
+    if not streams:
+        raise AudioDecodeError(f"no audio stream (content looks like {found}, container {fmt!r})", found)
+    if fmt not in _AV_FORMATS:
+        raise AudioDecodeError(f"unsupported format {fmt!r} (content looks like {found})", fmt, unsupported=True)
+    stream = streams[0]
+    if stream.codec_context is None:
+        raise AudioDecodeError(f"corrupt {_AV_FORMATS[fmt]} audio: no decodable codec", _AV_FORMATS[fmt])
+    rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+    channels = int(stream.codec_context.channels)
+    if stream.duration is not None and stream.time_base is not None:
+        duration_s = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration_s = container.duration / 1_000_000
+    else:
+        duration_s = 0.0
+    # Decode one frame to prove the stream is readable.
+    try:
+        next(container.decode(stream))
+    except StopIteration:
+        duration_s = 0.0
+    except Exception as exc:
+        raise AudioDecodeError(f"corrupt {_AV_FORMATS[fmt]} audio: {_reason(exc)}", _AV_FORMATS[fmt]) from exc
+    if rate <= 0 or channels <= 0:
+        raise AudioDecodeError(f"corrupt {_AV_FORMATS[fmt]} audio: no sample rate or channels", _AV_FORMATS[fmt])
+    name = _AV_FORMATS[fmt]
+    if name == "ogg" and stream.codec_context.name == "opus":
+        name = "opus"
+    return AudioInfo(
+        format=name,
+        codec=stream.codec_context.name,
+        sample_rate=rate,
+        channels=channels,
+        frames=round(duration_s * rate),
+        duration_s=duration_s,
+        decoder="av",
+    )
+
+
+def probe(path: Path, check: Callable[[AudioInfo], None] | None = None) -> AudioInfo:
     """Identify a file by its content and read its header.
 
+    ``check`` is called with the header's :class:`AudioInfo` before anything is decoded (apart from
+    one AAC frame for PyAV formats) and may raise to refuse the file, e.g. for its cost. The last
+    frames are then read to catch files truncated below what their header promises.
     Raises :class:`AudioDecodeError` when the content is not decodable audio (``found`` says what it
     looks like) or is a recognised but unsupported format (``unsupported=True``).
     """
@@ -190,41 +206,47 @@ def probe(path: Path) -> AudioInfo:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
         info = None
-    if info is not None:
-        if info.format not in _SNDFILE_FORMATS:
-            raise AudioDecodeError(
-                f"unsupported format {info.format_info} (content looks like {found})", info.format, unsupported=True
-            )
-        name = _SNDFILE_FORMATS[info.format]
-        if name == "ogg" and info.subtype == "OPUS":
-            name = "opus"
-        if info.frames <= 0 or info.samplerate <= 0:
-            raise AudioDecodeError(f"{name} file has no audio frames", name)
-        # Read the last frames: catches truncated files whose header promises more than is there.
-        try:
-            with sf.SoundFile(str(path)) as f:
-                f.seek(max(0, f.frames - 1024))
-                tail = f.read(1024, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioDecodeError(
-                f"corrupt {name} file: {getattr(exc, 'error_string', None) or _reason(exc)}", name
-            ) from exc
-        if tail.shape[0] == 0:
-            raise AudioDecodeError(f"corrupt {name} file: no data where the header promises audio", name)
-        return AudioInfo(
-            format=name,
-            codec=info.subtype,
-            sample_rate=int(info.samplerate),
-            channels=int(info.channels),
-            frames=int(info.frames),
-            duration_s=info.frames / info.samplerate,
-            decoder="sndfile",
+    if info is None:
+        if found in ("MIDI (Standard MIDI File: notes, not audio)", "Sun AU", "Core Audio Format (CAF)", "ASF/WMA"):
+            raise AudioDecodeError(f"unsupported format: {found}", found, unsupported=True)
+        if found in ("WAV (RIFF)", "WAV (RF64)", "FLAC", "AIFF/IFF", "MP3 (ID3 tag)"):
+            raise AudioDecodeError(f"corrupt or truncated {found} file: libsndfile cannot parse it", found)
+        result = _probe_av(path, found)
+        if check is not None:
+            check(result)
+        return result
+    if info.format not in _SNDFILE_FORMATS:
+        raise AudioDecodeError(
+            f"unsupported format {info.format_info} (content looks like {found})", info.format, unsupported=True
         )
-    if found in ("MIDI (Standard MIDI File: notes, not audio)", "Sun AU", "Core Audio Format (CAF)", "ASF/WMA"):
-        raise AudioDecodeError(f"unsupported format: {found}", found, unsupported=True)
-    if found in ("WAV (RIFF)", "WAV (RF64)", "FLAC", "AIFF/IFF", "MP3 (ID3 tag)"):
-        raise AudioDecodeError(f"corrupt or truncated {found} file: libsndfile cannot parse it", found)
-    return _probe_av(path, found)
+    name = _SNDFILE_FORMATS[info.format]
+    if name == "ogg" and info.subtype == "OPUS":
+        name = "opus"
+    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+        raise AudioDecodeError(f"{name} file has no audio frames", name)
+    result = AudioInfo(
+        format=name,
+        codec=info.subtype,
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        duration_s=info.frames / info.samplerate,
+        decoder="sndfile",
+    )
+    if check is not None:
+        check(result)
+    # Read the last frames: catches truncated files whose header promises more than is there.
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(max(0, f.frames - 1024))
+            tail = f.read(1024, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioDecodeError(
+            f"corrupt {name} file: {getattr(exc, 'error_string', None) or _reason(exc)}", name
+        ) from exc
+    if tail.shape[0] == 0:
+        raise AudioDecodeError(f"corrupt {name} file: no data where the header promises audio", name)
+    return result
 
 
 def decode_to_wav(path: Path, dest: Path) -> AudioInfo:
@@ -269,23 +291,45 @@ def peak_dbfs(peak: float) -> float:
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
+def _nonfinite_error(count: int) -> AudioDecodeError:
+    return AudioDecodeError(
+        f"the audio holds {count} non-finite samples (NaN or ±Inf); samples must be finite numbers", "non-finite"
+    )
+
+
 def level_stats(path: Path, block_frames: int = 1 << 16) -> tuple[float, float]:
-    """Scan a file in blocks: returns (sample peak dBFS, RMS dBFS) over all channels."""
+    """Scan a file in blocks: returns (sample peak dBFS, RMS dBFS) over all channels.
+
+    Memory is bounded by ``block_frames`` × channels. Raises :class:`AudioDecodeError` when libsndfile
+    fails mid-file or a sample is NaN or ±Inf (float WAV/AIFF can hold them)."""
     peak, sq, n = 0.0, 0.0, 0
-    for block in iter_blocks(path, block_frames):
-        if block.size:
-            peak = max(peak, float(np.max(np.abs(block))))
-            sq += float(np.sum(block.astype(np.float64) ** 2))
-            n += block.size
+    try:
+        for block in iter_blocks(path, block_frames):
+            if block.size:
+                bad = int(np.count_nonzero(~np.isfinite(block)))
+                if bad:
+                    raise _nonfinite_error(bad)
+                peak = max(peak, float(np.max(np.abs(block))))
+                sq += float(np.sum(block.astype(np.float64) ** 2))
+                n += block.size
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioDecodeError(
+            f"corrupt audio: {getattr(exc, 'error_string', None) or _reason(exc)}", "corrupt"
+        ) from exc
     rms = math.sqrt(sq / n) if n else 0.0
     return peak_dbfs(peak), peak_dbfs(rms)
 
 
-def av_level_stats(path: Path) -> tuple[float, float]:
-    """:func:`level_stats` for PyAV-decoded formats (M4A/AAC), decoding frame by frame."""
+def av_level_stats(path: Path, max_frames: int | None = None) -> tuple[float, float, int]:
+    """:func:`level_stats` for PyAV-decoded formats (M4A/AAC), decoding frame by frame.
+
+    Returns ``(peak dBFS, RMS dBFS, frames decoded)``. Decoding stops once more than ``max_frames``
+    samples per channel were decoded (ADTS streams carry no duration, so this bounds the cost of a
+    small file that decodes to hours); the caller compares the returned count with its limit.
+    Raises :class:`AudioDecodeError` on any decoder error or a non-finite sample."""
     import av
 
-    peak, sq, n = 0.0, 0.0, 0
+    peak, sq, n, frames = 0.0, 0.0, 0, 0
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(container.streams.audio[0]):
@@ -294,12 +338,20 @@ def av_level_stats(path: Path) -> tuple[float, float]:
                 if np.issubdtype(samples.dtype, np.integer):
                     block /= float(np.iinfo(samples.dtype).max)
                 if block.size:
+                    bad = int(np.count_nonzero(~np.isfinite(block)))
+                    if bad:
+                        raise _nonfinite_error(bad)
                     peak = max(peak, float(np.max(np.abs(block))))
                     sq += float(np.sum(block**2))
                     n += block.size
+                frames += int(frame.samples)
+                if max_frames is not None and frames > max_frames:
+                    break
+    except AudioDecodeError:
+        raise
     except Exception as exc:  # FFmpeg raises many error types
         raise AudioDecodeError(f"corrupt audio: {_reason(exc)}", "m4a") from exc
-    return peak_dbfs(peak), peak_dbfs(math.sqrt(sq / n) if n else 0.0)
+    return peak_dbfs(peak), peak_dbfs(math.sqrt(sq / n) if n else 0.0), frames
 
 
 def is_silent(peak_db: float, rms_db: float) -> bool:

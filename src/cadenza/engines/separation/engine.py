@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from cadenza.engines.separation.schema import SeparationRequest
 from cadenza.music import audio
 
 HPSS = "hpss"
-HPSS_BLOCK_S = 30.0
+HPSS_BLOCK_S = 30.0  # per block of stereo audio; more channels get shorter blocks
+HPSS_MAX_RATE_HZ = 48_000
+MIN_SAMPLE_RATE_HZ = 8000  # telephone band; lower rates are not music we can separate
 DEMUCS_BLOCK_S = 30.0  # top-level block; Demucs' own segments (~7.8 s for htdemucs) run inside it
 DEMUCS_FADE_S = 2.0  # crossfade between top-level Demucs blocks (context read: half of it)
 
@@ -124,28 +127,71 @@ def validate_request(params: SeparationRequest, settings: Any) -> list[str]:
     return warnings
 
 
+def check_cost(info: audio.AudioInfo, settings: Any) -> None:
+    """Reject, from the header alone, audio whose decoding would cost more than the settings allow:
+    more than ``max_channels`` channels, a sample rate below 8 kHz or above ``max_sample_rate_hz``, a duration above
+    ``max_duration_s`` or a decoded size (channels x frames x 4 bytes, float32) above ``max_decoded_mb``.
+    Raises UploadRejected (422) naming the value found and the limit."""
+    limits = section(settings)
+    if info.channels > limits.max_channels:
+        raise UploadRejected(
+            422, "Too many channels", f"The audio has {info.channels} channels; the maximum is {limits.max_channels}."
+        )
+    if info.sample_rate < MIN_SAMPLE_RATE_HZ:
+        raise UploadRejected(
+            422,
+            "Sample rate too low",
+            f"The audio's sample rate is {info.sample_rate} Hz; the minimum is {MIN_SAMPLE_RATE_HZ} Hz.",
+        )
+    if info.sample_rate > limits.max_sample_rate_hz:
+        raise UploadRejected(
+            422,
+            "Sample rate too high",
+            f"The audio's sample rate is {info.sample_rate} Hz; the maximum is {limits.max_sample_rate_hz} Hz.",
+        )
+    if info.duration_s > limits.max_duration_s:
+        raise UploadRejected(
+            422,
+            "Audio too long",
+            f"The audio lasts {info.duration_s:.1f} s; the maximum is {limits.max_duration_s:.0f} s.",
+        )
+    decoded_mb = info.channels * info.frames * 4 / 2**20
+    if decoded_mb > limits.max_decoded_mb:
+        raise UploadRejected(
+            422,
+            "Audio too large once decoded",
+            f"{info.channels} channels x {info.sample_rate} Hz x {info.duration_s:.1f} s decode to "
+            f"{decoded_mb:.0f} MiB of float32 samples; the maximum is {limits.max_decoded_mb:.0f} MiB.",
+        )
+
+
 def probe_upload(path: Path, settings: Any) -> dict[str, Any]:
-    """Check an upload: format from content, duration, silence. Returns the AudioInfo as a dict plus
+    """Check an upload: format from content, cost from the header (:func:`check_cost`), then one
+    bounded-memory scan for levels, silence and non-finite samples. Returns the AudioInfo as a dict plus
     ``peak_dbfs`` and ``rms_dbfs``. Raises UploadRejected: 415 unsupported format (lists the supported
-    ones), 422 empty / not audio / corrupt (names what the content looks like) / too long / silent."""
+    ones), 422 empty / not audio / corrupt anywhere in the file (names what the content looks like) /
+    NaN or Inf samples / too long / too many channels / sample rate too high / too large decoded / silent."""
     supported = ", ".join(audio.SUPPORTED_INPUT_FORMATS)
     try:
-        info = audio.probe(path)
+        info = audio.probe(path, check=lambda header: check_cost(header, settings))
+        if info.decoder == "sndfile":
+            peak_db, rms_db = audio.level_stats(path)
+        else:
+            limits = section(settings)
+            max_frames = int(
+                min(limits.max_duration_s * info.sample_rate, limits.max_decoded_mb * 2**18 / max(1, info.channels))
+            )
+            peak_db, rms_db, frames = audio.av_level_stats(path, max_frames=max_frames)
+            # ADTS carries no duration: the header's estimate may lie, the decoded count does not.
+            check_cost(replace(info, frames=frames, duration_s=frames / max(1, info.sample_rate)), settings)
     except audio.AudioDecodeError as exc:
         if exc.found == "empty":
             raise UploadRejected(422, "Empty file", "The uploaded file is empty.") from exc
         if exc.unsupported:
             raise UploadRejected(415, "Unsupported audio format", f"{exc} Supported formats: {supported}.") from exc
+        if exc.found == "non-finite":
+            raise UploadRejected(422, "Non-finite samples", f"{exc}.") from exc
         raise UploadRejected(422, "Not decodable audio", f"{exc}. Supported formats: {supported}.") from exc
-    limit = section(settings).max_duration_s
-    if info.duration_s > limit:
-        raise UploadRejected(
-            422, "Audio too long", f"The audio lasts {info.duration_s:.1f} s; the maximum is {limit:.0f} s."
-        )
-    if info.decoder == "sndfile":
-        peak_db, rms_db = audio.level_stats(path)
-    else:
-        peak_db, rms_db = audio.av_level_stats(path)
     if info.frames == 0 or audio.is_silent(peak_db, rms_db):
         raise UploadRejected(
             422,
@@ -214,10 +260,15 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
     try:
         progress(0.0, "decoding")
         if name == HPSS:
-            rate = info.sample_rate
+            # Deliberate bounds on memory: process at most 48 kHz (stems are resampled back to the
+            # output rate) and shrink blocks as channels grow, so a block holds at most 2 x 30 s x 48 kHz.
+            rate = min(info.sample_rate, HPSS_MAX_RATE_HZ)
+            if rate != info.sample_rate:
+                warnings.append(f"hpss processed the audio at {rate} Hz (the upload is {info.sample_rate} Hz)")
             src = _prepare_input(ctx.input_path, info, rate, ctx.workdir, temps)
             hop = hpss.stft_size(rate)[1]
-            block = max(4, round((params.segment_s or HPSS_BLOCK_S) * rate / hop)) * hop
+            seconds = (params.segment_s or HPSS_BLOCK_S) * 2 / max(2, info.channels)
+            block = max(4, round(seconds * rate / hop)) * hop
 
             def block_fn(x, sub, margin=params.margin, rate=rate):
                 return hpss.separate_block(x, margin, rate)
