@@ -119,6 +119,48 @@ def test_list_query_validation(idle_client: TestClient) -> None:
     assert_problem(idle_client.get("/v1/jobs", params={"cursor": "garbage!!"}), 422)
 
 
+def _cursor(value: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["2020-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"],  # naive time
+        ["0001-01-01T00:00:00+14:00", "00000000-0000-0000-0000-000000000000"],  # before year 1 in UTC
+        ["9999-12-31T23:59:59-14:00", "00000000-0000-0000-0000-000000000000"],  # after year 9999 in UTC
+        ["2020-01-01T00:00:00+00:00", 5],  # not a UUID
+        ["2020-01-01T00:00:00+00:00", "not-a-uuid"],
+        {"a": 1, "b": 2},
+        "2020-01-01T00:00:00+00:00",
+        [1, 2, 3],
+    ],
+)
+def test_forged_list_cursor_is_422(idle_client: TestClient, payload: object) -> None:
+    """Regression: naive and out-of-range cursor times escaped as StatementError/OverflowError (500)."""
+    body = assert_problem(idle_client.get("/v1/jobs", params={"cursor": _cursor(payload)}), 422)
+    assert "cursor" in body["detail"].lower()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "-1", "1e3", "9223372036854775808", "0x10", "1.5"])
+def test_last_event_id_header_must_be_a_63_bit_integer(idle_client: TestClient, value: str) -> None:
+    """Regression: ``Last-Event-ID: \u00b2`` (isdigit() but not int()) was a 500."""
+    url = "/v1/jobs/00000000-0000-0000-0000-000000000000/events"
+    body = assert_problem(idle_client.get(url, headers={"Last-Event-ID": value.encode("latin-1")}), 422)
+    assert "9223372036854775807" in body["detail"]
+
+
+def test_last_event_id_query_must_fit_63_bits(idle_client: TestClient) -> None:
+    """Regression: ``last_event_id=2**63`` answered 200, then the stream died on SQLite's OverflowError."""
+    url = "/v1/jobs/00000000-0000-0000-0000-000000000000/events"
+    assert_problem(idle_client.get(url, params={"last_event_id": 2**63}), 422)
+    assert_problem(idle_client.get(url, params={"last_event_id": -1}), 422)
+    assert_problem(idle_client.get(url, params={"last_event_id": 2**63 - 1}), 404)  # valid: the job is unknown
+
+
 def test_openapi_documents_routes_examples_and_problems(idle_client: TestClient) -> None:
     spec = idle_client.get("/openapi.json").json()
     drums = spec["paths"]["/v1/drums"]["post"]

@@ -3,6 +3,7 @@ and a ``cadenza worker`` killed mid-job, detected through its job's expired leas
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,3 +82,55 @@ def test_killed_worker_is_detected_through_its_lease(tmp_path: Path, monkeypatch
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
         assert server.stop() == 0
+
+
+def _worker_pid(db: Path, job_id: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        (worker_id,) = conn.execute("SELECT worker_id FROM jobs WHERE id = ?", (job_id.replace("-", ""),)).fetchone()
+    return int(worker_id.rsplit(":", 1)[1])
+
+
+def test_orphaned_worker_dying_after_a_server_restart_is_noticed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: SIGKILL only `cadenza serve`, restart it while its orphaned worker still runs the job
+    (recovery rightly leaves the job alone), then let the orphan die: the new server must notice (the
+    job's lease expires) instead of leaving the job in `processing` until the next restart."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PLATFORM_TESTS), os.environ.get("PYTHONPATH")])))
+    settings = {"workers": "1", "job_lease_s": "2", "plugins": '["echo_engine"]'}
+    first = start_server(tmp_path, **settings)
+    orphan_pid = None
+    try:
+        with httpx.Client(base_url=first.base_url, timeout=90) as client:
+            created = client.post("/v1/echoes", files={"text": (None, "slow"), "sleep_s": (None, "120")})
+            assert created.status_code == 202, created.text
+            url, job_id = created.headers["location"], created.json()["id"]
+            running = _wait_status(client, url, {"processing", "completed", "failed"})
+            assert running["status"] == "processing", (running, first.logs())
+        orphan_pid = _worker_pid(tmp_path / "cadenza.db", job_id)
+        first.process.kill()  # SIGKILL the server only: its worker is orphaned and keeps the lease alive
+        first.process.wait(timeout=30)
+        os.kill(orphan_pid, 0)  # still running
+        second = start_server(tmp_path, **settings)
+        try:
+            with httpx.Client(base_url=second.base_url, timeout=90) as client:
+                job = client.get(url).json()
+                assert job["status"] == "processing", job  # recovery left the live orphan's job alone
+                os.kill(orphan_pid, signal.SIGKILL)
+                orphan_pid = None
+                job = _wait_status(client, url, {"queued", "failed", "completed", "cancelled"})
+                assert job["status"] == "failed", job  # the echo engine does not retry after a crash
+                assert job["error"]["type"] == "WorkerLost" and "lease" in job["error"]["message"], job
+                # The new server keeps serving: a fresh job runs on its own worker.
+                quick = client.post("/v1/echoes", files={"text": (None, "hi")}, headers={"Prefer": "wait=60"})
+                assert quick.status_code in (200, 202), quick.text
+                assert _wait_status(client, quick.headers["location"], {"completed", "failed"})["status"] == "completed"
+        finally:
+            assert second.stop() == 0, second.logs()
+    finally:
+        if orphan_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan_pid, signal.SIGKILL)
+        first.stop()

@@ -80,3 +80,27 @@ def test_migrations_render_for_postgresql() -> None:
     assert "CREATE TABLE jobs" in sql and "id UUID NOT NULL" in sql
     assert "CONSTRAINT uq_jobs_idempotency UNIQUE (idempotency_scope, idempotency_key)" in sql
     assert "PRAGMA" not in sql and "AUTOINCREMENT" not in sql
+
+
+def test_interrupted_uploads_are_swept_at_start_up_and_by_retention(tmp_path: Path) -> None:
+    """Regression: a server killed mid-upload left ``uploads/*.part`` that nothing ever removed."""
+    import os
+    import time
+
+    from cadenza.jobs.maintenance import Maintenance
+    from cadenza.jobs.service import STALE_PART_S
+
+    service = JobService(make_settings(tmp_path))
+    old = service.staging_path(".wav")
+    old.write_bytes(b"RIFF half a song")
+    stale = time.time() - STALE_PART_S - 5
+    os.utime(old, (stale, stale))
+    fresh = service.staging_path(".flac")  # an upload still arriving: written to just now
+    fresh.write_bytes(b"fLaC")
+    maintenance = Maintenance(service)
+    maintenance.start()  # start-up of a server or worker host
+    maintenance.stop()
+    assert not old.exists() and fresh.exists()
+    os.utime(fresh, (stale, stale))
+    assert service.prune()["partial_uploads"] == 1  # retention sweeps them too
+    assert not fresh.exists()

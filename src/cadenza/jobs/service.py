@@ -662,5 +662,5 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         if not 1970 <= when.year <= 9998:
             raise ValueError("time out of range")
         return when, uuid.UUID(job_id)
-    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
+    except (ValueError, TypeError, AttributeError, OverflowError, binascii.Error, json.JSONDecodeError):
         raise ValueError("invalid cursor") from None
