@@ -12,6 +12,11 @@ from fastapi.testclient import TestClient
 def test_unknown_route_and_method_are_problems(idle_client: TestClient) -> None:
     assert_problem(idle_client.get("/v1/nothing-here"), 404)
     assert_problem(idle_client.delete("/v1/drums"), 405)
+    assert idle_client.delete("/v1/drums").headers["Allow"] == "POST"
+    # Regression: the 405 listed only the first route's methods (DELETE was missing).
+    response = idle_client.put(f"/v1/jobs/{uuid.uuid4()}")
+    assert_problem(response, 405)
+    assert response.headers["Allow"] == "GET, DELETE"
 
 
 def test_unknown_and_malformed_job_ids(idle_client: TestClient) -> None:
@@ -75,7 +80,7 @@ def test_wrong_content_type_is_415(idle_client: TestClient) -> None:
 
 def test_oversized_json_body_is_413(idle_client: TestClient) -> None:
     big = {**DRUMS, "producer_style": "x" * 10_000}  # max_body_bytes is 4096 in this app
-    assert_problem(idle_client.post("/v1/drums", json=big), 413)
+    declared = assert_problem(idle_client.post("/v1/drums", json=big), 413)
 
     def chunks():  # no Content-Length: the limit is enforced while streaming
         yield b'{"producer_style": "'
@@ -84,7 +89,10 @@ def test_oversized_json_body_is_413(idle_client: TestClient) -> None:
         yield b'"}'
 
     response = idle_client.post("/v1/drums", content=chunks(), headers={"Content-Type": "application/json"})
-    assert_problem(response, 413)
+    streamed = assert_problem(response, 413)
+    # Regression: the same 413 had two problem types depending on chunked encoding.
+    assert declared["type"] == streamed["type"] == "urn:cadenza:problem:content-too-large"
+    assert declared["title"] == streamed["title"] == "Content Too Large"
 
 
 def test_request_id_generated_echoed_and_sanitised(idle_client: TestClient) -> None:

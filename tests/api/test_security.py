@@ -118,3 +118,36 @@ def test_failed_key_attempts_are_rate_limited(tmp_path: Path) -> None:
         blocked = client.get("/v1/jobs", headers=bearer("guess-again"))
         assert_problem(blocked, 429)
         assert int(blocked.headers["Retry-After"]) >= 1
+
+
+def test_model_load_and_unload_need_the_admin_key(auth_client: TestClient) -> None:
+    """Regression: any API key could load or unload models for the whole server."""
+    secret, _ = auth_client.app.state.service.keys.create("carol")
+    for action in ("load", "unload"):
+        body = assert_problem(auth_client.post(f"/v1/models/hpss/{action}", headers=bearer(secret)), 403)
+        assert "admin key" in body["detail"]
+        # The admin passes the check; this app runs no local workers, hence 409.
+        assert_problem(auth_client.post(f"/v1/models/hpss/{action}", headers=bearer(ADMIN)), 409)
+    assert auth_client.get("/v1/models/hpss", headers=bearer(secret)).status_code == 200  # reading stays open
+
+
+def test_openapi_declares_the_key_scheme_and_where_it_is_needed(auth_client: TestClient, tmp_path: Path) -> None:
+    spec = auth_client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["apiKey"]["description"],
+    }
+    assert spec["paths"]["/v1/drums"]["post"]["security"] == [{"apiKey": []}]
+    assert spec["paths"]["/v1/jobs/{job_id}"]["delete"]["security"] == [{"apiKey": []}]
+    assert spec["paths"]["/health"]["get"]["security"] == []
+    assert "403" in spec["paths"]["/v1/models/{name}/{action}"]["post"]["responses"]
+    for path in ("/v1/uploads", "/v1/separations"):  # malformed multipart bodies are 400
+        assert "400" in spec["paths"][path]["post"]["responses"], path
+    header = next(p for p in spec["paths"]["/v1/drums"]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["schema"]["anyOf"][0]["maxLength"] == 255
+    open_app = create_app(make_settings(tmp_path), start_workers=False)
+    with TestClient(open_app) as client:
+        open_spec = client.get("/openapi.json").json()
+    assert "apiKey" in open_spec["components"]["securitySchemes"]
+    assert "security" not in open_spec["paths"]["/v1/drums"]["post"]  # auth off: no key needed

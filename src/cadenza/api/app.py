@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 import cadenza
 from cadenza.api import examples
+from cadenza.api.auth import PUBLIC_PATHS
 from cadenza.api.middleware import (
     AccessControlMiddleware,
     BodyLimitMiddleware,
@@ -158,10 +159,28 @@ def _install_openapi(app: FastAPI, engines: list) -> None:  # type: ignore[type-
                 license_info=app.license_info,
             )
             examples.add_engine_examples(document, engines)
+            _add_security(document, app.state.settings.auth_enabled)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_security(document: dict, auth_enabled: bool) -> None:  # type: ignore[type-arg]
+    """Declare the bearer API key scheme; with ``auth_enabled`` every operation but the public ones
+    (:data:`cadenza.api.auth.PUBLIC_PATHS`) requires it (OpenAPI 3.1 §4.8.10 and §4.8.30)."""
+    document.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`cadenza keys create`) or the `admin_key` setting, as "
+        "`Authorization: Bearer <key>`. Needed only when the server runs with `auth_enabled`; model "
+        "load/unload then needs the admin key.",
+    }
+    if not auth_enabled:
+        return
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            operation["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}]
 
 
 def _safe_url(url: str) -> str:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
 from cadenza.api.auth import ANONYMOUS, Principal
+from cadenza.api.problems import ProblemError
 from cadenza.jobs import JobService, JobView, OutputView
 from cadenza.settings import Settings
 
@@ -59,6 +60,17 @@ def get_principal(request: Request) -> Principal:
 def get_owner(request: Request) -> str | None:
     """Owner filter for the job service: the caller's key id, or None (admin / auth off) = all jobs."""
     return get_principal(request).owner
+
+
+def require_admin(request: Request) -> None:
+    """Routes that change the whole server (model load/unload) need the ``admin_key`` when
+    ``auth_enabled``: any other key gets 403. Without auth everyone is the operator."""
+    if request.app.state.settings.auth_enabled and not get_principal(request).is_admin:
+        raise ProblemError(
+            403,
+            "Only the admin key (the `admin_key` setting) may change what the whole server has loaded.",
+            title="Admin Key Required",
+        )
 
 
 def get_executor(request: Request) -> Any:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cadenza.api import examples
 from cadenza.engines.base import EngineInputError, EngineProblem
@@ -20,6 +21,15 @@ from cadenza.engines.base import EngineInputError, EngineProblem
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 #: Problem types are URNs (RFC 9457 §3.1.1 allows non-resolvable URIs): ``urn:cadenza:problem:<slug>``.
 TYPE_BASE = "urn:cadenza:problem:"
+
+
+#: RFC 9110 §15 names where Python's ``HTTPStatus`` phrases are the older RFC 7231 ones.
+_RFC9110_TITLES = {413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content"}
+
+
+def status_title(status: int) -> str:
+    """The RFC 9110 reason phrase of ``status`` (``413`` -> ``"Content Too Large"``)."""
+    return _RFC9110_TITLES.get(status) or HTTPStatus(status).phrase
 
 
 class FieldError(BaseModel):
@@ -56,7 +66,7 @@ class ProblemError(Exception):
     ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.headers, self.errors = status, detail, headers or {}, errors
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title or status_title(status)
         self.slug = slug or self.title.lower().replace(" ", "-")
 
 
@@ -69,7 +79,7 @@ def problem_body(
     slug: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    title = title or HTTPStatus(status).phrase
+    title = title or status_title(status)
     body: dict[str, Any] = {
         "type": TYPE_BASE + (slug or title.lower().replace(" ", "-")),
         "title": title,
@@ -108,11 +118,25 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "model": Problem,
-            "description": HTTPStatus(status).phrase,
+            "description": status_title(status),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
     }
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app fully matches on this path (RFC 9110 §15.5.6: a 405 lists
+    them all; Starlette lists only those of the first route matching the path)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -139,9 +163,11 @@ def install_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.method} {path(request)}."
-        elif exc.status_code == 405:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
             detail = f"Method {request.method} is not allowed on {path(request)}."
-        return problem_response(path(request), exc.status_code, detail, headers=dict(exc.headers or {}))
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem_response(path(request), exc.status_code, detail, headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

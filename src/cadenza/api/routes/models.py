@@ -9,7 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from cadenza.api.deps import get_executor, get_settings
+from cadenza.api.deps import get_executor, get_settings, require_admin
 from cadenza.api.problems import ProblemError, responses
 from cadenza.engines import registry
 from cadenza.engines.base import ModelInfo
@@ -69,8 +69,9 @@ def get_model(name: str, settings: Settings = Depends(get_settings), pool: Any =
 @router.post(
     "/{name}/{action}",
     response_model=ModelOut,
-    summary="Load or unload a model in the local workers",
-    responses=responses(401, 404, 409, 422, 429),
+    summary="Load or unload a model in the local workers (admin key when auth is on)",
+    responses=responses(401, 403, 404, 409, 422, 429),
+    dependencies=[Depends(require_admin)],
 )
 async def change_model(
     request: Request,

@@ -186,7 +186,7 @@ def _add_submit_route(
         tags=[spec.kind],
         openapi_extra={"requestBody": {"required": True, "content": request_body}},
         responses={200: {"model": JobOut, "description": "Finished within `Prefer: wait`."}}
-        | responses(401, 413, 415, 422, 429, 503),
+        | responses(*((400,) if "multipart/form-data" in content_types else ()), 401, 413, 415, 422, 429, 503),
         route_class_override=content_type_route(content_types),
     )
 
