@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
-.PHONY: serve test lint install install-test train-drums eval-drums eval-separation bench clean
+.PHONY: serve test services lint install install-test train-drums eval-drums eval-separation bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,7 +28,17 @@ install-test: $(TSTAMP)
 serve: $(STAMP)
 	$(BIN)/cadenza serve
 
-test: $(TSTAMP)
+# Real services the tests drive, from Debian's packages (CI runs as root on a fresh machine):
+# Chromium renders /docs offline.
+APT_PACKAGES := chromium
+services:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "make services: missing Debian packages:$$missing (install them as root)"; fi; \
+	fi
+
+test: $(TSTAMP) services
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -48,6 +58,11 @@ eval-separation: $(TSTAMP)
 
 bench: $(TSTAMP)
 	for script in drums_model api_latency jobs_pickup separation_rtf; do $(BIN)/python benchmarks/$$script.py || exit 1; done
+
+# Not part of `make test`: ~11 min against a live server, e.g. SOAK_ARGS='--duration-s 120 --worker-kills 10'.
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var

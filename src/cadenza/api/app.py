@@ -17,12 +17,13 @@ import anyio.to_thread
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.middleware.cors import CORSMiddleware
 
 import cadenza
 from cadenza.api import examples
-from cadenza.api.auth import PUBLIC_PATHS
+from cadenza.api.auth import DOCS_ASSETS_PATH, PUBLIC_PATHS
 from cadenza.api.middleware import (
     AccessControlMiddleware,
     BodyLimitMiddleware,
@@ -81,7 +82,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             log.info("api_stopped")
 
     routes = ", ".join(f"`POST /v1/{spec.route}`" for spec in engines)
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load their scripts from a CDN; fastapi-offline serves the same
+    # Swagger UI and ReDoc bundles from the installed package, so the docs work without internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_PATH,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
         title="Cadenza",
         version=cadenza.__version__,
         description=DESCRIPTION.format(routes=routes),

@@ -13,6 +13,13 @@ from typing import Any
 
 #: Paths that never need a key (liveness, readiness, API docs).
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: Where the Swagger UI and ReDoc assets are served from the package (``fastapi-offline``): public too.
+DOCS_ASSETS_PATH = "/docs/assets"
+
+
+def is_public(path: str) -> bool:
+    """True for :data:`PUBLIC_PATHS` and the docs' static assets."""
+    return path in PUBLIC_PATHS or path.startswith(DOCS_ASSETS_PATH + "/")
 
 
 @dataclass(frozen=True)

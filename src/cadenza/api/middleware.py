@@ -20,7 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cadenza.api.auth import PUBLIC_PATHS, AuthError, resolve_principal
+from cadenza.api.auth import AuthError, is_public, resolve_principal
 from cadenza.api.problems import problem_response
 
 log = structlog.get_logger("cadenza.api")
@@ -142,7 +142,7 @@ class AccessControlMiddleware:
         path = scope["path"]
         state = scope.setdefault("state", {})
         client = (scope.get("client") or ("unknown",))[0]
-        if self.settings.auth_enabled and path not in PUBLIC_PATHS:
+        if self.settings.auth_enabled and not is_public(path):
             service = scope["app"].state.service
             authorization = Headers(scope=scope).get("authorization")
             try:
