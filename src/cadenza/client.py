@@ -1,26 +1,49 @@
-"""A small synchronous Python client for the Cadenza HTTP API (httpx).
+"""Python clients of the Cadenza HTTP API (httpx): :class:`CadenzaClient` and :class:`AsyncCadenzaClient`.
+
+Example (runs as written against ``make serve``)::
+
+    from pathlib import Path
 
     from cadenza.client import CadenzaClient
 
     with CadenzaClient("http://127.0.0.1:8000") as cadenza:
-        job = cadenza.submit("drums", {"producer_style": "J Dilla", "bars": 4, "tempo": 90}, wait_s=30)
+        job = cadenza.submit("drums", {"producer_style": "J Dilla", "bars": 4, "tempo": 90, "seed": 42})
         job = cadenza.wait(job["id"])
-        cadenza.download(job["id"], "groove.mid", Path("groove.mid"))
+        path = cadenza.download(job["id"], "groove.mid", Path("."))
+
+The clients respect the server:
+
+- **Waiting** (:meth:`CadenzaClient.wait`) is a long-poll: ``GET /v1/jobs/{id}`` with
+  ``Prefer: wait=N`` (RFC 7240) answers when the job's status changes or after N s (at most 60), so a
+  5-minute job costs a handful of requests, not one every few hundred milliseconds.
+- **Events** (:meth:`CadenzaClient.events`) follow the job's Server-Sent Events and, when the
+  connection drops, reconnect with ``Last-Event-ID`` so no event is lost or repeated.
+- **Back-off**: a ``429 Too Many Requests`` or ``503 Service Unavailable`` answer is retried after its
+  ``Retry-After`` (seconds or an HTTP date; 1, 2, 4 … s when absent), at most ``max_retries`` times and
+  never sleeping more than ``max_retry_wait_s`` at once; then :class:`CadenzaError` is raised. Both
+  mean the request was not acted on, so retrying a submit cannot create a second job.
 
 Errors of the API (RFC 9457 problems) raise :class:`CadenzaError` with the problem's fields.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
+RETRY_STATUSES = frozenset({429, 503})
+#: The server answers a long-poll after at most this many seconds (``prefer_wait_max_s``).
+LONG_POLL_S = 60.0
 
 
 class CadenzaError(RuntimeError):
@@ -31,9 +54,99 @@ class CadenzaError(RuntimeError):
         super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}".strip())
 
 
+def retry_after_s(response: httpx.Response, attempt: int) -> float:
+    """Seconds to wait before retrying ``response`` (a 429 or 503): its ``Retry-After`` header, as
+    delta-seconds or an HTTP date (RFC 9110 §10.2.3), else ``2 ** attempt`` (1, 2, 4 … s)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    return float(2**attempt)
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """``response`` itself when it is not an error; raises :class:`CadenzaError` otherwise."""
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {"detail": response.text}
+        raise CadenzaError(response.status_code, problem if isinstance(problem, dict) else {})
+    return response
+
+
+def _submit_request(
+    route: str,
+    params: dict[str, Any],
+    wait_s: float | None,
+    idempotency_key: str | None,
+    files: dict[str, Path],
+) -> tuple[Callable[[ExitStack], dict[str, Any]], dict[str, Any]]:
+    """A builder of the request's keyword arguments (it opens the files on the ``ExitStack`` it is given;
+    called again for each retry) and extra httpx options."""
+    headers: dict[str, str] = {}
+    if wait_s is not None:
+        headers["Prefer"] = f"wait={wait_s:g}"
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    extra: dict[str, Any] = {} if wait_s is None else {"timeout": wait_s + 30}
+
+    def build(stack: ExitStack) -> dict[str, Any]:
+        if not files:
+            return {"json": params, "headers": headers}
+        parts = {}
+        for name, path in files.items():
+            handle = stack.enter_context(Path(path).open("rb"))  # noqa: SIM115 (closed by the stack)
+            parts[name] = (Path(path).name, handle)
+        return {"data": {"params": json.dumps(params)}, "files": parts, "headers": headers}
+
+    return build, extra
+
+
+class _SSEParser:
+    """Feeds Server-Sent Events lines; returns each event's decoded ``data`` at its blank line."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        if line:
+            if line.startswith("data:"):
+                self._data.append(line[5:].lstrip())
+            return None
+        event = json.loads("\n".join(self._data)) if self._data else None
+        self._data = []
+        return event
+
+
+def _is_final(event: dict[str, Any]) -> bool:
+    return event.get("type") == "status" and event.get("data", {}).get("status") in FINAL
+
+
+class _Options:
+    def __init__(self, max_retries: int, max_retry_wait_s: float) -> None:
+        self.max_retries, self.max_retry_wait_s = max_retries, max_retry_wait_s
+        self.retries = 0  # how many 429/503 answers were waited out (for callers and tests)
+
+    def delay(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to sleep before retry ``attempt`` (0-based), or None to give up."""
+        if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
+            return None
+        self.retries += 1
+        return min(retry_after_s(response, attempt), self.max_retry_wait_s)
+
+
 class CadenzaClient:
-    """Client of one Cadenza server. ``api_key`` is sent as ``Authorization: Bearer``; ``http`` lets
-    callers pass their own ``httpx.Client`` (its base URL is then used as is)."""
+    """Synchronous client of one Cadenza server.
+
+    ``api_key`` is sent as ``Authorization: Bearer``; ``http`` lets callers pass their own
+    ``httpx.Client`` (its base URL is then used as is). ``max_retries`` and ``max_retry_wait_s`` bound
+    the back-off on 429/503 (see the module docstring); ``retries`` counts the answers waited out.
+    """
 
     def __init__(
         self,
@@ -41,12 +154,21 @@ class CadenzaClient:
         api_key: str | None = None,
         *,
         timeout_s: float = 30.0,
+        max_retries: int = 8,
+        max_retry_wait_s: float = 60.0,
         http: httpx.Client | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._own = http is None
         self.http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout_s)
-        self.http.headers.update(headers)
+        if api_key:
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
+        self._options = _Options(max_retries, max_retry_wait_s)
+        # Timeouts are set per request only on our own client (a caller's client keeps its own).
+        self._idle_ok: dict[str, Any] = {"timeout": None} if self._own else {}  # an SSE stream may idle
+
+    @property
+    def retries(self) -> int:
+        return self._options.retries
 
     def __enter__(self) -> CadenzaClient:
         return self
@@ -58,15 +180,22 @@ class CadenzaClient:
         if self._own:
             self.http.close()
 
-    @staticmethod
-    def _check(response: httpx.Response) -> httpx.Response:
-        if response.status_code >= 400:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"detail": response.text}
-            raise CadenzaError(response.status_code, problem if isinstance(problem, dict) else {})
-        return response
+    def _send(
+        self, method: str, url: str, build: Callable[[ExitStack], dict[str, Any]], **extra: Any
+    ) -> httpx.Response:
+        """Send, retrying 429/503 after ``Retry-After``; returns the final response (unchecked)."""
+        attempt = 0
+        while True:
+            with ExitStack() as stack:
+                response = self.http.request(method, url, **build(stack), **extra)
+            delay = self._options.delay(response, attempt)
+            if delay is None:
+                return response
+            time.sleep(delay)
+            attempt += 1
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return check(self._send(method, url, lambda stack: kwargs))
 
     def submit(
         self,
@@ -76,84 +205,225 @@ class CadenzaClient:
         wait_s: float | None = None,
         idempotency_key: str | None = None,
         file: Path | None = None,
+        files: dict[str, Path] | None = None,
     ) -> dict[str, Any]:
-        """``POST /v1/{route}``; with ``file``, a multipart upload whose form fields are ``params``.
-        ``wait_s`` sends ``Prefer: wait=N``. Returns the job. Raises CadenzaError."""
-        headers: dict[str, str] = {}
-        if wait_s is not None:
-            headers["Prefer"] = f"wait={wait_s:g}"
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
-        extra: dict[str, Any] = {} if wait_s is None else {"timeout": wait_s + 30}
-        if file is None:
-            response = self.http.post(f"/v1/{route}", json=params, headers=headers, **extra)
-        else:
-            fields = {k: json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in params.items()}
-            with file.open("rb") as handle:
-                response = self.http.post(
-                    f"/v1/{route}", data=fields, files={"file": (file.name, handle)}, headers=headers, **extra
-                )
-        return self._check(response).json()
+        """``POST /v1/{route}`` (``"drums"``, ``"separations"``): returns the job.
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        return self._check(self.http.get(f"/v1/jobs/{job_id}")).json()
+        ``files`` maps the engine's declared input names to local paths (``file`` is short for
+        ``{"file": path}``); they go as ``multipart/form-data`` with ``params`` as its ``params`` part.
+        ``wait_s`` sends ``Prefer: wait=N`` (the job comes back finished if it finishes within N s).
+        Raises CadenzaError (after the 429/503 back-off)."""
+        inputs = dict(files or {}) | ({"file": file} if file is not None else {})
+        build, extra = _submit_request(route, params, wait_s, idempotency_key, inputs)
+        return check(self._send("POST", f"/v1/{route}", build, **(extra if self._own else {}))).json()
+
+    def get(self, job_id: str, *, wait_s: float | None = None) -> dict[str, Any]:
+        """``GET /v1/jobs/{id}``; with ``wait_s`` (≤ 60) a long-poll answered when the status changes."""
+        if wait_s is None:
+            return self._call("GET", f"/v1/jobs/{job_id}").json()
+        extra = {"timeout": wait_s + 30} if self._own else {}
+        return self._call("GET", f"/v1/jobs/{job_id}", headers={"Prefer": f"wait={wait_s:g}"}, **extra).json()
 
     def list(self, *, status: str | None = None, kind: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
-        """Every job (newest first), following the cursor."""
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
-        if kind:
-            params["kind"] = kind
+        """Every job (newest first), following the cursor; ``limit`` is the page size (1–100)."""
+        params: dict[str, Any] = (
+            {"limit": limit} | ({"status": status} if status else {}) | ({"kind": kind} if kind else {})
+        )
         while True:
-            page = self._check(self.http.get("/v1/jobs", params=params)).json()
+            page = self._call("GET", "/v1/jobs", params=params).json()
             yield from page["jobs"]
             if not page["next_cursor"]:
                 return
             params["cursor"] = page["next_cursor"]
 
-    def wait(self, job_id: str, timeout_s: float = 600.0, poll_s: float = 0.25) -> dict[str, Any]:
-        """Poll until the job is completed, failed or cancelled. Raises TimeoutError."""
+    def wait(self, job_id: str, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Long-poll until the job is completed, failed or cancelled (one request per status change or
+        per 60 s). Returns the job; raises TimeoutError after ``timeout_s`` and CadenzaError."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            job = self.get(job_id)
-            if job["status"] in FINAL:
-                return job
-            if time.monotonic() >= deadline:
+        job = self.get(job_id)
+        while job["status"] not in FINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
-            time.sleep(poll_s)
+            job = self.get(job_id, wait_s=max(1.0, min(LONG_POLL_S, remaining)))
+        return job
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel")).json()
+        return self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
 
     def delete(self, job_id: str) -> None:
-        self._check(self.http.delete(f"/v1/jobs/{job_id}"))
+        self._call("DELETE", f"/v1/jobs/{job_id}")
 
     def download(self, job_id: str, name: str, dest: Path) -> Path:
-        """Stream output ``name`` into ``dest`` (a file path, or a folder to put ``name`` in)."""
-        target = dest / name if dest.is_dir() else dest
+        """Stream output ``name`` into ``dest`` (a file path, or a folder to put ``name`` in); returns the
+        path written. Raises CadenzaError (409 while the job runs; 410 once its files are pruned)."""
+        target = Path(dest) / name if Path(dest).is_dir() else Path(dest)
         with self.http.stream("GET", f"/v1/jobs/{job_id}/files/{name}") as response:
             if response.status_code >= 400:
                 response.read()
-                self._check(response)
+                check(response)
             with target.open("wb") as out:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
         return target
 
     def events(self, job_id: str, last_event_id: int | None = None) -> Iterator[dict[str, Any]]:
-        """The job's events (``{"sequence", "type", "data", "created_at"}``) until its final status."""
-        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-        extra: dict[str, Any] = {"timeout": None} if self._own else {}  # an SSE stream may idle
-        with self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, **extra) as response:
+        """The job's events (``{"sequence", "type", "data", "created_at"}``) after ``last_event_id``,
+        until its final status. A dropped connection is resumed with ``Last-Event-ID`` (at most
+        ``max_retries`` times in a row without a new event). Raises CadenzaError."""
+        after, failures = last_event_id, 0
+        while True:
+            headers = {"Last-Event-ID": str(after)} if after is not None else {}
+            parser = _SSEParser()
+            try:
+                stream = self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok)
+                with stream as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        check(response)
+                    for line in response.iter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        after, failures = event["sequence"], 0
+                        yield event
+                        if _is_final(event):
+                            return
+            except httpx.TransportError:
+                failures += 1
+                if failures > self._options.max_retries:
+                    raise
+                time.sleep(min(2.0**failures, self._options.max_retry_wait_s))
+                continue
+            return  # the server closed the stream cleanly (a deleted job)
+
+
+class AsyncCadenzaClient:
+    """The asyncio twin of :class:`CadenzaClient` (same methods, awaited; ``events`` is an async iterator)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        max_retries: int = 8,
+        max_retry_wait_s: float = 60.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._own = http is None
+        self.http = http if http is not None else httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+        if api_key:
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
+        self._options = _Options(max_retries, max_retry_wait_s)
+        # Timeouts are set per request only on our own client (a caller's client keeps its own).
+        self._idle_ok: dict[str, Any] = {"timeout": None} if self._own else {}  # an SSE stream may idle
+
+    @property
+    def retries(self) -> int:
+        return self._options.retries
+
+    async def __aenter__(self) -> AsyncCadenzaClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.http.aclose()
+
+    async def _send(
+        self, method: str, url: str, build: Callable[[ExitStack], dict[str, Any]], **extra: Any
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            with ExitStack() as stack:
+                response = await self.http.request(method, url, **build(stack), **extra)
+            delay = self._options.delay(response, attempt)
+            if delay is None:
+                return response
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return check(await self._send(method, url, lambda stack: kwargs))
+
+    async def submit(
+        self,
+        route: str,
+        params: dict[str, Any],
+        *,
+        wait_s: float | None = None,
+        idempotency_key: str | None = None,
+        file: Path | None = None,
+        files: dict[str, Path] | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`CadenzaClient.submit`."""
+        inputs = dict(files or {}) | ({"file": file} if file is not None else {})
+        build, extra = _submit_request(route, params, wait_s, idempotency_key, inputs)
+        return check(await self._send("POST", f"/v1/{route}", build, **(extra if self._own else {}))).json()
+
+    async def get(self, job_id: str, *, wait_s: float | None = None) -> dict[str, Any]:
+        """See :meth:`CadenzaClient.get`."""
+        if wait_s is None:
+            return (await self._call("GET", f"/v1/jobs/{job_id}")).json()
+        extra = {"timeout": wait_s + 30} if self._own else {}
+        return (await self._call("GET", f"/v1/jobs/{job_id}", headers={"Prefer": f"wait={wait_s:g}"}, **extra)).json()
+
+    async def wait(self, job_id: str, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """See :meth:`CadenzaClient.wait`."""
+        deadline = time.monotonic() + timeout_s
+        job = await self.get(job_id)
+        while job["status"] not in FINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
+            job = await self.get(job_id, wait_s=max(1.0, min(LONG_POLL_S, remaining)))
+        return job
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        return (await self._call("POST", f"/v1/jobs/{job_id}/cancel")).json()
+
+    async def delete(self, job_id: str) -> None:
+        await self._call("DELETE", f"/v1/jobs/{job_id}")
+
+    async def download(self, job_id: str, name: str, dest: Path) -> Path:
+        """See :meth:`CadenzaClient.download`."""
+        target = Path(dest) / name if Path(dest).is_dir() else Path(dest)
+        async with self.http.stream("GET", f"/v1/jobs/{job_id}/files/{name}") as response:
             if response.status_code >= 400:
-                response.read()
-                self._check(response)
-            data: list[str] = []
-            for line in response.iter_lines():
-                if not line:
-                    if data:
-                        yield json.loads("\n".join(data))
-                    data = []
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip())
+                await response.aread()
+                check(response)
+            with target.open("wb") as out:
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+        return target
+
+    async def events(self, job_id: str, last_event_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """See :meth:`CadenzaClient.events`."""
+        after, failures = last_event_id, 0
+        while True:
+            headers = {"Last-Event-ID": str(after)} if after is not None else {}
+            parser = _SSEParser()
+            try:
+                stream = self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok)
+                async with stream as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        check(response)
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        after, failures = event["sequence"], 0
+                        yield event
+                        if _is_final(event):
+                            return
+            except httpx.TransportError:
+                failures += 1
+                if failures > self._options.max_retries:
+                    raise
+                await asyncio.sleep(min(2.0**failures, self._options.max_retry_wait_s))
+                continue
+            return

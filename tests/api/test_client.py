@@ -43,3 +43,40 @@ def test_validation_error_carries_the_problem(cadenza: CadenzaClient) -> None:
         cadenza.submit("drums", {**DRUMS, "bars": 99})
     assert error.value.status == 422
     assert ["body", "bars"] in [e["loc"] for e in error.value.problem["errors"]]
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The real app with one worker and a tight rate limit (4 requests a second per client)."""
+    settings = make_settings(tmp_path_factory.mktemp("client-limited"), workers=1, rate_limit="4/second")
+    with TestClient(create_app(settings)) as http:
+        yield http
+
+
+def test_a_batch_against_the_rate_limit_completes_by_honouring_retry_after(limited: TestClient) -> None:
+    """Regression: the client polled every 0.25 s, ignored Retry-After and died on the first 429."""
+    statuses: list[int] = []
+    limited.event_hooks["response"] = [lambda response: statuses.append(response.status_code)]
+    try:
+        cadenza = CadenzaClient(http=limited, max_retry_wait_s=5)
+        jobs = [cadenza.submit("drums", {**DRUMS, "seed": seed}) for seed in range(12)]
+        done = [cadenza.wait(job["id"], timeout_s=600) for job in jobs]
+    finally:
+        limited.event_hooks["response"] = []
+    assert [job["status"] for job in done] == ["completed"] * 12
+    assert 429 in statuses and cadenza.retries == statuses.count(429)  # every 429 was waited out
+
+
+def test_wait_is_a_long_poll_not_a_poll(cadenza: CadenzaClient) -> None:
+    """A job of a few seconds costs one request per status change, not four a second."""
+    requests: list[str] = []
+    cadenza.http.event_hooks["request"] = [lambda request: requests.append(request.headers.get("Prefer", ""))]
+    try:
+        job = cadenza.submit("drums", {**DRUMS, "bars": 8, "seed": 5})
+        done = cadenza.wait(job["id"], timeout_s=600)
+    finally:
+        cadenza.http.event_hooks["request"] = []
+    assert done["status"] == "completed"
+    waits = requests[1:]
+    assert 1 <= len(waits) <= 4, requests  # queued -> processing -> completed, at most 60 s apart
+    assert all(prefer.startswith("wait=") for prefer in waits[1:]), requests
