@@ -44,7 +44,12 @@ def test_download_midi_headers_etag_and_ranges(client: TestClient, done: dict) -
     full = client.get(url)
     assert full.status_code == 200
     assert full.headers["content-type"] == "audio/midi"
-    assert full.headers["content-disposition"] == 'attachment; filename="groove.mid"'
+    # Regression: every job's files were saved as groove.mid (curl -OJ failed on the second job).
+    short = done["id"].replace("-", "")[:8]
+    expected = f"j-dilla_90bpm_2bars_s1_{short}.mid"
+    assert full.headers["content-disposition"] == f'attachment; filename="{expected}"'
+    assert {o["name"]: o["download_name"] for o in done["outputs"]}["groove.mid"] == expected
+    assert "download_stem" not in done["outputs"][0]["metadata"]
     assert full.headers["accept-ranges"] == "bytes"
     sha = hashlib.sha256(full.content).hexdigest()
     assert full.headers["etag"] == f'"{sha}"'

@@ -26,12 +26,33 @@ def test_cli_generates_files(app: typer.Typer, tmp_path: Path) -> None:
     args = ["drums", "--style", "metro_boomin", "--bars", "2", "--tempo", "140", "-t", "6/8", "--seed", "4"]
     result = CliRunner().invoke(app, [*args, "--pattern-type", "chorus", "-f", "wav", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ("groove.mid", "pattern.json", "groove.wav"):
+    stem = "metro-boomin_140bpm_2bars_s4"
+    for name in (f"{stem}.mid", f"{stem}_pattern.json", f"{stem}.wav"):
         assert str(out / name) in result.output
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.mid", f"{stem}.wav", f"{stem}_pattern.json"]
     assert "Metro Boomin" in result.output and "seed 4" in result.output
-    document = json.loads((out / "pattern.json").read_text())
+    document = json.loads((out / f"{stem}_pattern.json").read_text())
     assert document["time_signature"] == [6, 8] and document["pattern_type"] == "chorus" and document["seed"] == 4
-    assert sum(msg.time for msg in mido.MidiFile(out / "groove.mid").tracks[0]) == 2 * 1440
+    assert sum(msg.time for msg in mido.MidiFile(out / f"{stem}.mid").tracks[0]) == 2 * 1440
+
+
+def test_cli_never_overwrites_without_force(app: typer.Typer, tmp_path: Path) -> None:
+    """Regression: a second run into the same folder silently replaced the first groove."""
+    runner = CliRunner()
+    args = ["drums", "--style", "J Dilla", "--bars", "1", "--seed", "9", "--out", str(tmp_path)]
+    assert runner.invoke(app, args).exit_code == 0
+    (tmp_path / "j-dilla_90bpm_1bars_s9.mid").write_bytes(b"my edited groove")
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "--force" in again.output
+    assert (tmp_path / "j-dilla_90bpm_1bars_s9.mid").read_bytes() == b"my edited groove"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "j-dilla_90bpm_1bars_s9.mid",
+        "j-dilla_90bpm_1bars_s9_pattern.json",
+    ]
+    other_seed = runner.invoke(app, [*args[:-4], "--seed", "10", "--out", str(tmp_path)])
+    assert other_seed.exit_code == 0  # a different groove gets a different name
+    forced = runner.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0 and (tmp_path / "j-dilla_90bpm_1bars_s9.mid").read_bytes() != b"my edited groove"
 
 
 def test_cli_rejects_bad_input_without_files(app: typer.Typer, tmp_path: Path) -> None:

@@ -23,3 +23,12 @@ def test_cli_writes_stems_with_margin(write_song, tmp_path, monkeypatch):
     names = sorted(p.name for p in (out / "song").iterdir())
     assert names == ["drums.flac", "harmonic.flac", "residual.flac"]
     assert sf.info(str(out / "song" / "drums.flac")).frames == 2 * 44100
+    # Regression: a second run replaced the stems silently; now it needs --force.
+    (out / "song" / "drums.flac").write_bytes(b"edited")
+    args = ["separate", str(song), "-m", "hpss", "-f", "flac", "-o", str(out)]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 1 and "--force" in again.output
+    assert (out / "song" / "drums.flac").read_bytes() == b"edited"
+    assert sorted(p.name for p in (out / "song").iterdir()) == names  # no temp folder left
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+    assert sf.info(str(out / "song" / "drums.flac")).frames == 2 * 44100

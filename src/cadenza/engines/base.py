@@ -75,13 +75,24 @@ class Progress(Protocol):
 class Output:
     """One file an engine wrote into ``RunContext.workdir``.
 
-    ``name`` is the download name (``groove.mid``, ``drums.wav``): letters, digits, ``._-`` only.
+    ``name`` is the file's stable name in its job's URL (``groove.mid``, ``drums.wav``): letters, digits,
+    ``._-`` only. ``download_stem`` optionally describes the content for the file a user saves
+    (``j-dilla_90bpm_4bars_s42``): the API's ``Content-Disposition`` is ``<stem>_<short job id><ext>``
+    (``<kind>_<name stem>_<short job id><ext>`` without one), and the CLI names its files ``<stem><ext>``.
     """
 
     name: str
     media_type: str
     path: Path
     metadata: dict[str, Any] = field(default_factory=dict)
+    download_stem: str | None = None
+
+
+def file_stem(*parts: object) -> str:
+    """A portable file name stem from ``parts``: lower case, ``[a-z0-9.-]`` runs joined by ``_``
+    (``("J Dilla", "90bpm")`` -> ``"j-dilla_90bpm"``)."""
+    cleaned = (re.sub(r"[^a-z0-9.]+", "-", str(part).lower()).strip("-.") for part in parts)
+    return "_".join(part for part in cleaned if part)[:120] or "output"
 
 
 @dataclass

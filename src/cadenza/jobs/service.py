@@ -405,13 +405,7 @@ class JobService:
             row = session.scalar(select(JobOutput).where(JobOutput.job_id == job.id, JobOutput.name == name))
             if row is None:
                 raise OutputNotFound(f"job {job.id} has no output {name!r}")
-            view = OutputView(
-                name=row.name,
-                media_type=row.media_type,
-                size_bytes=row.size_bytes,
-                sha256=row.sha256,
-                metadata=row.meta,
-            )
+            view = OutputView.of(row, job.id, job.kind)
             folder = store.job_dir(self.files_dir, job.id).resolve()
             path = (folder / row.path).resolve()
         if not path.is_relative_to(folder) or not path.is_file():

@@ -336,10 +336,7 @@ def to_view(job: Job, outputs: list[JobOutput]) -> JobView:
         queue_duration_s=duration_s(job.created_at, queue_end),
         run_duration_s=duration_s(job.started_at, job.completed_at),
         error=error,
-        outputs=[
-            OutputView(name=o.name, media_type=o.media_type, size_bytes=o.size_bytes, sha256=o.sha256, metadata=o.meta)
-            for o in outputs
-        ],
+        outputs=[OutputView.of(o, job.id, job.kind) for o in outputs],
         result=job.result,
         inputs=job.inputs,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any, Literal
 from uuid import UUID
 
@@ -24,13 +25,31 @@ FINAL: frozenset[JobStatus] = frozenset({JobStatus.completed, JobStatus.failed, 
 
 
 class OutputView(BaseModel):
-    """One output file: ``size_bytes`` in bytes, ``sha256`` hex digest of its content."""
+    """One output file: ``size_bytes`` in bytes, ``sha256`` hex digest of its content; ``download_name``
+    is the descriptive, unique name a download is saved under (``Content-Disposition``)."""
 
     name: str
     media_type: str
     size_bytes: int
     sha256: str
     metadata: dict[str, Any] = Field(default_factory=dict)
+    download_name: str = ""
+
+    @classmethod
+    def of(cls, row: Any, job_id: UUID, kind: str) -> OutputView:
+        """The view of a ``JobOutput`` row: ``<download stem>_<first 8 hex of the job id><ext>``, the
+        stem being the engine's (``Output.download_stem``) or ``<kind>_<name stem>``."""
+        metadata = dict(row.meta or {})
+        name = PurePosixPath(row.name)
+        stem = metadata.pop("download_stem", None) or f"{kind}_{name.stem}"
+        return cls(
+            name=row.name,
+            media_type=row.media_type,
+            size_bytes=row.size_bytes,
+            sha256=row.sha256,
+            metadata=metadata,
+            download_name=f"{stem}_{job_id.hex[:8]}{name.suffix}",
+        )
 
 
 class JobError(BaseModel):

@@ -189,7 +189,8 @@ def _record_outputs(workdir: Path, result: EngineResult) -> list[dict[str, Any]]
                 "size_bytes": path.stat().st_size,
                 "sha256": sha256_file(path),
                 "path": path.relative_to(root).as_posix(),
-                "metadata": dict(out.metadata),
+                "metadata": dict(out.metadata)
+                | ({"download_stem": out.download_stem} if getattr(out, "download_stem", None) else {}),
             }
         )
     return records

@@ -65,4 +65,4 @@ def download_file(
         except MalformedRangeHeader:
             # RFC 9110 §14.2: an invalid Range header is ignored (full 200 answer).
             request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
-    return FileResponse(path, media_type=output.media_type, filename=output.name, headers=headers)
+    return FileResponse(path, media_type=output.media_type, filename=output.download_name, headers=headers)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cadenza.engines.base import EngineInputError, RunContext
+from cadenza.engines.cli_files import WouldOverwrite, place_outputs, workdir_in
 from cadenza.engines.drums import ENGINE
 from cadenza.engines.drums.config import section
 from cadenza.engines.drums.styles import StyleCatalogError, load_catalog
@@ -43,10 +44,12 @@ def run_command(
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Replace files of the same name in --out.")] = False,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")] = None,
     list_styles: Annotated[bool, typer.Option("--list-styles", help="List the styles and exit.")] = False,
 ) -> None:
-    """Generate a drum groove in a producer's style: writes groove.mid, pattern.json and optional audio."""
+    """Generate a drum groove in a producer's style: writes <style>_<tempo>bpm_<bars>bars_s<seed>.mid, its
+    _pattern.json and optional audio into --out (never replacing a file without --force)."""
     console = Console()
     err = Console(stderr=True)
     try:
@@ -89,14 +92,16 @@ def run_command(
 
     from cadenza.engines.drums.engine import run
 
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(workdir=out, models_dir=settings.models_dir, cache={}, device=settings.device, settings=settings)
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with workdir_in(out) as work, Progress(*columns, console=err, transient=True) as bar:
+        ctx = RunContext(
+            workdir=work, models_dir=settings.models_dir, cache={}, device=settings.device, settings=settings
+        )
         task = bar.add_task("starting", total=100)
         try:
             result = run(params, lambda percent, stage="": bar.update(task, completed=percent, description=stage), ctx)
-        except EngineInputError as exc:
+            paths = place_outputs(result.outputs, out, force=force)
+        except (EngineInputError, WouldOverwrite) as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(1) from None
     for warning in result.warnings:
@@ -106,5 +111,5 @@ def run_command(
         f"{meta['style']}, {meta['bars']} bars at {meta['tempo_bpm']:g} BPM in {numerator}/{denominator}, "
         f"{meta['pattern_type']}, seed {meta['seed']} ({meta['model_version']}, {meta['compute_s']:.2f} s)"
     )
-    for output in result.outputs:
-        console.print(str(output.path))
+    for path in paths:
+        console.print(str(path), soft_wrap=True)

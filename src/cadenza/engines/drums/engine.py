@@ -10,13 +10,22 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cadenza.engines.base import EngineInputError, EngineResult, ModelInfo, Output, Progress, RunContext
+from cadenza.engines.base import (
+    EngineInputError,
+    EngineResult,
+    ModelInfo,
+    Output,
+    Progress,
+    RunContext,
+    file_stem,
+)
 from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
 from cadenza.engines.drums.config import section
 from cadenza.engines.drums.humanize import PlacedHit, humanize
@@ -265,6 +274,8 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     previews = params.preview_formats
     if previews:
         outputs += _render_previews(midi, previews, workdir, soundfont, progress)
+    stem = file_stem(style.name, f"{params.tempo:g}bpm", f"{params.bars}bars", f"s{seed}")
+    outputs = [replace(o, download_stem=stem if o.name != JSON_NAME else f"{stem}_pattern") for o in outputs]
 
     progress(100.0, "done")
     metadata = {

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,6 +32,7 @@ def run_command(
     margin: float = typer.Option(1.0, "--margin", help="hpss separation margin (1-10); > 1 adds 'residual'."),
     seed: int = typer.Option(0, "--seed", help="Seed of Demucs' random shifts."),
     out: Path = typer.Option(Path("separated"), "--out", "-o", help="Folder for the stems (<out>/<song name>/)."),
+    force: bool = typer.Option(False, "--force", help="Replace stems already in <out>/<song name>/."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML settings file."),
 ) -> None:
     """Separate SONG into stems without a server (same engine and checks as the API)."""
@@ -42,6 +42,7 @@ def run_command(
     from rich.table import Table
 
     from cadenza.engines.base import EngineInputError, RunContext, UploadRejected
+    from cadenza.engines.cli_files import WouldOverwrite, place_outputs, workdir_in
     from cadenza.engines.separation import ENGINE
     from cadenza.engines.separation.engine import run
 
@@ -81,31 +82,27 @@ def run_command(
         f"{song.name}: {info['format']} {info['sample_rate']} Hz, {info['channels']} ch, {info['duration_s']:.1f} s"
     )
     dest = out / song.stem
-    dest.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".cadenza-", dir=dest))
-    ctx = RunContext(
-        workdir=work,
-        models_dir=settings.models_dir,
-        cache={},
-        device=settings.device,
-        settings=settings,
-        input_path=song,
-    )
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task("starting", total=100)
+        with workdir_in(dest) as work:
+            ctx = RunContext(
+                workdir=work,
+                models_dir=settings.models_dir,
+                cache={},
+                device=settings.device,
+                settings=settings,
+                input_path=song,
+            )
+            with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("starting", total=100)
 
-            def progress(percent: float, stage: str = "") -> None:
-                bar.update(task, completed=percent, description=stage or "working")
+                def progress(percent: float, stage: str = "") -> None:
+                    bar.update(task, completed=percent, description=stage or "working")
 
-            result = run(params, progress, ctx)
-        for output in result.outputs:
-            shutil.move(str(output.path), dest / output.name)
-    except EngineInputError as exc:
+                result = run(params, progress, ctx)
+            place_outputs(result.outputs, dest, force=force)
+    except (EngineInputError, WouldOverwrite) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     table = Table(title=f"{result.metadata['model']} -> {dest}")
     for column in ("file", "duration s", "sample rate", "bit depth", "peak dBFS"):
         table.add_column(column)
