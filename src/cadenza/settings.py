@@ -1,6 +1,9 @@
 """Effective configuration: defaults < YAML file (``--config`` / ``CADENZA_CONFIG``) < ``CADENZA_*`` env.
 
-Defaults need nothing else installed: SQLite at ``./var/cadenza.db``, files under ``./var/files``,
+Defaults need nothing else installed: everything lives in one data folder, ``data_dir`` (the
+platform's user data folder from ``platformdirs``: ``~/.local/share/cadenza`` on Linux, honouring
+``XDG_DATA_HOME``), so every command finds the same installation whatever the current folder: SQLite
+at ``<data_dir>/cadenza.db``, files under ``<data_dir>/files``, models under ``<data_dir>/models``;
 one worker process, http://127.0.0.1:8000.
 
 Engines own their settings: ``engines.<kind>.<key>`` in YAML, ``CADENZA_ENGINES__<KIND>__<KEY>`` in
@@ -15,6 +18,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -51,9 +55,14 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: how long running jobs may finish.")
 
     # Storage
-    database_url: str = "sqlite:///./var/cadenza.db"
-    files_dir: Path = Path("./var/files")
-    models_dir: Path = Path("./var/models")
+    data_dir: Path = Field(
+        default_factory=lambda: platformdirs.user_data_path("cadenza"),
+        description="Home of the defaults below: the platform's user data folder (~/.local/share/cadenza "
+        "on Linux; XDG_DATA_HOME honoured).",
+    )
+    database_url: str = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/cadenza.db.")  # type: ignore[assignment]
+    files_dir: Path = Field(None, description="Job files and uploads; default <data_dir>/files.")  # type: ignore[assignment]
+    models_dir: Path = Field(None, description="Large public weights (Demucs); default <data_dir>/models.")  # type: ignore[assignment]
     min_free_disk_mb: int = Field(500, ge=0, description="/ready fails below this much free disk.")
 
     # Workers
@@ -90,10 +99,24 @@ class Settings(BaseSettings):
     )
     prefer_wait_max_s: float = Field(60.0, ge=0, le=60)
 
-    @field_validator("files_dir", "models_dir")
+    @field_validator("data_dir")
     @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return value.expanduser().resolve()  # absolute, so workers and logs agree whatever the cwd
+    def _expand_data_dir(cls, value: Path) -> Path:
+        return Path(value).expanduser().resolve()
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _default_database(cls, value: str | None, info: ValidationInfo) -> str:
+        if value:
+            return value
+        return f"sqlite:///{info.data.get('data_dir', Path('.').resolve()) / 'cadenza.db'}"
+
+    @field_validator("files_dir", "models_dir", mode="before")
+    @classmethod
+    def _expand(cls, value: Path | str | None, info: ValidationInfo) -> Path:
+        if value is None or value == "":
+            value = info.data.get("data_dir", Path(".")) / info.field_name.removesuffix("_dir")
+        return Path(value).expanduser().resolve()  # absolute, so workers and logs agree whatever the cwd
 
     @field_validator("engines")
     @classmethod

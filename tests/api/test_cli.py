@@ -155,3 +155,31 @@ def test_models_list_shows_presence_and_the_files_a_missing_model_needs(tmp_path
     assert table.exit_code == 0, table.output
     assert "groove-transformer" in table.output
     assert "htdemucs: add demucs/htdemucs.yaml" in table.output.replace("\n", " ")
+
+
+def test_default_data_folder_is_found_from_any_folder_and_ids_are_never_cut(tmp_path: Path) -> None:
+    """Regression: `cadenza jobs list` run in another folder silently created a new ./var/cadenza.db,
+    and ids were cut to 8 characters at 80 columns."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "COLUMNS": "80"}
+    for key in [k for k in env if k.startswith("CADENZA_")]:
+        del env[key]
+    cadenza = str(Path(sys.executable).with_name("cadenza"))
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    first = subprocess.run([cadenza, "jobs", "list"], cwd=here, env=env, capture_output=True, text=True, timeout=120)
+    database = tmp_path / "xdg" / "cadenza" / "cadenza.db"
+    assert first.returncode == 0 and f"Created a new, empty database at {database}" in first.stderr, first.stderr
+    assert not (here / "var").exists()
+    from cadenza.jobs import JobService
+    from cadenza.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "xdg" / "cadenza")
+    assert settings.database_url == f"sqlite:///{database}" and settings.files_dir == database.parent / "files"
+    job, _ = JobService(settings).submit("drums", {"producer_style": "J Dilla", "bars": 1, "tempo": 90})
+    second = subprocess.run(
+        [cadenza, "jobs", "list"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0 and "Created" not in second.stderr
+    assert str(job.id) in second.stdout  # the same installation, and the whole id on one line
+    assert not (elsewhere / "var").exists()

@@ -45,13 +45,16 @@ class Server:
 def start_server(tmp: Path, *, embedded_defaults: bool = False, args: tuple[str, ...] = (), **settings: str) -> Server:
     """Start ``cadenza serve`` with ``tmp`` as its working directory.
 
-    ``embedded_defaults``: keep the built-in relative paths (``./var/cadenza.db``, ``./var/files``),
-    exactly as ``make serve`` runs on a fresh clone, instead of absolute paths under ``tmp``.
+    ``embedded_defaults``: keep the built-in defaults (the platform's user data folder), exactly as
+    ``make serve`` runs on a fresh clone, with ``XDG_DATA_HOME`` pointed at ``tmp/xdg``; otherwise
+    absolute paths under ``tmp``.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENZA_")}
     env.update({"CADENZA_PORT": str(port), "CADENZA_MIN_FREE_DISK_MB": "0", "CADENZA_LOG_FORMAT": "json"})
-    if not embedded_defaults:
+    if embedded_defaults:
+        env["XDG_DATA_HOME"] = str(tmp / "xdg")
+    else:
         env.update(
             {
                 "CADENZA_DATABASE_URL": f"sqlite:///{tmp / 'cadenza.db'}",

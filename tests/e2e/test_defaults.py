@@ -22,8 +22,10 @@ def test_fresh_folder_with_embedded_defaults_serves_a_drums_job(tmp_path):
         assert response.status_code == 200, (response.text, server.logs())
         job = response.json()
         assert job["status"] == "completed", job
-        assert (tmp_path / "var" / "cadenza.db").is_file()
-        assert (tmp_path / "var" / "files" / job["id"] / "groove.mid").is_file()
+        data_dir = tmp_path / "xdg" / "cadenza"  # the platform's user data folder
+        assert (data_dir / "cadenza.db").is_file()
+        assert (data_dir / "files" / job["id"] / "groove.mid").is_file()
+        assert not (tmp_path / "var").exists()
 
         midi = httpx.get(f"{server.base_url}/v1/jobs/{job['id']}/files/groove.mid", timeout=10)
         assert midi.status_code == 200

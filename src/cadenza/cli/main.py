@@ -22,8 +22,9 @@ import typer
 import uvicorn
 import yaml
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cadenza.settings import Settings, UnknownSettingError, load_settings
 
@@ -99,10 +100,27 @@ def _setup_logging(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
+def _sqlite_file(database_url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases or in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
 def _service(settings: Settings) -> Any:
+    """The job service of ``settings``; says so on stderr when it had to create a new SQLite database
+    (a command run with other settings or in another installation than intended finds no jobs)."""
     from cadenza.jobs import JobService
 
-    return JobService(settings)
+    sqlite = _sqlite_file(settings.database_url)
+    new = sqlite is not None and not sqlite.exists()
+    service = JobService(settings)
+    if new:
+        err.print(f"Created a new, empty database at {sqlite} (data_dir {settings.data_dir}).", soft_wrap=True)
+    return service
 
 
 # --------------------------------------------------------------------------- serve / worker
@@ -219,7 +237,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
 
 
 def _print_jobs(jobs: list[Any]) -> None:
-    table = Table("id", "kind", "status", "progress %", "created (UTC)", "run s", "owner")
+    table = Table("kind", "status", "%", "created (UTC)", "run s", "owner", box=box.SIMPLE_HEAD)
+    # Ids are never cut (they are what users copy): their column keeps its full width first.
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=36))
     for job in jobs:
         run_s = f"{job.run_duration_s:.2f}" if job.run_duration_s is not None else ""
         table.add_row(

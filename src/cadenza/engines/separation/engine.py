@@ -70,7 +70,9 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
 
 
 def _models_dir(settings: Any) -> Path:
-    return Path(getattr(settings, "models_dir", "./var/models"))
+    from cadenza.settings import Settings
+
+    return Path(getattr(settings, "models_dir", None) or Settings().models_dir)
 
 
 def default_model(demucs_models: list[ModelInfo]) -> str:
