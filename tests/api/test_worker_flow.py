@@ -37,6 +37,7 @@ def test_completed_job_has_outputs_with_urls(done: dict) -> None:
     assert "groove.mid" in names
     assert names["groove.mid"]["url"] == f"/v1/jobs/{done['id']}/files/groove.mid"
     assert done["result"] is not None and done["progress"] == 100
+    assert done["stage"] is None  # regression: finished jobs kept their last stage ("encoding")
 
 
 def test_download_midi_headers_etag_and_ranges(client: TestClient, done: dict) -> None:

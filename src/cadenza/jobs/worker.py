@@ -221,6 +221,7 @@ def _finish(
         values: dict[str, Any] = {"completed_at": utcnow()}
         event: dict[str, Any] = {}
         values["lease_expires_at"] = None
+        values["stage"] = None  # a final job has no stage ("encoding" stayed on completed jobs)
         if status is JobStatus.completed:
             values.update(progress=100.0, result=result)
         if error is not None:

@@ -249,20 +249,26 @@ def probe(path: Path, check: Callable[[AudioInfo], None] | None = None) -> Audio
     return result
 
 
-def decode_to_wav(path: Path, dest: Path) -> AudioInfo:
+def decode_to_wav(path: Path, dest: Path, progress: Callable[[float], None] | None = None) -> AudioInfo:
     """Transcode a PyAV-decodable file (M4A/AAC) to a float32 WAV at ``dest``, streaming in bounded
-    memory. Returns the exact :class:`AudioInfo` of ``dest``. Raises AudioDecodeError on decode errors."""
+    memory; ``progress(percent)`` (0–100, from the container's duration estimate) after each frame.
+    Returns the exact :class:`AudioInfo` of ``dest``. Raises AudioDecodeError on decode errors."""
     import av
 
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
             rate, channels = int(stream.codec_context.sample_rate), int(stream.codec_context.channels)
+            expected = _probe_av(path, sniff(path)).frames if progress is not None else 0
             resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+            decoded = 0
             with float_wav_writer(dest, rate, channels) as out:
                 for frame in container.decode(stream):
                     for rf in resampler.resample(frame):
                         out.write(rf.to_ndarray().T)
+                    decoded += frame.samples
+                    if progress is not None and expected:
+                        progress(min(100.0, 100.0 * decoded / expected))
                 for rf in resampler.resample(None):
                     out.write(rf.to_ndarray().T)
     except Exception as exc:

@@ -214,19 +214,27 @@ def unload_model(name: str, ctx: RunContext) -> None:
     ctx.cache.pop(f"demucs:{name}", None)
 
 
-def _prepare_input(path: Path, info: audio.AudioInfo, rate: int, workdir: Path, temps: list[Path]) -> Path:
-    """A libsndfile-readable file at ``rate`` Hz: the upload itself, or a float WAV in ``workdir``."""
-    from cadenza.engines.separation.pipeline import resample_file
+def _prepare_input(
+    path: Path, info: audio.AudioInfo, rate: int, workdir: Path, temps: list[Path], progress: Progress
+) -> Path:
+    """A libsndfile-readable file at ``rate`` Hz: the upload itself, or a float WAV in ``workdir``.
+    Reports 0–5 % (``decoding``, ``resampling``) while it works."""
+    from cadenza.engines.separation.pipeline import resample_file, scaled_progress
 
     src = path
+    needs_resample = info.sample_rate != rate
     if info.decoder != "sndfile":
         src = workdir / ".partial-input.f32.wav"
         temps.append(src)
-        info = audio.decode_to_wav(path, src)
-    if info.sample_rate != rate:
+        info = audio.decode_to_wav(
+            path, src, progress=scaled_progress(progress, 0.0, 2.5 if needs_resample else 5.0, "decoding")
+        )
+    if needs_resample:
         dest = workdir / ".partial-input-resampled.f32.wav"
         temps.append(dest)
-        resample_file(src, dest, rate)
+        resample_file(
+            src, dest, rate, progress=scaled_progress(progress, 2.5 if src != path else 0.0, 5.0, "resampling")
+        )
         src = dest
     return src
 
@@ -267,13 +275,13 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
             rate = min(info.sample_rate, HPSS_MAX_RATE_HZ)
             if rate != info.sample_rate:
                 warnings.append(f"hpss processed the audio at {rate} Hz (the upload is {info.sample_rate} Hz)")
-            src = _prepare_input(ctx.input_path, info, rate, ctx.workdir, temps)
+            src = _prepare_input(ctx.input_path, info, rate, ctx.workdir, temps, progress)
             hop = hpss.stft_size(rate)[1]
             seconds = (params.segment_s or HPSS_BLOCK_S) * 2 / max(2, info.channels)
             block = max(4, round(seconds * rate / hop)) * hop
 
             def block_fn(x, sub, margin=params.margin, rate=rate):
-                return hpss.separate_block(x, margin, rate)
+                return hpss.separate_block(x, margin, rate, progress=sub)
 
             context, fade = hpss.context_frames(rate), 0
             if device != "cpu":
@@ -284,7 +292,7 @@ def run(params: SeparationRequest, progress: Progress, ctx: RunContext) -> Engin
             if info.channels > 2:
                 raise EngineInputError(f"Demucs takes mono or stereo audio; the upload has {info.channels} channels")
             rate = int(model.samplerate)
-            src = _prepare_input(ctx.input_path, info, rate, ctx.workdir, temps)
+            src = _prepare_input(ctx.input_path, info, rate, ctx.workdir, temps, progress)
             mean, std = pipeline.mono_stats(src)
             block_fn = demucs_backend.make_block_fn(
                 model,

@@ -18,6 +18,7 @@ median-filter work of per-channel masks on stereo). The percussive estimate is t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -48,12 +49,17 @@ def context_frames(sample_rate: int) -> int:
     return max(8, round(sample_rate / hop)) * hop
 
 
-def separate_block(x: np.ndarray, margin: float = 1.0, sample_rate: int = 44100) -> np.ndarray:
+def separate_block(
+    x: np.ndarray, margin: float = 1.0, sample_rate: int = 44100, progress: Callable[[float], None] | None = None
+) -> np.ndarray:
     """Separate one block.
 
     ``x``: ``(channels, samples)`` float32 at ``sample_rate`` Hz. Returns
     ``(n_sources, channels, samples)`` float32 in the order of :func:`sources`; the stems sum to ``x``.
+    ``progress(percent)`` (0–100 of this block) is called after the STFT, the median filters and each
+    inverse STFT.
     """
+    report = progress or (lambda percent: None)
     import librosa
 
     n = x.shape[-1]
@@ -64,11 +70,14 @@ def separate_block(x: np.ndarray, margin: float = 1.0, sample_rate: int = 44100)
         out[1] = x
         return out
     spec = librosa.stft(x, n_fft=n_fft, hop_length=hop)  # (channels, bins, frames) complex64
+    report(20.0)
     magnitude = np.abs(spec).mean(axis=0)
     mask_h, mask_p = librosa.decompose.hpss(
         magnitude, kernel_size=(KERNEL_HARMONIC_FRAMES, KERNEL_PERCUSSIVE_BINS), mask=True, margin=margin
     )
+    report(70.0)
     drums = librosa.istft(spec * mask_p[None].astype(np.float32), hop_length=hop, n_fft=n_fft, length=n)
+    report(85.0)
     if margin > 1.0:
         harmonic = librosa.istft(spec * mask_h[None].astype(np.float32), hop_length=hop, n_fft=n_fft, length=n)
         residual = x - drums - harmonic

@@ -135,11 +135,18 @@ def _resampled_blocks(src: Path, rate: int, gain: float = 1.0) -> Iterator[np.nd
         yield stream.resample_chunk(np.zeros((0, info.channels), dtype=np.float32), last=True)
 
 
-def resample_file(src: Path, dest: Path, rate: int) -> None:
-    """Resample a libsndfile-readable file to ``rate`` Hz into a float32 WAV, streaming (soxr, HQ)."""
-    with audio.float_wav_writer(dest, rate, sf.info(str(src)).channels) as out:
+def resample_file(src: Path, dest: Path, rate: int, progress: Callable[[float], None] | None = None) -> None:
+    """Resample a libsndfile-readable file to ``rate`` Hz into a float32 WAV, streaming (soxr, HQ).
+    ``progress(percent)`` (0–100) is called after each block."""
+    info = sf.info(str(src))
+    expected = max(1, round(info.frames * rate / info.samplerate))
+    written = 0
+    with audio.float_wav_writer(dest, rate, info.channels) as out:
         for block in _resampled_blocks(src, rate):
             out.write(block)
+            written += block.shape[0]
+            if progress is not None:
+                progress(min(100.0, 100.0 * written / expected))
 
 
 @dataclass
