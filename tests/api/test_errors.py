@@ -182,3 +182,11 @@ def test_openapi_documents_routes_examples_and_problems(idle_client: TestClient)
     for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/jobs/{job_id}/files/{name}"):
         assert path in spec["paths"]
     assert "Problem" in spec["components"]["schemas"]
+
+
+def test_files_of_an_unfinished_job_are_409_with_retry_after(idle_client: TestClient) -> None:
+    """Regression: the 409 for a running job's download carried no Retry-After."""
+    job = idle_client.post("/v1/drums", json={**DRUMS, "seed": 404}).json()  # no workers: stays queued
+    response = idle_client.get(f"{job['url']}/files/groove.mid")
+    assert_problem(response, 409)
+    assert int(response.headers["Retry-After"]) > 0

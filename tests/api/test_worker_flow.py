@@ -133,3 +133,14 @@ def test_load_and_unload_model_in_workers(client: TestClient) -> None:
     assert unloaded["loaded"] is False
     body = assert_problem(client.post("/v1/models/htdemucs/load"), 422)  # no Demucs weights in this models_dir
     assert "htdemucs" in body["detail"]
+
+
+def test_head_on_a_file_has_the_get_headers_and_no_body(client: TestClient, done: dict) -> None:
+    """Regression: HEAD on a file answered 405."""
+    url = f"{done['url']}/files/groove.mid"
+    got, head = client.get(url), client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    volatile = {"date", "x-request-id", "ratelimit-remaining", "ratelimit-reset"}
+    assert {k: v for k, v in head.headers.items() if k not in volatile} == {
+        k: v for k, v in got.headers.items() if k not in volatile
+    }

@@ -41,18 +41,18 @@ def test_cli_never_overwrites_without_force(app: typer.Typer, tmp_path: Path) ->
     runner = CliRunner()
     args = ["drums", "--style", "J Dilla", "--bars", "1", "--seed", "9", "--out", str(tmp_path)]
     assert runner.invoke(app, args).exit_code == 0
-    (tmp_path / "j-dilla_90bpm_1bars_s9.mid").write_bytes(b"my edited groove")
+    (tmp_path / "j-dilla_89bpm_1bars_s9.mid").write_bytes(b"my edited groove")
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "--force" in again.output
-    assert (tmp_path / "j-dilla_90bpm_1bars_s9.mid").read_bytes() == b"my edited groove"
+    assert (tmp_path / "j-dilla_89bpm_1bars_s9.mid").read_bytes() == b"my edited groove"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "j-dilla_90bpm_1bars_s9.mid",
-        "j-dilla_90bpm_1bars_s9_pattern.json",
+        "j-dilla_89bpm_1bars_s9.mid",
+        "j-dilla_89bpm_1bars_s9_pattern.json",
     ]
     other_seed = runner.invoke(app, [*args[:-4], "--seed", "10", "--out", str(tmp_path)])
     assert other_seed.exit_code == 0  # a different groove gets a different name
     forced = runner.invoke(app, [*args, "--force"])
-    assert forced.exit_code == 0 and (tmp_path / "j-dilla_90bpm_1bars_s9.mid").read_bytes() != b"my edited groove"
+    assert forced.exit_code == 0 and (tmp_path / "j-dilla_89bpm_1bars_s9.mid").read_bytes() != b"my edited groove"
 
 
 def test_cli_rejects_bad_input_without_files(app: typer.Typer, tmp_path: Path) -> None:

@@ -21,10 +21,21 @@ def make(**fields: Any) -> DrumsRequest:
 def test_defaults_and_canonical_style_name() -> None:
     request = DrumsRequest.model_validate({"producer_style": "metro_boomin"})
     assert request.producer_style == "Metro Boomin"
-    assert (request.bars, request.tempo, request.time_signature) == (4, 90.0, (4, 4))
+    assert (request.bars, request.tempo, request.time_signature) == (4, None, (4, 4))
     assert request.humanize is True and request.pattern_type == "verse"
     assert request.temperature == 0.9 and request.top_k == 0 and request.top_p == 1.0
     assert request.seed is None and request.formats == ["midi"] and request.preview_formats == []
+
+
+@pytest.mark.parametrize(("style", "tempo"), [("House", 122.0), ("Metro Boomin", 145.0), ("J Dilla", 89.0)])
+def test_omitted_tempo_is_the_middle_of_the_styles_range(style: str, tempo: float) -> None:
+    """Regression: the default was 90 BPM for every style (House or Metro Boomin got a range warning)."""
+    from cadenza.engines.drums import ENGINE
+
+    params, warnings = ENGINE.validate({"producer_style": style}, None)
+    assert params.tempo == tempo and warnings == []
+    params, warnings = ENGINE.validate({"producer_style": style, "tempo": 60}, None)
+    assert params.tempo == 60 and warnings  # an explicit tempo is kept, with its warning
 
 
 def test_unknown_style_lists_valid_ones() -> None:

@@ -128,3 +128,22 @@ def test_external_worker_process_runs_jobs(tmp_path: Path) -> None:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
         assert server.stop() == 0
+
+
+def test_a_submit_logs_one_api_line_with_its_job(server) -> None:
+    """Regression: each submit logged two near-duplicate lines (``job_submitted`` and the access line)."""
+    import json as _json
+
+    import httpx as _httpx
+
+    body = {"producer_style": "J Dilla", "bars": 1, "tempo": 150, "seed": 77}  # 150 BPM: a tempo warning
+    response = _httpx.post(f"{server.base_url}/v1/drums", json=body, timeout=30)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    request_id = response.headers["X-Request-ID"]
+    lines = [_json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    api_lines = [line for line in lines if line.get("request_id") == request_id and line.get("logger") == "cadenza.api"]
+    assert [line["event"] for line in api_lines] == ["request"], api_lines
+    (line,) = api_lines
+    assert line["job_id"] == job_id and line["kind"] == "drums" and line["created"] is True
+    assert line["status"] == 202 and any("tempo" in w for w in line["warnings"])

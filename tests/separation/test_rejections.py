@@ -38,6 +38,8 @@ def test_not_audio_is_422_naming_what_was_found(tmp_path, settings):
     path.write_text("this is a text file, not a song\n")
     err = _rejected(path, settings)
     assert err.status == 422 and "text" in err.detail and "wav" in err.detail
+    # Regression: the text named FFmpeg's internals and M4A needs; now it says what it is, with a full stop.
+    assert err.detail.startswith("Not audio: the content looks like text.") and err.detail.endswith(".")
     png = tmp_path / "cover.wav"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     err = _rejected(png, settings)

@@ -54,6 +54,14 @@ class HttpMetrics:
         )
 
 
+LOG_FIELDS = "log_fields"
+
+
+def log_fields(request: Any) -> dict[str, Any]:
+    """Fields a route adds to its request's one access-log line (``job_id``, ``kind``, ``warnings``)."""
+    return request.scope.setdefault("state", {}).setdefault(LOG_FIELDS, {})
+
+
 class RequestContextMiddleware:
     """Assigns ``X-Request-ID``, binds it (and the key id) to log lines, writes one access line per
     request, records HTTP metrics and turns unhandled exceptions into a 500 problem (no traceback)."""
@@ -104,6 +112,7 @@ class RequestContextMiddleware:
                 duration_ms=round(duration_s * 1000, 2),
                 key_id=getattr(principal, "key_id", None),
                 client=(scope.get("client") or (None,))[0],
+                **scope["state"].get(LOG_FIELDS, {}),
             )
 
 

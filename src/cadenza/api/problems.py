@@ -23,6 +23,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "urn:cadenza:problem:"
 
 
+#: ``Retry-After`` (s) of a 409 for the files of a job still queued or processing.
+NOT_READY_RETRY_S = 5
+
 #: RFC 9110 §15 names where Python's ``HTTPStatus`` phrases are the older RFC 7231 ones.
 _RFC9110_TITLES = {413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content"}
 
@@ -192,7 +195,12 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(JobNotFound, mapped(404, "Job Not Found"))
     app.add_exception_handler(OutputNotFound, mapped(404, "File Not Found"))
-    app.add_exception_handler(JobNotReady, mapped(409, "Job Not Completed"))
+    async def not_ready(request: Request, exc: Exception) -> JSONResponse:
+        # RFC 9110 §10.2.3 allows Retry-After on any status; a running job's files come later.
+        headers = {"Retry-After": str(NOT_READY_RETRY_S)}
+        return problem_response(path(request), 409, str(exc), title="Job Not Completed", headers=headers)
+
+    app.add_exception_handler(JobNotReady, not_ready)
     app.add_exception_handler(JobGone, mapped(410, "Files Gone"))
     app.add_exception_handler(IdempotencyConflict, mapped(422, "Idempotency Key Reused"))
     app.add_exception_handler(EngineInputError, mapped(422, "Request Cannot Be Served"))

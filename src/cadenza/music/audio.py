@@ -52,6 +52,10 @@ SILENCE_RMS_DBFS = -70.0
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
+#: What :func:`sniff` names that is certainly not audio (no decoder is tried on it).
+NOT_AUDIO = frozenset({"text", "PNG image", "JPEG image", "PDF document", "ZIP archive", "gzip archive"})
+
+
 class AudioDecodeError(ValueError):
     """The file is not audio we can decode. ``found`` names what the content looks like;
     ``unsupported`` is True when it is a recognised format that we do not accept."""
@@ -211,6 +215,8 @@ def probe(path: Path, check: Callable[[AudioInfo], None] | None = None) -> Audio
             raise AudioDecodeError(f"unsupported format: {found}", found, unsupported=True)
         if found in ("WAV (RIFF)", "WAV (RF64)", "FLAC", "AIFF/IFF", "MP3 (ID3 tag)"):
             raise AudioDecodeError(f"corrupt or truncated {found} file: libsndfile cannot parse it", found)
+        if found in NOT_AUDIO:
+            raise AudioDecodeError(f"not audio: the content looks like {found}", found)
         result = _probe_av(path, found)
         if check is not None:
             check(result)

@@ -26,9 +26,10 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     return etag in candidates
 
 
-@router.get(
+@router.api_route(
     "/{job_id}/files/{name}",
-    summary="Download an output file",
+    methods=["GET", "HEAD"],
+    summary="Download an output file (HEAD: the same headers, no body)",
     response_class=FileResponse,
     responses={
         200: {"description": "The file (`Accept-Ranges: bytes`; `ETag` is its SHA-256).", "content": {"*/*": {}}},

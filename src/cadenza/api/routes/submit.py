@@ -26,7 +26,6 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, get_args, get_origin
 
 import anyio.to_thread
-import structlog
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -36,11 +35,10 @@ from python_multipart.multipart import parse_options_header
 
 from cadenza.api.auth import Principal
 from cadenza.api.deps import JobOut, get_principal, job_out
+from cadenza.api.middleware import log_fields
 from cadenza.api.problems import ProblemError, responses
 from cadenza.engines.base import EngineSpec, InputSpec
 from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
-
-log = structlog.get_logger("cadenza.api")
 
 JSON_TYPES = ("application/json",)
 UPLOAD_TYPES = ("multipart/form-data",)
@@ -131,7 +129,7 @@ async def validate_params(request: Request, spec: EngineSpec, raw: Any) -> BaseM
     except ValidationError as exc:
         raise validation_error(exc) from exc
     if warnings:
-        log.info("request_warnings", kind=spec.kind, warnings=warnings)
+        log_fields(request)["warnings"] = warnings
     return params
 
 
@@ -153,7 +151,7 @@ async def _submit(
         inputs=inputs,
     )
     view, created = await anyio.to_thread.run_sync(submit)
-    log.info("job_submitted", job_id=str(view.id), kind=spec.kind, created=created)
+    log_fields(request).update(job_id=str(view.id), kind=spec.kind, created=created)  # on the one access line
     return view, created
 
 

@@ -25,7 +25,9 @@ def run_command(
         str, typer.Option("--style", "--producer-style", "-s", help="Producer style (see --list-styles).")
     ] = "J Dilla",
     bars: Annotated[int, typer.Option(help="Bars, 1–32.")] = 4,
-    tempo: Annotated[float, typer.Option(help="Tempo in BPM, 60–200.")] = 90.0,
+    tempo: Annotated[
+        float | None, typer.Option(help="Tempo in BPM, 60–200; default: the middle of the style's range.")
+    ] = None,
     time_signature: Annotated[str, typer.Option("--time-signature", "-t", help="e.g. 4/4, 3/4, 6/8.")] = "4/4",
     pattern_type: Annotated[
         str, typer.Option("--pattern-type", "--pattern", help="intro, verse, chorus, bridge or outro.")

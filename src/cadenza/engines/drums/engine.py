@@ -152,10 +152,19 @@ def tempo_warnings(style: Style, tempo_bpm: float) -> list[str]:
     return [f"tempo {tempo_bpm:g} BPM is outside {style.name}'s preferred range {low:g}–{high:g} BPM"]
 
 
+def default_tempo(style: Style) -> float:
+    """The middle of ``style``'s preferred tempo range, in whole BPM (the request's default)."""
+    low, high = style.preferred_tempo_range
+    return float(round((low + high) / 2))
+
+
 def validate_request(params: DrumsRequest, settings: Any) -> list[str]:
-    """Cheap checks before a job is queued: the style's model has weights. Returns warnings (tempo range)."""
+    """Cheap checks before a job is queued: the style's model has weights. Fills an omitted ``tempo``
+    with :func:`default_tempo` (so the stored request is complete). Returns warnings (tempo range)."""
     style = catalog_for_settings(settings).get(params.producer_style)
     checkpoint_path(style.model_id, getattr(settings, "models_dir", None))
+    if params.tempo is None:
+        params.tempo = default_tempo(style)
     return tempo_warnings(style, params.tempo)
 
 
@@ -200,6 +209,8 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         style = catalog.get(params.producer_style)
     except KeyError as exc:
         raise EngineInputError(str(exc.args[0])) from exc
+    if params.tempo is None:
+        params = params.model_copy(update={"tempo": default_tempo(style)})
     numerator, denominator = params.time_signature
     meter = Meter.of(numerator, denominator)
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31)

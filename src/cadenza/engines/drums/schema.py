@@ -42,12 +42,12 @@ class DrumsRequest(BaseModel):
         examples=["J Dilla", "Metro Boomin", "Questlove"],
     )
     bars: int = Field(4, ge=1, le=32, description="Number of bars to generate.", examples=[4])
-    tempo: float = Field(
-        90.0,
+    tempo: float | None = Field(
+        None,
         ge=60,
         le=200,
-        description="Tempo in BPM (quarter notes per minute). Outside the style's preferred range is allowed "
-        "and reported as a warning.",
+        description="Tempo in BPM (quarter notes per minute). Omitted: the middle of the style's preferred range "
+        "(whole BPM; GET /v1/styles lists the ranges). Outside the range is allowed and reported as a warning.",
         examples=[90],
     )
     time_signature: tuple[int, int] = Field(

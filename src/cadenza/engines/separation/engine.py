@@ -187,13 +187,14 @@ def probe_upload(path: Path, settings: Any) -> dict[str, Any]:
             # ADTS carries no duration: the header's estimate may lie, the decoded count does not.
             check_cost(replace(info, frames=frames, duration_s=frames / max(1, info.sample_rate)), settings)
     except audio.AudioDecodeError as exc:
+        reason = str(exc)[:1].upper() + str(exc)[1:].rstrip(".")
         if exc.found == "empty":
             raise UploadRejected(422, "Empty file", "The uploaded file is empty.") from exc
         if exc.unsupported:
-            raise UploadRejected(415, "Unsupported audio format", f"{exc} Supported formats: {supported}.") from exc
+            raise UploadRejected(415, "Unsupported audio format", f"{reason}. Supported formats: {supported}.") from exc
         if exc.found == "non-finite":
-            raise UploadRejected(422, "Non-finite samples", f"{exc}.") from exc
-        raise UploadRejected(422, "Not decodable audio", f"{exc}. Supported formats: {supported}.") from exc
+            raise UploadRejected(422, "Non-finite samples", f"{reason}.") from exc
+        raise UploadRejected(422, "Not decodable audio", f"{reason}. Supported formats: {supported}.") from exc
     if info.frames == 0 or audio.is_silent(peak_db, rms_db):
         raise UploadRejected(
             422,
