@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=0, le=64, description="Local worker processes started by `cadenza serve`.")
     device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     job_timeout_s: float = Field(600.0, gt=0)
+    max_queued_jobs: int = Field(
+        1000, ge=1, description="Overload guard: submits answer 503 + Retry-After while this many jobs are queued."
+    )
     worker_poll_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often an idle worker polls the database for jobs submitted elsewhere."
     )

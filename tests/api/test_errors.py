@@ -190,3 +190,20 @@ def test_files_of_an_unfinished_job_are_409_with_retry_after(idle_client: TestCl
     response = idle_client.get(f"{job['url']}/files/groove.mid")
     assert_problem(response, 409)
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path) -> None:
+    from _api_helpers import make_settings
+
+    from cadenza.api.app import create_app
+
+    app = create_app(make_settings(tmp_path, max_queued_jobs=2), start_workers=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for seed in (1, 2):
+            assert client.post("/v1/drums", json={**DRUMS, "seed": seed}).status_code == 202
+        response = client.post("/v1/drums", json={**DRUMS, "seed": 3})
+        body = assert_problem(response, 503)
+        assert body["title"] == "Queue Full" and "2 jobs are queued" in body["detail"]
+        assert int(response.headers["Retry-After"]) > 0
+        queued = client.get("/v1/jobs").json()["jobs"]
+        assert len(queued) == 2 and sorted(j["queue_position"] for j in queued) == [1, 2]

@@ -195,6 +195,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(JobNotFound, mapped(404, "Job Not Found"))
     app.add_exception_handler(OutputNotFound, mapped(404, "File Not Found"))
+
     async def not_ready(request: Request, exc: Exception) -> JSONResponse:
         # RFC 9110 §10.2.3 allows Retry-After on any status; a running job's files come later.
         headers = {"Retry-After": str(NOT_READY_RETRY_S)}

@@ -34,6 +34,7 @@ from cadenza.db.models import Job, JobEvent, JobOutput, Upload, utcnow
 from cadenza.db.session import check_schema, make_engine, read_tx, upgrade_database, write_tx
 from cadenza.engines import registry
 from cadenza.jobs import store
+from cadenza.jobs.estimates import Estimator
 from cadenza.jobs.keys import ApiKeys
 from cadenza.jobs.views import (
     FINAL,
@@ -158,8 +159,16 @@ class JobService:
                 result[row.job_id].append(row)
         return result
 
-    def _view(self, session: Session, job: Job) -> JobView:
-        return store.to_view(job, self._outputs(session, [job.id])[job.id])
+    def _view(self, session: Session, job: Job, estimator: Estimator | None = None) -> JobView:
+        view = store.to_view(job, self._outputs(session, [job.id])[job.id])
+        return self._estimated(view, job, estimator or Estimator(session, self.settings.workers))
+
+    @staticmethod
+    def _estimated(view: JobView, job: Job, estimator: Estimator) -> JobView:
+        if view.status not in (JobStatus.queued, JobStatus.processing):
+            return view
+        position, eta_s = estimator.of(job)
+        return view.model_copy(update={"queue_position": position, "eta_s": eta_s})
 
     # ------------------------------------------------------------------ jobs
     def submit(
@@ -300,7 +309,8 @@ class JobService:
             more = len(jobs) > limit
             jobs = jobs[:limit]
             outputs = self._outputs(session, [j.id for j in jobs])
-            views = [store.to_view(j, outputs[j.id]) for j in jobs]
+            estimator = Estimator(session, self.settings.workers)
+            views = [self._estimated(store.to_view(j, outputs[j.id]), j, estimator) for j in jobs]
         next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if more and jobs else None
         return views, next_cursor
 

@@ -68,6 +68,9 @@ class JobView(BaseModel):
     ``result``: the engine's metadata plus ``warnings`` (list of str), set when completed.
     ``inputs``: the job's input files by declared name: ``filename``, ``size_bytes``, ``sha256``,
     ``upload_id`` (when sent by reference) and the engine probe's facts; None for a job without inputs.
+    ``queue_position``: 1 = the next queued job to start (None unless queued). ``eta_s``: estimated
+    seconds until it finishes, from recent run times of its kind (None when unknown or final; see
+    :mod:`cadenza.jobs.estimates`).
     """
 
     id: UUID
@@ -89,6 +92,8 @@ class JobView(BaseModel):
     outputs: list[OutputView]
     result: dict[str, Any] | None
     inputs: dict[str, Any] | None = None
+    queue_position: int | None = None
+    eta_s: float | None = None
 
 
 class JobEventView(BaseModel):

@@ -41,6 +41,7 @@ from cadenza.engines.base import EngineSpec, InputSpec
 from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
 
 JSON_TYPES = ("application/json",)
+QUEUE_FULL_RETRY_S = 10
 UPLOAD_TYPES = ("multipart/form-data",)
 #: Room for multipart boundaries, part headers and form fields on top of ``max_upload_bytes``.
 FORM_OVERHEAD_BYTES = 256 * 1024
@@ -87,6 +88,20 @@ def _check_intake(request: Request) -> None:
     if request.app.state.draining:
         raise ProblemError(
             503, "The server is shutting down and accepts no new jobs.", title="Draining", headers={"Retry-After": "30"}
+        )
+
+
+async def _check_capacity(request: Request) -> None:
+    """Overload guard: 503 with ``Retry-After`` once ``max_queued_jobs`` jobs are queued, instead of
+    letting the queue (and every client's wait) grow without bound."""
+    limit = request.app.state.settings.max_queued_jobs
+    depth = await anyio.to_thread.run_sync(request.app.state.service.queue_depth)
+    if depth >= limit:
+        raise ProblemError(
+            503,
+            f"{depth} jobs are queued (the limit is {limit}); submit again later.",
+            title="Queue Full",
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_S)},
         )
 
 
@@ -217,6 +232,7 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     ) -> Response:
         _check_intake(request)
         _check_idempotency_key(idempotency_key)
+        await _check_capacity(request)
         body = await request.body()
         try:
             raw = json.loads(body)
@@ -563,6 +579,7 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     ) -> Response:
         _check_intake(request)
         _check_idempotency_key(idempotency_key)
+        await _check_capacity(request)
         settings = request.app.state.settings
         limits = {declared.name: input_limit(settings, spec, declared) for declared in spec.inputs}
         service: JobService = request.app.state.service
