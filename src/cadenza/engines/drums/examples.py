@@ -30,7 +30,7 @@ JOB: dict[str, Any] = {
         "formats": ["midi"],
     },
     "progress": 100.0,
-    "stage": "done",
+    "stage": None,
     "sequence": 11,
     "owner": "key_5b0e9f3c21a4d786",
     "priority": 0,
@@ -48,6 +48,7 @@ JOB: dict[str, Any] = {
             "size_bytes": 581,
             "sha256": "96038d6a3381ee001cc2418dc494434677e7237b83a547860833c01c114ac3e4",
             "metadata": {"ppq": 480, "notes": 67},
+            "download_name": "j-dilla_90bpm_4bars_s7_3f0c2a9e.mid",
             "url": f"{_JOB_URL}/files/groove.mid",
         },
         {
@@ -56,6 +57,7 @@ JOB: dict[str, Any] = {
             "size_bytes": 13739,
             "sha256": "1e8e9ce393fe6b46c8a9a653a654b80c73722048648eea33874e02d81c906885",
             "metadata": {"hits": 67},
+            "download_name": "j-dilla_90bpm_4bars_s7_pattern_3f0c2a9e.json",
             "url": f"{_JOB_URL}/files/pattern.json",
         },
     ],
@@ -75,6 +77,8 @@ JOB: dict[str, Any] = {
         "warnings": [],
     },
     "inputs": None,
+    "queue_position": None,
+    "eta_s": None,
     "url": _JOB_URL,
     "links": {"self": _JOB_URL, "events": f"{_JOB_URL}/events", "cancel": f"{_JOB_URL}/cancel"},
 }
