@@ -134,3 +134,23 @@ def test_orphaned_worker_dying_after_a_server_restart_is_noticed(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(orphan_pid, signal.SIGKILL)
         first.stop()
+
+
+def test_sighup_reloads_the_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "cadenza.yaml"
+    config.write_text("rate_limit: 1000/minute\n")
+    server = start_server(tmp_path, args=("--config", str(config)))
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            assert client.get("/v1/jobs").headers["RateLimit-Limit"] == "1000"
+            config.write_text("rate_limit: 40/minute\nretention_completed_h: 2\njob_timeout_s: 300\n")
+            server.process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 120  # the reload runs in a thread of the server: wait for its log line
+            while '"reloaded"' not in server.logs() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert '"reloaded"' in server.logs(), server.logs()
+            assert client.get("/v1/jobs").headers["RateLimit-Limit"] == "40"
+            line = next(line for line in server.logs().splitlines() if '"reloaded"' in line)
+            assert '"needs_restart": ["job_timeout_s"]' in line and "retention_completed_h" in line
+    finally:
+        assert server.stop() == 0, server.logs()

@@ -10,7 +10,7 @@ routes answer 503.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
-from starlette.middleware.cors import CORSMiddleware
 
 import cadenza
 from cadenza.api import examples
@@ -28,10 +27,12 @@ from cadenza.api.middleware import (
     AccessControlMiddleware,
     BodyLimitMiddleware,
     HttpMetrics,
+    ReloadableCORSMiddleware,
     RequestContextMiddleware,
 )
 from cadenza.api.problems import install_handlers
-from cadenza.api.routes import files, health, jobs, models, submit, uploads
+from cadenza.api.reload import snapshot_catalogues
+from cadenza.api.routes import admin, files, health, jobs, models, submit, uploads
 from cadenza.engines import registry as engine_registry
 from cadenza.engines.base import resolve
 from cadenza.jobs import JobsCollector, JobService, Maintenance, create_executor
@@ -48,15 +49,27 @@ Errors are RFC 9457 `application/problem+json`.
 """
 
 
-def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
-    """Build the app. Nothing touches the database or starts processes until the lifespan runs."""
-    settings = settings if settings is not None else load_settings()
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_workers: bool = True,
+    settings_source: Callable[[], Settings] | None = None,
+) -> FastAPI:
+    """Build the app. Nothing touches the database or starts processes until the lifespan runs.
+
+    ``settings_source`` re-reads the configuration for a hot reload (:mod:`cadenza.api.reload`); by
+    default :func:`cadenza.settings.load_settings` when ``settings`` is None, else ``settings`` itself.
+    """
+    if settings_source is None:
+        settings_source = load_settings if settings is None else (lambda: settings)
+    settings = settings if settings is not None else settings_source()
     registry = CollectorRegistry()
     engines = engine_registry.of(settings).engines()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = await anyio.to_thread.run_sync(JobService, settings)
+        app.state.catalogues = await anyio.to_thread.run_sync(snapshot_catalogues, settings)
         executor = None
         maintenance = None
         if start_workers and settings.workers > 0:
@@ -94,6 +107,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
     )
     app.state.settings = settings
+    app.state.settings_source = settings_source
+    app.state.catalogues = None
     app.state.registry = registry
     app.state.draining = False
     app.state.service = None
@@ -105,6 +120,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(models.router)
+    app.include_router(admin.router)
     for spec in engines:
         if spec.router is not None:
             app.include_router(resolve(spec.router))
@@ -123,31 +139,31 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     )
     app.add_middleware(AccessControlMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, metrics=HttpMetrics(registry))
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Idempotency-Key",
-                "Prefer",
-                "Last-Event-ID",
-                "X-Request-ID",
-            ],
-            expose_headers=[
-                "Location",
-                "X-Request-ID",
-                "RateLimit-Limit",
-                "RateLimit-Remaining",
-                "RateLimit-Reset",
-                "Retry-After",
-                "Preference-Applied",
-                "Content-Range",
-                "ETag",
-            ],
-        )
+    app.add_middleware(
+        ReloadableCORSMiddleware,
+        settings=settings,
+        allow_methods=["GET", "HEAD", "POST", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "Prefer",
+            "Last-Event-ID",
+            "X-Request-ID",
+        ],
+        expose_headers=[
+            "Location",
+            "X-Request-ID",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "Retry-After",
+            "Preference-Applied",
+            "Content-Range",
+            "Content-Disposition",
+            "ETag",
+        ],
+    )
     return app
 
 

@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cadenza.api.auth import AuthError, is_public, resolve_principal
@@ -122,8 +123,15 @@ class AccessControlMiddleware:
 
     def __init__(self, app: ASGIApp, settings: Any) -> None:
         self.app, self.settings = app, settings
-        self.limit = parse(settings.rate_limit)
+        self._limit_text, self.limit = settings.rate_limit, parse(settings.rate_limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def _current_limit(self, scope: Scope) -> Any:
+        """The rate limit of the app's current settings (a hot reload may have changed it)."""
+        text = getattr(getattr(scope.get("app"), "state", None), "settings", self.settings).rate_limit
+        if text != self._limit_text:
+            self._limit_text, self.limit = text, parse(text)
+        return self.limit
 
     def _hit(self, identity: str, path: str) -> tuple[dict[str, str], Any]:
         """Count one request of ``identity``: (RateLimit-* headers, a 429 problem response or None)."""
@@ -149,6 +157,7 @@ class AccessControlMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        self._current_limit(scope)
         state = scope.setdefault("state", {})
         client = (scope.get("client") or ("unknown",))[0]
         if self.settings.auth_enabled and not is_public(path):
@@ -230,3 +239,21 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, receive_limited, send)
+
+
+class ReloadableCORSMiddleware:
+    """Starlette's ``CORSMiddleware`` for the app's current ``cors_origins`` (rebuilt when a hot reload
+    changes them; no CORS headers at all while the list is empty)."""
+
+    def __init__(self, app: ASGIApp, settings: Any, **options: Any) -> None:
+        self.app, self.settings, self.options = app, settings, options
+        self._origins: list[str] | None = None
+        self._cors: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", self.settings)
+        origins = list(settings.cors_origins)
+        if origins != self._origins:
+            self._origins = origins
+            self._cors = CORSMiddleware(self.app, allow_origins=origins, **self.options) if origins else None
+        await (self._cors or self.app)(scope, receive, send)

@@ -8,11 +8,13 @@ Invalid configuration stops any command with exit code 2 and a message naming th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -140,7 +142,8 @@ def serve(
 
     settings = get_settings(config, host=host, port=port, workers=workers)
     _setup_logging(settings)
-    api = create_app(settings)
+    flags = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    api = create_app(settings, settings_source=lambda: load_settings(config, **flags))  # SIGHUP re-reads
     uv_config = uvicorn.Config(
         api,
         host=settings.host,
@@ -165,6 +168,31 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.api, self.drain_timeout_s = api, drain_timeout_s
         self._drainer: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Uvicorn's SIGTERM/SIGINT handling, plus SIGHUP for a hot reload while the server runs."""
+        with super().capture_signals():
+            if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+                yield
+                return
+            previous = signal.signal(signal.SIGHUP, self._reload)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
+    def _reload(self, sig: int, frame: Any) -> None:
+        """SIGHUP: the same hot reload as ``POST /v1/admin/reload``, in a thread (it reads files)."""
+        from cadenza.api.reload import ReloadFailed, reload_app
+
+        def run() -> None:
+            try:
+                reload_app(self.api)
+            except ReloadFailed as exc:
+                structlog.get_logger("cadenza.serve").error("reload_failed", error=str(exc))
+
+        threading.Thread(target=run, name="reload", daemon=True).start()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self._drainer is not None:

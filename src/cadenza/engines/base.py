@@ -223,6 +223,8 @@ class EngineSpec:
     its default model's weights are present); it never makes the whole server unready.
     ``openapi_examples``: ``{"job": <job view>, "model": <model entry>}`` from a real run, shown in the
     OpenAPI of the job and model routes.
+    ``catalogues(settings) -> {name: [entry names]}``: re-reads the files users edit (style and preset
+    catalogues) for a hot reload; raises ValueError naming the file and entry when one is invalid.
     """
 
     kind: str
@@ -242,6 +244,7 @@ class EngineSpec:
     commands: tuple[CommandSpec, ...] = ()
     readiness: Callable[[Any], Readiness] | str | None = None
     openapi_examples: dict[str, Any] = field(default_factory=dict)
+    catalogues: Callable[[Any], dict[str, list[str]]] | str | None = None
 
     def resolve(self, name: str) -> Callable[..., Any] | None:
         """The callable of field ``name`` (imported on first use when given as an import string)."""

@@ -24,7 +24,6 @@ class Maintenance:
         self.service = service
         settings = service.settings
         self.sweep_interval_s = max(0.2, settings.job_lease_s / 3)
-        self.cleanup_interval_s = settings.cleanup_interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -47,7 +46,7 @@ class Maintenance:
             self.service.prune()
 
     def _loop(self) -> None:
-        next_cleanup = time.monotonic() + self.cleanup_interval_s
+        next_cleanup = time.monotonic() + self.service.settings.cleanup_interval_s
         while not self._stop.wait(self.sweep_interval_s):
             now = time.monotonic()
             try:
@@ -55,4 +54,4 @@ class Maintenance:
             except Exception:
                 log.exception("maintenance tick failed")
             if now >= next_cleanup:
-                next_cleanup = now + self.cleanup_interval_s
+                next_cleanup = now + self.service.settings.cleanup_interval_s  # a hot reload may change it

@@ -48,6 +48,7 @@ ENGINE = EngineSpec(
         ),
     ),
     openapi_examples={"job": examples.JOB, "model": examples.MODEL},
+    catalogues="cadenza.engines.drums.styles:reload_catalogues",
 )
 
 __all__ = ["ENGINE", "DrumsRequest", "DrumsSettings"]

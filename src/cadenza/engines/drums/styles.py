@@ -244,3 +244,11 @@ def catalog_for_settings(settings: Any | None) -> StyleCatalog:
     from cadenza.engines.drums.config import section
 
     return cached_catalog(section(settings).styles_path)
+
+
+def reload_catalogues(settings: Any | None) -> dict[str, list[str]]:
+    """``{"styles": [names]}`` read afresh from the built-in file and ``engines.drums.styles_path`` (the
+    hot-reload hook of ``ENGINE.catalogues``). Raises StyleCatalogError (a ValueError) when invalid."""
+    from cadenza.engines.drums.config import section
+
+    return {"styles": load_catalog(section(settings).styles_path).names}
