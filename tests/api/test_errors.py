@@ -207,3 +207,81 @@ def test_full_queue_answers_503_with_retry_after(tmp_path) -> None:
         assert int(response.headers["Retry-After"]) > 0
         queued = client.get("/v1/jobs").json()["jobs"]
         assert len(queued) == 2 and sorted(j["queue_position"] for j in queued) == [1, 2]
+
+
+BIG_INT = "9" * 5000  # over Python's 4,300-digit limit of int(str)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 3000,  # deeper than the JSON decoder's recursion limit
+        '{"producer_style": "J Dilla\\u0000"}',
+    ],
+)
+def test_hostile_json_bodies_are_422(idle_client: TestClient, body: str) -> None:
+    """Regression (found by hand beside the Schemathesis run): huge integers and deep nesting were 500s."""
+    response = idle_client.post("/v1/drums", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code in (413, 422), response.text
+    assert_problem(response, response.status_code)
+
+
+def test_hostile_json_integer_is_422(tmp_path) -> None:
+    from _api_helpers import make_settings
+
+    from cadenza.api.app import create_app
+
+    with TestClient(create_app(make_settings(tmp_path), start_workers=False)) as client:
+        body = f'{{"producer_style": "J Dilla", "seed": {BIG_INT}}}'
+        response = client.post("/v1/drums", content=body.encode(), headers={"Content-Type": "application/json"})
+        assert "JSON" in assert_problem(response, 422)["detail"]
+        form = {"params": (None, '{"seed": ' + BIG_INT + "}"), "file": ("s.wav", b"RIFF", "audio/wav")}
+        assert_problem(client.post("/v1/separations", files=form), 422)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"params": "[" * 3000},
+        {"stems": "[" + "9" * 4400 + "]"},
+        {"stems": "[" * 3000},
+        {"stems": '["\\ud800"]'},  # a lone surrogate echoed in the error
+        {"params": '{"two_stems": "\\ud800"}'},
+        {"model": "hpss\x00"},
+    ],
+)
+def test_hostile_form_fields_are_4xx_problems(idle_client: TestClient, fields: dict[str, str]) -> None:
+    form = {name: (None, value) for name, value in fields.items()}
+    response = idle_client.post("/v1/separations", files={**form, "file": ("song.wav", b"RIFF", "audio/wav")})
+    assert 400 <= response.status_code < 500, response.text
+    assert_problem(response, response.status_code)
+    assert response.content.isascii()
+
+
+def test_multipart_boundary_over_256_bytes_is_400(idle_client: TestClient) -> None:
+    boundary = "a" * 300
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--{boundary}--\r\n'.encode()
+    for path in ("/v1/uploads", "/v1/separations"):
+        response = idle_client.post(
+            path, content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+        assert_problem(response, 400)
+
+
+def test_last_event_id_of_5000_digits_is_422(idle_client: TestClient) -> None:
+    url = f"/v1/jobs/{uuid.uuid4()}/events"
+    assert_problem(idle_client.get(url, headers={"Last-Event-ID": BIG_INT}), 422)
+
+
+def test_nul_in_a_list_filter_or_a_part_type_never_reaches_the_database(idle_client: TestClient) -> None:
+    """Regression (PostgreSQL): NUL in ``kind`` or in a part's Content-Type was a DataError (500)."""
+    body = assert_problem(idle_client.get("/v1/jobs", params={"kind": "a\x00b"}), 422)
+    assert "drums" in body["detail"]
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n'
+        b"Content-Type: audio/\x00wav\r\n\r\nRIFF0000\r\n--b0undary--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+    uploaded = idle_client.post("/v1/uploads", content=body, headers=headers)
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["media_type"] == "application/octet-stream"

@@ -24,6 +24,7 @@ import cadenza
 from cadenza.api import examples
 from cadenza.api.auth import DOCS_ASSETS_PATH, PUBLIC_PATHS
 from cadenza.api.middleware import (
+    RATE_EXEMPT,
     AccessControlMiddleware,
     BodyLimitMiddleware,
     HttpMetrics,
@@ -197,11 +198,16 @@ def _add_security(document: dict, auth_enabled: bool) -> None:  # type: ignore[t
         "`Authorization: Bearer <key>`. Needed only when the server runs with `auth_enabled`; model "
         "load/unload then needs the admin key.",
     }
-    if not auth_enabled:
-        return
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
-            operation["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}]
+            answers = operation.setdefault("responses", {})
+            if path not in RATE_EXEMPT:  # the rate limit answers any other route
+                answers.setdefault("429", {"description": "Too Many Requests", "content": problem})
+            if auth_enabled:
+                operation["security"] = [] if path in PUBLIC_PATHS else [{"apiKey": []}]
+                if path not in PUBLIC_PATHS:
+                    answers.setdefault("401", {"description": "Unauthorized", "content": problem})
 
 
 def _safe_url(url: str) -> str:

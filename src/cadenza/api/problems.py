@@ -5,6 +5,7 @@ Source: RFC 9457 "Problem Details for HTTP APIs" (https://www.rfc-editor.org/rfc
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -106,7 +107,15 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     body = problem_body(status, detail, instance=request_path, title=title, slug=slug, errors=errors)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    return ProblemResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+class ProblemResponse(JSONResponse):
+    """A problem rendered as ASCII JSON: text echoed from a request (a lone UTF-16 surrogate, say) is
+    escaped instead of failing to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def field_errors(errors: Any) -> list[dict[str, Any]]:

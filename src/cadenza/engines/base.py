@@ -95,6 +95,18 @@ def file_stem(*parts: object) -> str:
     return "_".join(part for part in cleaned if part)[:120] or "output"
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+"""The API's RFC 9457 problem schema, for the OpenAPI ``responses`` of an engine's own routes."""
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` of an engine router's operation for problems it raises (EngineProblem)."""
+    from http import HTTPStatus
+
+    content = {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+    return {status: {"description": HTTPStatus(status).phrase, "content": content} for status in statuses}
+
+
 @dataclass
 class EngineResult:
     outputs: list[Output]

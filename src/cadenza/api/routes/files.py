@@ -26,10 +26,9 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     return etag in candidates
 
 
-@router.api_route(
+@router.get(
     "/{job_id}/files/{name}",
-    methods=["GET", "HEAD"],
-    summary="Download an output file (HEAD: the same headers, no body)",
+    summary="Download an output file",
     response_class=FileResponse,
     responses={
         200: {"description": "The file (`Accept-Ranges: bytes`; `ETag` is its SHA-256).", "content": {"*/*": {}}},
@@ -67,3 +66,14 @@ def download_file(
             # RFC 9110 §14.2: an invalid Range header is ignored (full 200 answer).
             request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k.lower() != b"range"]
     return FileResponse(path, media_type=output.media_type, filename=output.download_name, headers=headers)
+
+
+router.add_api_route(
+    "/{job_id}/files/{name}",
+    download_file,
+    methods=["HEAD"],
+    operation_id="head_file",
+    summary="The headers of an output file's download (size, type, ETag), without the body",
+    response_class=FileResponse,
+    responses={200: {"description": "The headers GET would send."}, **responses(401, 404, 409, 410, 422, 429)},
+)

@@ -35,6 +35,10 @@ def list_jobs(
     limit: int = Query(50, ge=1, le=100, description="Page size."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> JobPage:
+    if kind is not None and kind not in service.registry.kinds:
+        raise ProblemError(
+            422, f"Unknown kind {kind!r}; kinds: {', '.join(service.registry.kinds)}.", title="Validation Failed"
+        )
     try:
         jobs, next_cursor = service.list(owner, status=status, kind=kind, limit=limit, cursor=cursor)
     except ValueError as exc:
@@ -115,7 +119,7 @@ async def job_events(
     after = last_event_id_query or 0
     if last_event_id is not None:
         value = last_event_id.strip()
-        if not (value.isascii() and value.isdigit() and int(value) <= MAX_EVENT_ID):
+        if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= MAX_EVENT_ID):
             raise ProblemError(
                 422, f"Last-Event-ID must be an integer from 0 to {MAX_EVENT_ID}.", title="Validation Failed"
             )

@@ -84,6 +84,41 @@ def content_type_route(accepted: tuple[str, ...]) -> type[APIRoute]:
     return ContentTypeRoute
 
 
+def load_json(data: str | bytes, loc: str) -> Any:
+    """Parse JSON from a request, or raise RequestValidationError (422) saying why: malformed JSON,
+    not UTF-8, an integer over Python's 4,300 digits, nesting too deep, or a NUL character in a
+    string (no database stores one)."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = getattr(exc, "msg", None) or ("nesting too deep" if isinstance(exc, RecursionError) else str(exc))
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", loc), "msg": f"JSON decode error: {reason}", "input": None}]
+        ) from None
+    if _has_nul(value):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_nul",
+                    "loc": ("body", loc),
+                    "msg": "strings must not contain NUL (U+0000)",
+                    "input": None,
+                }
+            ]
+        )
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _check_intake(request: Request) -> None:
     if request.app.state.draining:
         raise ProblemError(
@@ -233,22 +268,7 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         _check_intake(request)
         _check_idempotency_key(idempotency_key)
         await _check_capacity(request)
-        body = await request.body()
-        try:
-            raw = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            error = getattr(exc, "msg", str(exc))
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body", getattr(exc, "pos", 0)),
-                        "msg": "JSON decode error",
-                        "input": {},
-                        "ctx": {"error": error},
-                    }
-                ]
-            ) from None
+        raw = load_json(await request.body(), "body")
         params = await validate_params(request, spec, raw)
         view, created = await _submit(request, spec, params, principal, idempotency_key)
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
@@ -331,7 +351,7 @@ class _UploadState:
             return
         display = _display_name(filename.decode("utf-8", "replace")) or "upload"
         staged = _Staged(self._name, self.staging(_suffix(display)), display, self.limits[self._name])
-        staged.media_type = self._headers.get("content-type", staged.media_type)[:100]
+        staged.media_type = _media_type(self._headers.get("content-type", ""))
         staged.handle = staged.path.open("wb")
         self.files[self._name] = self._current = staged
 
@@ -383,6 +403,16 @@ def _display_name(name: str) -> str:
     return "".join(ch for ch in base if ch.isprintable())[:255]
 
 
+def _media_type(value: str) -> str:
+    """A part's ``Content-Type`` as metadata: ``type/subtype`` (RFC 6838 characters), else octet-stream."""
+    essence = value.split(";", 1)[0].strip().lower()
+    return (
+        essence
+        if re.fullmatch(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}", essence)
+        else ("application/octet-stream")
+    )
+
+
 def _suffix(name: str) -> str:
     suffix = Path(name).suffix.lower()
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
@@ -401,16 +431,17 @@ def form_to_params(model: type[BaseModel], fields: dict[str, list[str]]) -> dict
     other fields take their last value; an empty value means "not given"."""
     params: dict[str, Any] = {}
     for name, values in fields.items():
+        if any("\x00" in v for v in values):
+            raise RequestValidationError(
+                [{"type": "string_nul", "loc": ("body", name), "msg": "must not contain NUL (U+0000)", "input": None}]
+            )
         values = [v for v in values if v != ""]
         if not values:
             continue
         if _is_list_field(model, name):
             if len(values) == 1 and values[0].lstrip().startswith("["):
-                try:
-                    params[name] = json.loads(values[0])
-                    continue
-                except json.JSONDecodeError:
-                    pass
+                params[name] = load_json(values[0], name)
+                continue
             params[name] = [part.strip() for value in values for part in value.split(",") if part.strip()]
         else:
             params[name] = values[-1]
@@ -424,7 +455,10 @@ async def receive_multipart(request: Request, state: _UploadState) -> None:
     boundary = options.get(b"boundary")
     if not boundary:
         raise ProblemError(400, "multipart/form-data needs a boundary parameter.", title="Malformed Multipart Body")
-    parser = MultipartParser(boundary, state.callbacks())
+    try:
+        parser = MultipartParser(boundary, state.callbacks())
+    except Exception as exc:  # e.g. a boundary over 256 bytes
+        raise ProblemError(400, f"Malformed multipart body: {exc}", title="Malformed Multipart Body") from exc
     try:
         async for chunk in request.stream():
             try:
@@ -454,19 +488,7 @@ def _form_params(spec: EngineSpec, fields: dict[str, list[str]]) -> dict[str, An
     raw: dict[str, Any] = {}
     params_parts = fields.pop("params", [])
     if params_parts:
-        try:
-            loaded = json.loads(params_parts[-1])
-        except json.JSONDecodeError as exc:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body", "params"),
-                        "msg": f"JSON decode error: {exc.msg}",
-                        "input": params_parts[-1][:200],
-                    }
-                ]
-            ) from None
+        loaded = load_json(params_parts[-1], "params")
         if not isinstance(loaded, dict):
             raise RequestValidationError(
                 [

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from cadenza.engines.base import EngineProblem
+from cadenza.engines.base import EngineProblem, problem_responses
 from cadenza.engines.drums import examples
 from cadenza.engines.drums.styles import Style, StyleCatalog, catalog_for_settings
 
@@ -43,7 +43,12 @@ def list_styles(request: Request) -> dict[str, Any]:
     return {"count": len(styles), "styles": styles}
 
 
-@router.get("/{name}", response_model=StyleOut, summary="Get one producer style (case-insensitive)")
+@router.get(
+    "/{name}",
+    response_model=StyleOut,
+    summary="Get one producer style (case-insensitive)",
+    responses=problem_responses(404),
+)
 def get_style(name: str, request: Request) -> dict[str, Any]:
     catalog = _catalog(request)
     try:
