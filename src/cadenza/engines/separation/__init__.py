@@ -45,6 +45,12 @@ ENGINE = EngineSpec(
             "Separate SONG into stems without a server (same engine and checks as the API).",
         ),
         CommandSpec(
+            "",
+            "demo-song",
+            "cadenza.engines.separation.cli:demo_song_command",
+            "Write a short synthesized demo song (drums, bass, chords) to try separation with.",
+        ),
+        CommandSpec(
             "eval",
             "separation",
             "cadenza.engines.separation.cli:eval_command",

@@ -1,5 +1,6 @@
 """CLI commands of the separation engine, declared in ``ENGINE.commands``:
-``cadenza separate SONG`` (:func:`run_command`) and ``cadenza eval separation`` (:func:`eval_command`)."""
+``cadenza separate SONG`` (:func:`run_command`), ``cadenza demo-song`` (:func:`demo_song_command`) and
+``cadenza eval separation`` (:func:`eval_command`)."""
 
 from __future__ import annotations
 
@@ -143,3 +144,20 @@ def eval_command(
     json_path, md_path = write_report(report, out)
     console.print(md_path.read_text())
     console.print(f"wrote {json_path} and {md_path}")
+
+
+def demo_song_command(
+    dest: Path = typer.Argument(Path("song.wav"), help="Where to write the song (.wav or .flac)."),
+    bars: int = typer.Option(4, min=1, max=64, help="Length in bars of 4/4 at 96 BPM."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+) -> None:
+    """Write a short synthesized demo song (drums, bass, chords) to try separation with."""
+    from rich.console import Console
+
+    from cadenza.engines.separation.demo import write_demo_song
+
+    if dest.exists() and not force:
+        Console(stderr=True).print(f"error: {dest} already exists; pass --force to replace it", markup=False)
+        raise typer.Exit(1)
+    write_demo_song(dest, bars=bars)
+    Console().print(str(dest), soft_wrap=True)
