@@ -24,7 +24,7 @@ def test_fresh_folder_with_embedded_defaults_serves_a_drums_job(tmp_path):
         assert job["status"] == "completed", job
         data_dir = tmp_path / "xdg" / "cadenza"  # the platform's user data folder
         assert (data_dir / "cadenza.db").is_file()
-        assert (data_dir / "files" / job["id"] / "groove.mid").is_file()
+        assert [p.name for p in (data_dir / "files" / job["id"]).glob("attempt-*/groove.mid")] == ["groove.mid"]
         assert not (tmp_path / "var").exists()
 
         midi = httpx.get(f"{server.base_url}/v1/jobs/{job['id']}/files/groove.mid", timeout=10)

@@ -292,3 +292,38 @@ def test_model_load_and_unload_in_workers(tmp_path: Path, start_pool) -> None:
         pool.request_model("no-such-model", "load")
     with pytest.raises(ValueError):
         pool.request_model("test-model", "explode")
+
+
+def _worker_pid(service: JobService, job_id: object) -> int:
+    from cadenza.db.models import Job
+
+    with service.engine.connect() as conn:
+        worker_id = conn.execute(Job.__table__.select().where(Job.id == job_id)).mappings().one()["worker_id"]
+    return int(worker_id.rsplit(":", 1)[1])
+
+
+def test_a_stalled_worker_waking_up_leaves_the_new_attempt_alone(tmp_path: Path, start_pool) -> None:
+    """Regression (soak, SIGSTOP): a worker paused past its lease woke up after another worker took the job
+    over and deleted the job's folder, so the new attempt failed or completed with missing files."""
+    settings = make_settings(tmp_path, workers=2, job_lease_s=1.0)
+    service = JobService(settings)
+    start_pool(settings, service)
+    job, _ = service.submit("testretry", {"duration_s": 6.0, "step_s": 0.05, "payload": "kept"})
+    wait_until(lambda: service.get(job.id).status is JobStatus.processing, timeout_s=120, what="processing")
+    stalled = _worker_pid(service, job.id)
+    first_attempt = tmp_path / "files" / str(job.id) / "attempt-1"
+    os.kill(stalled, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: service.get(job.id).attempts == 2 and service.get(job.id).status is JobStatus.processing,
+            timeout_s=120,
+            what="the job taken over by the other worker",
+        )
+        assert _worker_pid(service, job.id) != stalled
+    finally:
+        os.kill(stalled, signal.SIGCONT)  # wakes up, notices at its next progress call, cleans its attempt
+    wait_until(lambda: not first_attempt.exists(), timeout_s=120, what="the stalled attempt's folder removed")
+    done = wait_final(service, job.id, timeout_s=120)
+    assert done.status is JobStatus.completed, done.error
+    _, path = service.output_file(job.id, None, "result.txt")
+    assert path.read_text() == "kept" and path.parent.name == "attempt-2"

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.engines import registry
 from cadenza.settings import Settings
@@ -35,6 +35,18 @@ RELOADABLE = (
 
 class ReloadReport(BaseModel):
     """What a reload did."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "changed": {"rate_limit": ["120/minute", "600/minute"], "retention_completed_h": [24.0, 72.0]},
+                    "catalogues": {"drums.styles": {"added": ["Basement Shuffle"], "removed": []}},
+                    "needs_restart": ["workers"],
+                }
+            ]
+        }
+    )
 
     changed: dict[str, list[Any]] = Field(
         description="Applied settings: `{name: [old, new]}` (secrets are never shown)."

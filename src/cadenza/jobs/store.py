@@ -28,8 +28,16 @@ UPLOAD_DIR = ".upload"
 
 
 def job_dir(files_dir: Path, job_id: uuid.UUID) -> Path:
-    """``<files_dir>/<job_id>``: the job's folder and the engine's ``RunContext.workdir``."""
+    """``<files_dir>/<job_id>``: the job's folder (``.upload/`` inputs, ``attempt-<n>/`` outputs)."""
     return Path(files_dir) / str(job_id)
+
+
+def attempt_dir(files_dir: Path, job_id: uuid.UUID, attempt: int) -> Path:
+    """``<files_dir>/<job_id>/attempt-<n>``: the engine's ``RunContext.workdir`` for attempt ``n``.
+
+    Each attempt writes into its own folder, so a worker that stalled past its lease and wakes up
+    after another worker took the job over can neither overwrite nor delete the new attempt's files."""
+    return job_dir(files_dir, job_id) / f"attempt-{attempt}"
 
 
 def remove_job_files(files_dir: Path, job_id: uuid.UUID, *, keep_upload: bool = False) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
@@ -168,9 +169,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _record_outputs(workdir: Path, result: EngineResult) -> list[dict[str, Any]]:
-    """Validate and hash the engine's outputs. Raises RuntimeError for a bad name or a path outside
-    ``workdir`` (an engine bug, reported as the job's error)."""
+def _record_outputs(workdir: Path, folder: Path, result: EngineResult) -> list[dict[str, Any]]:
+    """Validate and hash the engine's outputs; their paths are stored relative to the job's ``folder``.
+    Raises RuntimeError for a bad name or a path outside ``workdir`` (an engine bug, reported as the
+    job's error)."""
     from cadenza.jobs.service import OUTPUT_NAME_RE
 
     root = workdir.resolve()
@@ -188,7 +190,7 @@ def _record_outputs(workdir: Path, result: EngineResult) -> list[dict[str, Any]]
                 "media_type": out.media_type,
                 "size_bytes": path.stat().st_size,
                 "sha256": sha256_file(path),
-                "path": path.relative_to(root).as_posix(),
+                "path": path.relative_to(folder.resolve()).as_posix(),
                 "metadata": dict(out.metadata)
                 | ({"download_stem": out.download_stem} if getattr(out, "download_stem", None) else {}),
             }
@@ -262,7 +264,8 @@ def run_job(
 ) -> JobStatus | None:
     """Run one claimed job to its final state (see the module docs of :mod:`cadenza.jobs`)."""
     files_dir = Path(settings.files_dir)
-    workdir = store.job_dir(files_dir, job.id)
+    folder = store.job_dir(files_dir, job.id)
+    workdir = store.attempt_dir(files_dir, job.id, job.attempts)
     bound = log.bind(job_id=str(job.id), kind=job.kind, attempt=job.attempts)
     progress = JobProgress(engine, job.id, worker_id, settings.job_lease_s)
     started = time.monotonic()
@@ -282,7 +285,7 @@ def run_job(
         bound.info("job started")
         result = spec.resolve("run")(params, progress, ctx)
         progress.flush()
-        outputs = _record_outputs(workdir, result)
+        outputs = _record_outputs(workdir, folder, result)
         payload = dict(result.metadata)
         payload["warnings"] = list(result.warnings)
         status = _finish(engine, job.id, worker_id, JobStatus.completed, outputs=outputs, result=payload)
@@ -294,10 +297,18 @@ def run_job(
         bound.error("job failed", error=repr(exc), traceback=traceback.format_exc())
         message = str(exc) or exc.__class__.__name__
         status = _finish(engine, job.id, worker_id, JobStatus.failed, error=(type(exc).__name__, message))
-    if status is not JobStatus.completed:
+    if status is None and _exists(engine, job.id):
+        # The job is another worker's now (this one stalled past its lease): touch only this attempt.
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif status is not JobStatus.completed:
         store.remove_job_files(files_dir, job.id)
     bound.info("job finished", status=status.value if status else "lost", run_s=round(time.monotonic() - started, 3))
     return status
+
+
+def _exists(engine: Engine, job_id: uuid.UUID) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(Job.id).where(Job.id == job_id)).first() is not None
 
 
 def _model_command(
