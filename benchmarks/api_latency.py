@@ -35,7 +35,8 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
+def start_server(tmp: Path, rate_limit: str | None = "1000000/minute") -> tuple[subprocess.Popen, str]:
+    """``cadenza serve`` on a free port with one worker and temp dirs; ``rate_limit`` None = the default."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -46,10 +47,11 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
         CADENZA_FILES_DIR=str(tmp / "files"),
         CADENZA_MODELS_DIR=str(tmp / "models"),
         CADENZA_WORKERS="1",
-        CADENZA_RATE_LIMIT="1000000/minute",
         CADENZA_LOG_LEVEL="warning",
         CADENZA_SHUTDOWN_TIMEOUT_S="0",
     )
+    if rate_limit is not None:
+        env["CADENZA_RATE_LIMIT"] = rate_limit
     cadenza = Path(sys.executable).with_name("cadenza")
     log = (tmp / "server.log").open("wb")
     process = subprocess.Popen([str(cadenza), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -18,6 +18,9 @@ The clients respect the server:
   5-minute job costs a handful of requests, not one every few hundred milliseconds.
 - **Events** (:meth:`CadenzaClient.events`) follow the job's Server-Sent Events and, when the
   connection drops, reconnect with ``Last-Event-ID`` so no event is lost or repeated.
+- **Pacing**: once a response says ``RateLimit-Remaining: 0``, the next request waits for
+  ``RateLimit-Reset`` seconds, so a single client stays under the server's rate limit instead of
+  running into it.
 - **Back-off**: a ``429 Too Many Requests`` or ``503 Service Unavailable`` answer is retried after its
   ``Retry-After`` (seconds or an HTTP date; 1, 2, 4 … s when absent), at most ``max_retries`` times and
   never sleeping more than ``max_retry_wait_s`` at once; then :class:`CadenzaError` is raised. Both
@@ -131,6 +134,17 @@ class _Options:
     def __init__(self, max_retries: int, max_retry_wait_s: float) -> None:
         self.max_retries, self.max_retry_wait_s = max_retries, max_retry_wait_s
         self.retries = 0  # how many 429/503 answers were waited out (for callers and tests)
+        self._exhausted_until = 0.0  # monotonic time before which the server said no request is left
+
+    def observe(self, response: httpx.Response) -> None:
+        """Remember when the rate-limit window reopens once ``RateLimit-Remaining`` reached 0."""
+        remaining, reset = response.headers.get("RateLimit-Remaining"), response.headers.get("RateLimit-Reset")
+        if remaining == "0" and reset is not None and reset.isdigit():
+            self._exhausted_until = time.monotonic() + min(float(reset), self.max_retry_wait_s)
+
+    def pause_s(self) -> float:
+        """Seconds to wait before the next request so that it is not a 429 (the IETF RateLimit headers)."""
+        return max(0.0, self._exhausted_until - time.monotonic())
 
     def delay(self, response: httpx.Response, attempt: int) -> float | None:
         """Seconds to sleep before retry ``attempt`` (0-based), or None to give up."""
@@ -186,8 +200,10 @@ class CadenzaClient:
         """Send, retrying 429/503 after ``Retry-After``; returns the final response (unchecked)."""
         attempt = 0
         while True:
+            time.sleep(self._options.pause_s())
             with ExitStack() as stack:
                 response = self.http.request(method, url, **build(stack), **extra)
+            self._options.observe(response)
             delay = self._options.delay(response, attempt)
             if delay is None:
                 return response
@@ -338,8 +354,10 @@ class AsyncCadenzaClient:
     ) -> httpx.Response:
         attempt = 0
         while True:
+            await asyncio.sleep(self._options.pause_s())
             with ExitStack() as stack:
                 response = await self.http.request(method, url, **build(stack), **extra)
+            self._options.observe(response)
             delay = self._options.delay(response, attempt)
             if delay is None:
                 return response

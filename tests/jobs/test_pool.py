@@ -90,7 +90,7 @@ def test_cancel_and_delete_processing_and_queued_jobs(settings, service: JobServ
     waiting, _ = service.submit("testjob", {"tag": "waits"})
     wait_until(lambda: service.get(running.id).progress > 0, what="running job reports progress")
     folder = service.files_dir / str(running.id)
-    assert (folder / "partial.bin").exists()
+    assert (folder / "attempt-1" / "partial.bin").exists()
 
     queued_cancel = service.cancel(waiting.id)  # queued: at once
     assert queued_cancel.status is JobStatus.cancelled
@@ -194,7 +194,7 @@ def test_drain_lets_running_jobs_finish_then_requeues_the_rest(settings, service
     requeued = service.get(long.id)
     assert requeued.status is JobStatus.queued and requeued.attempts == 0  # the interrupted attempt is not counted
     assert service.get(later.id).status is JobStatus.queued  # nothing new was claimed while draining
-    assert not (service.files_dir / str(long.id) / "partial.bin").exists()
+    assert not list((service.files_dir / str(long.id)).glob("attempt-*/partial.bin"))
 
     start_pool(settings, service)
     assert wait_final(service, long.id).status is JobStatus.completed
@@ -302,6 +302,24 @@ def _worker_pid(service: JobService, job_id: object) -> int:
     return int(worker_id.rsplit(":", 1)[1])
 
 
+def _stop_outside_a_write(pid: int, database: Path) -> None:
+    """SIGSTOP ``pid`` at a moment it holds no SQLite write lock (a process frozen inside a write
+    transaction blocks every writer until it resumes: SQLite's nature, not what this test is about)."""
+    import sqlite3
+
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        conn = sqlite3.connect(database, timeout=5.0)  # any other writer finishes within 5 s
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+            return
+        except sqlite3.OperationalError:  # locked: by the stopped worker; let it finish and try again
+            os.kill(pid, signal.SIGCONT)
+        finally:
+            conn.close()
+
+
 def test_a_stalled_worker_waking_up_leaves_the_new_attempt_alone(tmp_path: Path, start_pool) -> None:
     """Regression (soak, SIGSTOP): a worker paused past its lease woke up after another worker took the job
     over and deleted the job's folder, so the new attempt failed or completed with missing files."""
@@ -312,7 +330,7 @@ def test_a_stalled_worker_waking_up_leaves_the_new_attempt_alone(tmp_path: Path,
     wait_until(lambda: service.get(job.id).status is JobStatus.processing, timeout_s=120, what="processing")
     stalled = _worker_pid(service, job.id)
     first_attempt = tmp_path / "files" / str(job.id) / "attempt-1"
-    os.kill(stalled, signal.SIGSTOP)
+    _stop_outside_a_write(stalled, tmp_path / "cadenza.db")
     try:
         wait_until(
             lambda: service.get(job.id).attempts == 2 and service.get(job.id).status is JobStatus.processing,
