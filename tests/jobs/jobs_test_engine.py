@@ -26,6 +26,7 @@ class TestRequest(BaseModel):
     tag: str = ""
     log_path: str | None = None
     crash_marker: str | None = None
+    rewrite_each_step: bool = False  # like an engine writing block files: recreates its workdir if needed
 
 
 def _run(params: TestRequest, progress, ctx: RunContext) -> EngineResult:  # type: ignore[no-untyped-def]
@@ -45,6 +46,9 @@ def _run(params: TestRequest, progress, ctx: RunContext) -> EngineResult:  # typ
         if params.mode == "no_progress":
             time.sleep(params.duration_s)
             break
+        if params.rewrite_each_step:
+            ctx.workdir.mkdir(parents=True, exist_ok=True)
+            (ctx.workdir / "partial.bin").write_bytes(b"\0" * 1024)
         progress(100.0 * elapsed / params.duration_s, "working")
         if params.mode == "kill" and elapsed > params.duration_s / 2:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -345,3 +345,25 @@ def test_a_stalled_worker_waking_up_leaves_the_new_attempt_alone(tmp_path: Path,
     assert done.status is JobStatus.completed, done.error
     _, path = service.output_file(job.id, None, "result.txt")
     assert path.read_text() == "kept" and path.parent.name == "attempt-2"
+
+
+def test_a_stalled_worker_of_a_job_failed_meanwhile_leaves_nothing_behind(tmp_path: Path, start_pool) -> None:
+    """Regression (soak): the lease sweep failed the job and removed its files; the worker woke up, wrote
+    again, then removed only its attempt and left an empty job folder behind."""
+    settings = make_settings(tmp_path, workers=1, job_lease_s=1.0)
+    service = JobService(settings)
+    start_pool(settings, service)
+    params = {"duration_s": 4.0, "step_s": 0.05, "rewrite_each_step": True}
+    job, _ = service.submit("testjob", params)  # testjob is never retried
+    wait_until(lambda: service.get(job.id).status is JobStatus.processing, timeout_s=120, what="processing")
+    stalled = _worker_pid(service, job.id)
+    _stop_outside_a_write(stalled, tmp_path / "cadenza.db")
+    try:
+        failed = wait_final(service, job.id, timeout_s=120)
+        assert failed.status is JobStatus.failed and failed.error.type == "WorkerLost"
+    finally:
+        os.kill(stalled, signal.SIGCONT)
+    folder = tmp_path / "files" / str(job.id)
+    wait_until(lambda: not folder.exists(), timeout_s=120, what="the failed job's folder removed")
+    after, _ = service.submit("testjob", {})  # the woken worker goes on with the next job
+    assert wait_final(service, after.id, timeout_s=120).status is JobStatus.completed

@@ -297,18 +297,21 @@ def run_job(
         bound.error("job failed", error=repr(exc), traceback=traceback.format_exc())
         message = str(exc) or exc.__class__.__name__
         status = _finish(engine, job.id, worker_id, JobStatus.failed, error=(type(exc).__name__, message))
-    if status is None and _exists(engine, job.id):
+    now = status if status is not None else _status(engine, job.id)
+    if status is None and now in (JobStatus.queued, JobStatus.processing, JobStatus.completed):
         # The job is another worker's now (this one stalled past its lease): touch only this attempt.
         shutil.rmtree(workdir, ignore_errors=True)
-    elif status is not JobStatus.completed:
-        store.remove_job_files(files_dir, job.id)
+    elif now is not JobStatus.completed:
+        store.remove_job_files(files_dir, job.id)  # failed, cancelled or deleted: no files at all
     bound.info("job finished", status=status.value if status else "lost", run_s=round(time.monotonic() - started, 3))
     return status
 
 
-def _exists(engine: Engine, job_id: uuid.UUID) -> bool:
+def _status(engine: Engine, job_id: uuid.UUID) -> JobStatus | None:
+    """The job's status now (None once it was deleted)."""
     with engine.connect() as conn:
-        return conn.execute(select(Job.id).where(Job.id == job_id)).first() is not None
+        value = conn.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
+    return None if value is None else JobStatus(value)
 
 
 def _model_command(
