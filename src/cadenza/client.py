@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -274,14 +275,33 @@ class CadenzaClient:
         """Stream output ``name`` into ``dest`` (a file path, or a folder to put ``name`` in); returns the
         path written. Raises CadenzaError (409 while the job runs; 410 once its files are pruned)."""
         target = Path(dest) / name if Path(dest).is_dir() else Path(dest)
-        with self.http.stream("GET", f"/v1/jobs/{job_id}/files/{name}") as response:
-            if response.status_code >= 400:
-                response.read()
-                check(response)
-            with target.open("wb") as out:
+        partial = target.with_name(target.name + ".part")
+        try:
+            with self._stream(f"/v1/jobs/{job_id}/files/{name}") as response, partial.open("wb") as out:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
+            os.replace(partial, target)  # complete files only: a dropped download leaves nothing
+        finally:
+            partial.unlink(missing_ok=True)
         return target
+
+    @contextmanager
+    def _stream(self, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A streamed GET that paces, and retries 429/503 after ``Retry-After``, like every other call."""
+        attempt = 0
+        while True:
+            time.sleep(self._options.pause_s())
+            with self.http.stream("GET", url, **kwargs) as response:
+                self._options.observe(response)
+                if response.status_code < 400:
+                    yield response
+                    return
+                response.read()
+                delay = self._options.delay(response, attempt)
+                if delay is None:
+                    check(response)
+            time.sleep(delay)
+            attempt += 1
 
     def events(self, job_id: str, last_event_id: int | None = None) -> Iterator[dict[str, Any]]:
         """The job's events (``{"sequence", "type", "data", "created_at"}``) after ``last_event_id``,
@@ -292,11 +312,7 @@ class CadenzaClient:
             headers = {"Last-Event-ID": str(after)} if after is not None else {}
             parser = _SSEParser()
             try:
-                stream = self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok)
-                with stream as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        check(response)
+                with self._stream(f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok) as response:
                     for line in response.iter_lines():
                         event = parser.feed(line)
                         if event is None:
@@ -409,14 +425,49 @@ class AsyncCadenzaClient:
     async def download(self, job_id: str, name: str, dest: Path) -> Path:
         """See :meth:`CadenzaClient.download`."""
         target = Path(dest) / name if Path(dest).is_dir() else Path(dest)
-        async with self.http.stream("GET", f"/v1/jobs/{job_id}/files/{name}") as response:
-            if response.status_code >= 400:
-                await response.aread()
-                check(response)
-            with target.open("wb") as out:
-                async for chunk in response.aiter_bytes():
-                    out.write(chunk)
+        partial = target.with_name(target.name + ".part")
+        try:
+            async with self._stream(f"/v1/jobs/{job_id}/files/{name}") as response:
+                with partial.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
         return target
+
+    @asynccontextmanager
+    async def _stream(self, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """See :meth:`CadenzaClient._stream`."""
+        attempt = 0
+        while True:
+            await asyncio.sleep(self._options.pause_s())
+            async with self.http.stream("GET", url, **kwargs) as response:
+                self._options.observe(response)
+                if response.status_code < 400:
+                    yield response
+                    return
+                await response.aread()
+                delay = self._options.delay(response, attempt)
+                if delay is None:
+                    check(response)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def list(
+        self, *, status: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> AsyncIterator[dict[str, Any]]:
+        """See :meth:`CadenzaClient.list`."""
+        params: dict[str, Any] = (
+            {"limit": limit} | ({"status": status} if status else {}) | ({"kind": kind} if kind else {})
+        )
+        while True:
+            page = (await self._call("GET", "/v1/jobs", params=params)).json()
+            for job in page["jobs"]:
+                yield job
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
 
     async def events(self, job_id: str, last_event_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """See :meth:`CadenzaClient.events`."""
@@ -425,11 +476,7 @@ class AsyncCadenzaClient:
             headers = {"Last-Event-ID": str(after)} if after is not None else {}
             parser = _SSEParser()
             try:
-                stream = self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok)
-                async with stream as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        check(response)
+                async with self._stream(f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok) as response:
                     async for line in response.aiter_lines():
                         event = parser.feed(line)
                         if event is None:

@@ -101,7 +101,7 @@ def test_levels_and_silence(tmp_path):
     assert audio.peak_dbfs(0.0) == -math.inf
     quiet = tmp_path / "quiet.wav"
     sf.write(str(quiet), np.full((8000, 1), 10 ** (-65 / 20), dtype=np.float32), 8000, subtype="FLOAT")
-    peak, rms = audio.level_stats(quiet)
+    peak, rms, _ = audio.level_stats(quiet)
     assert peak == pytest.approx(-65, abs=0.01) and rms == pytest.approx(-65, abs=0.01)
     assert audio.is_silent(peak, rms)
     assert not audio.is_silent(-20.0, -30.0)
@@ -114,3 +114,29 @@ def test_sniff_names_the_content(tmp_path):
         path = tmp_path / "x.bin"
         path.write_bytes(data)
         assert expected in audio.sniff(path)
+
+
+def test_what_progress_raises_while_decoding_is_not_a_decoder_error(mix_factory, tmp_path):
+    """Regression: a cancel (raised by the job's progress callback) during an M4A decode became
+    AudioDecodeError, so the job was recorded as failed instead of cancelled."""
+    av = pytest.importorskip("av")
+    x = mix_factory(2.0)
+    path = tmp_path / "song.m4a"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=44100)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="fltp", layout="stereo")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+
+    class Cancelled(Exception):
+        pass
+
+    def progress(percent: float) -> None:
+        raise Cancelled
+
+    dest = tmp_path / "decoded.wav"
+    with pytest.raises(Cancelled):
+        audio.decode_to_wav(path, dest, progress=progress)
+    assert not dest.exists()

@@ -70,7 +70,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = await anyio.to_thread.run_sync(JobService, settings)
-        app.state.catalogues = await anyio.to_thread.run_sync(snapshot_catalogues, settings)
+        try:  # an invalid catalogue is an engine's problem (its requests say so), not the server's
+            app.state.catalogues = await anyio.to_thread.run_sync(snapshot_catalogues, settings)
+        except ValueError as exc:
+            log.error("catalogue_invalid", error=str(exc))
+            app.state.catalogues = {}
         executor = None
         maintenance = None
         if start_workers and settings.workers > 0:

@@ -3,9 +3,12 @@
 
 The configuration is read again from where it came from (``--config``/``CADENZA_CONFIG``, the
 environment, the command-line flags). The settings of :data:`RELOADABLE` take effect at once (rate
-limit, retention, CORS); each engine's catalogues (style and preset files) are re-read and validated.
-Any other setting that differs is named in ``needs_restart`` and left as it was: the report never
-pretends that a change took effect. An invalid configuration or catalogue changes nothing.
+limit, retention, CORS); each engine's catalogues (style and preset files) are re-read and validated,
+and the report says what they gained or lost since the last (re)load. Any other setting that differs is
+named in ``needs_restart`` and left as it was: the report never pretends that a change took effect. An
+invalid configuration or catalogue changes no setting and answers 422. (Engines re-read a catalogue
+file by themselves once it changes on disk; the reload is how an operator validates an edit and sees
+its effect.)
 """
 
 from __future__ import annotations
@@ -93,14 +96,11 @@ def reload_app(app: Any) -> ReloadReport:
     old: Settings = app.state.settings
     try:
         new: Settings = app.state.settings_source()
-        catalogues = snapshot_catalogues(new)
+        changed = {n: [getattr(old, n), getattr(new, n)] for n in RELOADABLE if getattr(old, n) != getattr(new, n)}
+        applied = old.model_copy(update={name: getattr(new, name) for name in changed})
+        catalogues = snapshot_catalogues(applied)  # the catalogue files in effect (their paths need a restart)
     except (ValueError, OSError, yaml.YAMLError) as exc:  # ValidationError, UnknownSettingError, StyleCatalogError
         raise ReloadFailed(str(exc)) from exc
-    changed = {
-        name: [getattr(old, name), getattr(new, name)]
-        for name in RELOADABLE
-        if getattr(old, name) != getattr(new, name)
-    }
     needs_restart = [name for name in _differences(old, new) if name not in RELOADABLE]
     before = getattr(app.state, "catalogues", None) or {}
     report_catalogues = {}
@@ -111,7 +111,6 @@ def reload_app(app: Any) -> ReloadReport:
                 "added": [n for n in names if n not in previous],
                 "removed": [n for n in previous if n not in names],
             }
-    applied = old.model_copy(update={name: getattr(new, name) for name in changed})
     app.state.settings = applied
     if app.state.service is not None:
         app.state.service.settings = applied  # retention and the overload guard read it

@@ -46,12 +46,13 @@ class Maintenance:
             self.service.prune()
 
     def _loop(self) -> None:
-        next_cleanup = time.monotonic() + self.service.settings.cleanup_interval_s
+        last_cleanup = time.monotonic()
         while not self._stop.wait(self.sweep_interval_s):
             now = time.monotonic()
+            due = now - last_cleanup >= self.service.settings.cleanup_interval_s  # a hot reload may change it
             try:
-                self.tick(cleanup=now >= next_cleanup)
+                self.tick(cleanup=due)
             except Exception:
                 log.exception("maintenance tick failed")
-            if now >= next_cleanup:
-                next_cleanup = now + self.service.settings.cleanup_interval_s  # a hot reload may change it
+            if due:
+                last_cleanup = now

@@ -260,9 +260,8 @@ def requeue_interrupted(engine: Engine, files_dir: Path, job_id: uuid.UUID, work
 
 def cancel_processing(engine: Engine, files_dir: Path, job_id: uuid.UUID, worker_id: str, reason: str) -> bool:
     """Mark a processing job whose worker was stopped ``cancelled`` and remove its files."""
-    return _leave_processing(
-        engine, files_dir, job_id, worker_id, JobStatus.cancelled, {"completed_at": utcnow()}, {"reason": reason}
-    )
+    values = {"completed_at": utcnow(), "stage": None}
+    return _leave_processing(engine, files_dir, job_id, worker_id, JobStatus.cancelled, values, {"reason": reason})
 
 
 _REQUEUED: dict[str, Any] = {

@@ -270,7 +270,9 @@ def run_job(
     progress = JobProgress(engine, job.id, worker_id, settings.job_lease_s)
     started = time.monotonic()
     try:
-        store.remove_job_files(files_dir, job.id, keep_upload=True)  # leftovers of an earlier attempt
+        # Only this attempt's folder: an earlier attempt's was removed when it was re-queued, and a
+        # worker must never touch another attempt's files (it may be a stalled one waking up late).
+        shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         spec = registry.of(settings).get(job.kind)
         params, _ = spec.validate(job.params, settings)  # the API's validation path, with these settings

@@ -261,6 +261,7 @@ def decode_to_wav(path: Path, dest: Path, progress: Callable[[float], None] | No
     Returns the exact :class:`AudioInfo` of ``dest``. Raises AudioDecodeError on decode errors."""
     import av
 
+    reporting = False
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
@@ -274,12 +275,19 @@ def decode_to_wav(path: Path, dest: Path, progress: Callable[[float], None] | No
                         out.write(rf.to_ndarray().T)
                     decoded += frame.samples
                     if progress is not None and expected:
+                        reporting = True  # what progress raises (a cancel) is not a decoder error
                         progress(min(100.0, 100.0 * decoded / expected))
+                        reporting = False
                 for rf in resampler.resample(None):
                     out.write(rf.to_ndarray().T)
     except Exception as exc:
         Path(dest).unlink(missing_ok=True)
+        if reporting:
+            raise
         raise AudioDecodeError(f"cannot decode the audio: {_reason(exc)}", "m4a") from exc
+    except BaseException:
+        Path(dest).unlink(missing_ok=True)
+        raise
     return probe(dest)
 
 
@@ -309,14 +317,18 @@ def _nonfinite_error(count: int) -> AudioDecodeError:
     )
 
 
-def level_stats(path: Path, block_frames: int = 1 << 16) -> tuple[float, float]:
-    """Scan a file in blocks: returns (sample peak dBFS, RMS dBFS) over all channels.
+def level_stats(path: Path, block_frames: int = 1 << 16, max_frames: int | None = None) -> tuple[float, float, int]:
+    """Scan a file in blocks: returns (sample peak dBFS, RMS dBFS, frames read) over all channels.
 
-    Memory is bounded by ``block_frames`` × channels. Raises :class:`AudioDecodeError` when libsndfile
-    fails mid-file or a sample is NaN or ±Inf (float WAV/AIFF can hold them)."""
-    peak, sq, n = 0.0, 0.0, 0
+    Memory is bounded by ``block_frames`` × channels; reading stops once more than ``max_frames`` were
+    read (an MP3 without a Xing header has only an estimated length). Raises :class:`AudioDecodeError`
+    when libsndfile fails mid-file or a sample is NaN or ±Inf (float WAV/AIFF can hold them)."""
+    peak, sq, n, frames = 0.0, 0.0, 0, 0
     try:
         for block in iter_blocks(path, block_frames):
+            frames += block.shape[-1]
+            if max_frames is not None and frames > max_frames:
+                break
             if block.size:
                 bad = int(np.count_nonzero(~np.isfinite(block)))
                 if bad:
@@ -329,7 +341,7 @@ def level_stats(path: Path, block_frames: int = 1 << 16) -> tuple[float, float]:
             f"corrupt audio: {getattr(exc, 'error_string', None) or _reason(exc)}", "corrupt"
         ) from exc
     rms = math.sqrt(sq / n) if n else 0.0
-    return peak_dbfs(peak), peak_dbfs(rms)
+    return peak_dbfs(peak), peak_dbfs(rms), frames
 
 
 def av_level_stats(path: Path, max_frames: int | None = None) -> tuple[float, float, int]:

@@ -176,16 +176,14 @@ def probe_upload(path: Path, settings: Any) -> dict[str, Any]:
     supported = ", ".join(audio.SUPPORTED_INPUT_FORMATS)
     try:
         info = audio.probe(path, check=lambda header: check_cost(header, settings))
-        if info.decoder == "sndfile":
-            peak_db, rms_db = audio.level_stats(path)
-        else:
-            limits = section(settings)
-            max_frames = int(
-                min(limits.max_duration_s * info.sample_rate, limits.max_decoded_mb * 2**18 / max(1, info.channels))
-            )
-            peak_db, rms_db, frames = audio.av_level_stats(path, max_frames=max_frames)
-            # ADTS carries no duration: the header's estimate may lie, the decoded count does not.
-            check_cost(replace(info, frames=frames, duration_s=frames / max(1, info.sample_rate)), settings)
+        limits = section(settings)
+        max_frames = int(
+            min(limits.max_duration_s * info.sample_rate, limits.max_decoded_mb * 2**18 / max(1, info.channels))
+        )
+        scan = audio.level_stats if info.decoder == "sndfile" else audio.av_level_stats
+        peak_db, rms_db, frames = scan(path, max_frames=max_frames)
+        # ADTS and MP3 without a Xing header carry no exact length: the decoded count decides.
+        check_cost(replace(info, frames=frames, duration_s=frames / max(1, info.sample_rate)), settings)
     except audio.AudioDecodeError as exc:
         reason = str(exc)[:1].upper() + str(exc)[1:].rstrip(".")
         if exc.found == "empty":
