@@ -54,8 +54,12 @@ def test_supervisor_prunes_and_collector_reports(tmp_path: Path, start_pool) -> 
 
     folder = service.files_dir / str(done.id)
     assert folder.exists()
-    wait_until(lambda: _gone(service, done.id), timeout_s=15, what="completed job pruned by the supervisor")
-    assert not folder.exists()
+    # Retention deletes the rows, then the files: wait for both.
+    wait_until(
+        lambda: _gone(service, done.id) and not folder.exists(),
+        timeout_s=15,
+        what="completed job and its files pruned by the supervisor",
+    )
     # failed/cancelled retention is 0 = keep
     assert service.get(failed.id).status is JobStatus.failed
     assert service.get(queued.id).status is JobStatus.cancelled
