@@ -34,10 +34,8 @@ def test_each_format_is_recognised_from_content_not_extension(write_song, tmp_pa
     assert 0.05 < np.max(np.abs(audio.read_audio(lying))) < 1.0
 
 
-def test_m4a_aac_is_decoded_through_pyav(mix_factory, tmp_path):
-    av = pytest.importorskip("av")
-    x = mix_factory(2.0)
-    path = tmp_path / "song.bin"
+def _write_m4a(av, x, path) -> None:
+    """``x`` ``(2, samples)`` float32 at 44.1 kHz as AAC in an MP4 container at ``path``."""
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("aac", rate=44100)
         stream.layout = "stereo"
@@ -45,6 +43,13 @@ def test_m4a_aac_is_decoded_through_pyav(mix_factory, tmp_path):
         frame.sample_rate = 44100
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
+
+
+def test_m4a_aac_is_decoded_through_pyav(mix_factory, tmp_path):
+    av = pytest.importorskip("av")
+    x = mix_factory(2.0)
+    path = tmp_path / "song.bin"
+    _write_m4a(av, x, path)
     info = audio.probe(path)
     assert (info.format, info.codec, info.decoder) == ("m4a", "aac", "av")
     wav = audio.decode_to_wav(path, tmp_path / "decoded.wav")
@@ -122,13 +127,7 @@ def test_what_progress_raises_while_decoding_is_not_a_decoder_error(mix_factory,
     av = pytest.importorskip("av")
     x = mix_factory(2.0)
     path = tmp_path / "song.m4a"
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=44100)
-        stream.layout = "stereo"
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="fltp", layout="stereo")
-        frame.sample_rate = 44100
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
+    _write_m4a(av, x, path)
 
     class Cancelled(Exception):
         pass
