@@ -7,14 +7,19 @@ highest ``priority`` first, then oldest. ``eta_s`` is built from the median run 
 - processing: the remaining share of the job's own pace once it has reported at least
   :data:`MIN_PROGRESS_PCT` percent (``elapsed × (100 − p) / p``), else the median minus the time elapsed;
 - queued: the medians of every job ahead of it plus its own, shared among ``workers`` processes.
+
+The queue is read once per transaction (one query, at most ``max_queued_jobs`` rows), whatever the number
+of jobs a list page estimates.
 """
 
 from __future__ import annotations
 
 import statistics
+import uuid
+from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadenza.db.models import Job, utcnow
@@ -30,6 +35,8 @@ class Estimator:
     def __init__(self, session: Session, workers: int) -> None:
         self.session, self.workers = session, max(1, workers)
         self._medians: dict[str, float | None] = {}
+        self._order: list[str] | None = None
+        self._index: dict[uuid.UUID, int] = {}
 
     def median_run_s(self, kind: str) -> float | None:
         if kind not in self._medians:
@@ -43,19 +50,22 @@ class Estimator:
             self._medians[kind] = statistics.median(runs) if runs else None
         return self._medians[kind]
 
+    def _queue(self) -> list[str]:
+        """The kinds of every queued job in claim order, read once per transaction (``_index`` maps ids)."""
+        if self._order is None:
+            rows = self.session.execute(
+                select(Job.id, Job.kind)
+                .where(Job.status == JobStatus.queued.value)
+                .order_by(Job.priority.desc(), Job.created_at, Job.id)
+            ).all()
+            self._order = [kind for _, kind in rows]
+            self._index = {job_id: index for index, (job_id, _) in enumerate(rows)}
+        return self._order
+
     def _ahead(self, job: Job) -> dict[str, int]:
         """Queued jobs claimed before ``job``, counted by kind."""
-        ahead = or_(
-            Job.priority > job.priority,
-            and_(
-                Job.priority == job.priority,
-                or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)),
-            ),
-        )
-        rows = self.session.execute(
-            select(Job.kind, func.count()).where(Job.status == JobStatus.queued.value, ahead).group_by(Job.kind)
-        ).all()
-        return {kind: int(count) for kind, count in rows}
+        order = self._queue()
+        return dict(Counter(order[: self._index.get(job.id, len(order))]))
 
     def of(self, job: Job, now: datetime | None = None) -> tuple[int | None, float | None]:
         """``(queue_position, eta_s)`` of ``job``: both None once it is final."""
