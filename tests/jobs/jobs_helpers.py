@@ -42,11 +42,17 @@ def wait_final(service: JobService, job_id: object, timeout_s: float = 30.0) -> 
         time.sleep(0.02)
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout_s: float = 20.0,
+    what: str = "condition",
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Wait until ``predicate()`` holds; on time-out, the message names ``what`` and ``state()`` then."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f"; state: {state()}" if state else ""))
         time.sleep(0.02)
 
 

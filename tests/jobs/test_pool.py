@@ -302,6 +302,16 @@ def _worker_pid(service: JobService, job_id: object) -> int:
     return int(worker_id.rsplit(":", 1)[1])
 
 
+def _job_state(service: JobService, job_id: object) -> dict[str, object]:
+    """What a time-out message should show: the job's status, attempts, worker and last events."""
+    from cadenza.db.models import Job
+
+    with service.engine.connect() as conn:
+        row = conn.execute(Job.__table__.select().where(Job.id == job_id)).mappings().one()
+    events = [(e.type, e.data) for e in service.events(job_id)][-4:]  # type: ignore[arg-type]
+    return {k: row[k] for k in ("status", "attempts", "worker_id", "lease_expires_at")} | {"events": events}
+
+
 def _stop_outside_a_write(pid: int, database: Path) -> None:
     """SIGSTOP ``pid`` at a moment it holds no SQLite write lock (a process frozen inside a write
     transaction blocks every writer until it resumes: SQLite's nature, not what this test is about)."""
@@ -336,11 +346,17 @@ def test_a_stalled_worker_waking_up_leaves_the_new_attempt_alone(tmp_path: Path,
             lambda: service.get(job.id).attempts == 2 and service.get(job.id).status is JobStatus.processing,
             timeout_s=120,
             what="the job taken over by the other worker",
+            state=lambda: _job_state(service, job.id),
         )
         assert _worker_pid(service, job.id) != stalled
     finally:
         os.kill(stalled, signal.SIGCONT)  # wakes up, notices at its next progress call, cleans its attempt
-    wait_until(lambda: not first_attempt.exists(), timeout_s=120, what="the stalled attempt's folder removed")
+    wait_until(
+        lambda: not first_attempt.exists(),
+        timeout_s=120,
+        what="the stalled attempt's folder removed",
+        state=lambda: _job_state(service, job.id),
+    )
     done = wait_final(service, job.id, timeout_s=120)
     assert done.status is JobStatus.completed, done.error
     _, path = service.output_file(job.id, None, "result.txt")
@@ -364,6 +380,11 @@ def test_a_stalled_worker_of_a_job_failed_meanwhile_leaves_nothing_behind(tmp_pa
     finally:
         os.kill(stalled, signal.SIGCONT)
     folder = tmp_path / "files" / str(job.id)
-    wait_until(lambda: not folder.exists(), timeout_s=120, what="the failed job's folder removed")
+    wait_until(
+        lambda: not folder.exists(),
+        timeout_s=120,
+        what="the failed job's folder removed",
+        state=lambda: (_job_state(service, job.id), sorted(str(p) for p in folder.rglob("*"))),
+    )
     after, _ = service.submit("testjob", {})  # the woken worker goes on with the next job
     assert wait_final(service, after.id, timeout_s=120).status is JobStatus.completed
