@@ -504,7 +504,7 @@ class JobService:
             dest.unlink(missing_ok=True)
             Path(staged).unlink(missing_ok=True)
             raise
-        return _upload_view(row)
+        return UploadView.model_validate(row)
 
     def get_upload(self, upload_id: str, owner: str | None = None) -> tuple[UploadView, Path]:
         """The upload and its file. Raises UploadNotFound (unknown, expired, another owner's, or its file gone)."""
@@ -516,7 +516,7 @@ class JobService:
                 raise UploadNotFound(f"no upload {upload_id!r}")
             if row.expires_at is not None and row.expires_at <= utcnow():
                 raise UploadNotFound(f"upload {upload_id!r} expired")
-            view, path = _upload_view(row), self.uploads_dir / f"{row.id}{row.extension}"
+            view, path = UploadView.model_validate(row), self.uploads_dir / f"{row.id}{row.extension}"
         if not path.is_file():
             raise UploadNotFound(f"the file of upload {upload_id!r} is gone")
         return view, path
@@ -619,18 +619,6 @@ def retry_allowed(engines: registry.Registry, kind: str, attempts: int) -> bool:
     except Exception:
         return False
     return bool(spec.retry_on_crash) and attempts < 2
-
-
-def _upload_view(row: Upload) -> UploadView:
-    return UploadView(
-        id=row.id,
-        filename=row.filename,
-        media_type=row.media_type,
-        size_bytes=row.size_bytes,
-        sha256=row.sha256,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
 
 
 def _clean_extension(extension: str) -> str:

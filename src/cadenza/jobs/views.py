@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobStatus(StrEnum):
@@ -141,7 +141,9 @@ class UploadNotFound(LookupError):  # noqa: N818
 
 
 class UploadView(BaseModel):
-    """A file uploaded once (``POST /v1/uploads``) and referenced by ``id`` in submits."""
+    """A file uploaded once (``POST /v1/uploads``) and referenced by ``id`` in submits (read from its row)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     filename: str

@@ -95,28 +95,25 @@ def load_json(data: str | bytes, loc: str) -> Any:
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body", loc), "msg": f"JSON decode error: {reason}", "input": None}]
         ) from None
-    if _has_nul(value):
-        raise RequestValidationError(
-            [
-                {
-                    "type": "string_nul",
-                    "loc": ("body", loc),
-                    "msg": "strings must not contain NUL (U+0000)",
-                    "input": None,
-                }
-            ]
-        )
+    reject_nul(value, loc)
     return value
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def reject_nul(value: Any, loc: str) -> None:
+    """Raise RequestValidationError (422) if a string anywhere in ``value`` holds NUL (U+0000): no
+    database stores one (PostgreSQL refuses it)."""
+
+    def has_nul(item: Any) -> bool:
+        if isinstance(item, str):
+            return "\x00" in item
+        if isinstance(item, dict):
+            return any(has_nul(k) or has_nul(v) for k, v in item.items())
+        return isinstance(item, list) and any(has_nul(v) for v in item)
+
+    if has_nul(value):
+        raise RequestValidationError(
+            [{"type": "string_nul", "loc": ("body", loc), "msg": "must not contain NUL (U+0000)", "input": None}]
+        )
 
 
 def _check_intake(request: Request) -> None:
@@ -350,7 +347,8 @@ class _UploadState:
             self._fail(422, f"Send exactly one `{self._name}` part.")
             return
         display = _display_name(filename.decode("utf-8", "replace")) or "upload"
-        staged = _Staged(self._name, self.staging(_suffix(display)), display, self.limits[self._name])
+        # the staging path keeps only a plain extension (".wav"), whatever the client's name holds
+        staged = _Staged(self._name, self.staging(Path(display).suffix), display, self.limits[self._name])
         staged.media_type = _media_type(self._headers.get("content-type", ""))
         staged.handle = staged.path.open("wb")
         self.files[self._name] = self._current = staged
@@ -413,11 +411,6 @@ def _media_type(value: str) -> str:
     )
 
 
-def _suffix(name: str) -> str:
-    suffix = Path(name).suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
-
-
 def _is_list_field(model: type[BaseModel], name: str) -> bool:
     field_info = model.model_fields.get(name)
     if field_info is None:
@@ -431,10 +424,7 @@ def form_to_params(model: type[BaseModel], fields: dict[str, list[str]]) -> dict
     other fields take their last value; an empty value means "not given"."""
     params: dict[str, Any] = {}
     for name, values in fields.items():
-        if any("\x00" in v for v in values):
-            raise RequestValidationError(
-                [{"type": "string_nul", "loc": ("body", name), "msg": "must not contain NUL (U+0000)", "input": None}]
-            )
+        reject_nul(values, name)
         values = [v for v in values if v != ""]
         if not values:
             continue
