@@ -155,7 +155,55 @@ class _Options:
         return min(retry_after_s(response, attempt), self.max_retry_wait_s)
 
 
-class CadenzaClient:
+class _Client:
+    """What both clients share apart from I/O: options, request shapes, the long-poll schedule."""
+
+    def __init__(self, http: Any, own: bool, api_key: str | None, max_retries: int, max_retry_wait_s: float) -> None:
+        self.http, self._own = http, own
+        if api_key:
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
+        self._options = _Options(max_retries, max_retry_wait_s)
+        # Timeouts are set per request only on our own client (a caller's client keeps its own).
+        self._idle_ok: dict[str, Any] = {"timeout": None} if own else {}  # an SSE stream may idle
+
+    @property
+    def retries(self) -> int:
+        return self._options.retries
+
+    def _submit_args(
+        self,
+        route: str,
+        params: dict[str, Any],
+        wait_s: float | None,
+        idempotency_key: str | None,
+        file: Path | None,
+        files: dict[str, Path] | None,
+    ) -> tuple[Callable[[ExitStack], dict[str, Any]], dict[str, Any]]:
+        inputs = dict(files or {}) | ({"file": file} if file is not None else {})
+        build, extra = _submit_request(route, params, wait_s, idempotency_key, inputs)
+        return build, extra if self._own else {}
+
+    def _get_args(self, wait_s: float | None) -> dict[str, Any]:
+        if wait_s is None:
+            return {}
+        return {"headers": {"Prefer": f"wait={wait_s:g}"}} | ({"timeout": wait_s + 30} if self._own else {})
+
+    @staticmethod
+    def _list_params(status: str | None, kind: str | None, limit: int) -> dict[str, Any]:
+        return {"limit": limit} | ({"status": status} if status else {}) | ({"kind": kind} if kind else {})
+
+    @staticmethod
+    def _next_wait_s(job: dict[str, Any], deadline: float, timeout_s: float) -> float | None:
+        """The next long-poll's ``wait_s``, None once the job is final. Raises TimeoutError."""
+        if job["status"] in FINAL:
+            return None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"job {job['id']} still {job['status']} after {timeout_s} s")
+        return max(1.0, min(LONG_POLL_S, remaining))
+
+
+class CadenzaClient(_Client):
     """Synchronous client of one Cadenza server.
 
     ``api_key`` is sent as ``Authorization: Bearer``; ``http`` lets callers pass their own
@@ -173,17 +221,9 @@ class CadenzaClient:
         max_retry_wait_s: float = 60.0,
         http: httpx.Client | None = None,
     ) -> None:
-        self._own = http is None
-        self.http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout_s)
-        if api_key:
-            self.http.headers["Authorization"] = f"Bearer {api_key}"
-        self._options = _Options(max_retries, max_retry_wait_s)
-        # Timeouts are set per request only on our own client (a caller's client keeps its own).
-        self._idle_ok: dict[str, Any] = {"timeout": None} if self._own else {}  # an SSE stream may idle
-
-    @property
-    def retries(self) -> int:
-        return self._options.retries
+        own = http is None
+        http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout_s)
+        super().__init__(http, own, api_key, max_retries, max_retry_wait_s)
 
     def __enter__(self) -> CadenzaClient:
         return self
@@ -230,22 +270,16 @@ class CadenzaClient:
         ``{"file": path}``); they go as ``multipart/form-data`` with ``params`` as its ``params`` part.
         ``wait_s`` sends ``Prefer: wait=N`` (the job comes back finished if it finishes within N s).
         Raises CadenzaError (after the 429/503 back-off)."""
-        inputs = dict(files or {}) | ({"file": file} if file is not None else {})
-        build, extra = _submit_request(route, params, wait_s, idempotency_key, inputs)
-        return check(self._send("POST", f"/v1/{route}", build, **(extra if self._own else {}))).json()
+        build, extra = self._submit_args(route, params, wait_s, idempotency_key, file, files)
+        return check(self._send("POST", f"/v1/{route}", build, **extra)).json()
 
     def get(self, job_id: str, *, wait_s: float | None = None) -> dict[str, Any]:
         """``GET /v1/jobs/{id}``; with ``wait_s`` (≤ 60) a long-poll answered when the status changes."""
-        if wait_s is None:
-            return self._call("GET", f"/v1/jobs/{job_id}").json()
-        extra = {"timeout": wait_s + 30} if self._own else {}
-        return self._call("GET", f"/v1/jobs/{job_id}", headers={"Prefer": f"wait={wait_s:g}"}, **extra).json()
+        return self._call("GET", f"/v1/jobs/{job_id}", **self._get_args(wait_s)).json()
 
     def list(self, *, status: str | None = None, kind: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
         """Every job (newest first), following the cursor; ``limit`` is the page size (1–100)."""
-        params: dict[str, Any] = (
-            {"limit": limit} | ({"status": status} if status else {}) | ({"kind": kind} if kind else {})
-        )
+        params = self._list_params(status, kind, limit)
         while True:
             page = self._call("GET", "/v1/jobs", params=params).json()
             yield from page["jobs"]
@@ -258,11 +292,8 @@ class CadenzaClient:
         per 60 s). Returns the job; raises TimeoutError after ``timeout_s`` and CadenzaError."""
         deadline = time.monotonic() + timeout_s
         job = self.get(job_id)
-        while job["status"] not in FINAL:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
-            job = self.get(job_id, wait_s=max(1.0, min(LONG_POLL_S, remaining)))
+        while (wait_s := self._next_wait_s(job, deadline, timeout_s)) is not None:
+            job = self.get(job_id, wait_s=wait_s)
         return job
 
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -330,7 +361,7 @@ class CadenzaClient:
             return  # the server closed the stream cleanly (a deleted job)
 
 
-class AsyncCadenzaClient:
+class AsyncCadenzaClient(_Client):
     """The asyncio twin of :class:`CadenzaClient` (same methods, awaited; ``events`` is an async iterator)."""
 
     def __init__(
@@ -343,17 +374,9 @@ class AsyncCadenzaClient:
         max_retry_wait_s: float = 60.0,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self._own = http is None
-        self.http = http if http is not None else httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
-        if api_key:
-            self.http.headers["Authorization"] = f"Bearer {api_key}"
-        self._options = _Options(max_retries, max_retry_wait_s)
-        # Timeouts are set per request only on our own client (a caller's client keeps its own).
-        self._idle_ok: dict[str, Any] = {"timeout": None} if self._own else {}  # an SSE stream may idle
-
-    @property
-    def retries(self) -> int:
-        return self._options.retries
+        own = http is None
+        http = http if http is not None else httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+        super().__init__(http, own, api_key, max_retries, max_retry_wait_s)
 
     async def __aenter__(self) -> AsyncCadenzaClient:
         return self
@@ -394,26 +417,19 @@ class AsyncCadenzaClient:
         files: dict[str, Path] | None = None,
     ) -> dict[str, Any]:
         """See :meth:`CadenzaClient.submit`."""
-        inputs = dict(files or {}) | ({"file": file} if file is not None else {})
-        build, extra = _submit_request(route, params, wait_s, idempotency_key, inputs)
-        return check(await self._send("POST", f"/v1/{route}", build, **(extra if self._own else {}))).json()
+        build, extra = self._submit_args(route, params, wait_s, idempotency_key, file, files)
+        return check(await self._send("POST", f"/v1/{route}", build, **extra)).json()
 
     async def get(self, job_id: str, *, wait_s: float | None = None) -> dict[str, Any]:
         """See :meth:`CadenzaClient.get`."""
-        if wait_s is None:
-            return (await self._call("GET", f"/v1/jobs/{job_id}")).json()
-        extra = {"timeout": wait_s + 30} if self._own else {}
-        return (await self._call("GET", f"/v1/jobs/{job_id}", headers={"Prefer": f"wait={wait_s:g}"}, **extra)).json()
+        return (await self._call("GET", f"/v1/jobs/{job_id}", **self._get_args(wait_s))).json()
 
     async def wait(self, job_id: str, timeout_s: float = 3600.0) -> dict[str, Any]:
         """See :meth:`CadenzaClient.wait`."""
         deadline = time.monotonic() + timeout_s
         job = await self.get(job_id)
-        while job["status"] not in FINAL:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
-            job = await self.get(job_id, wait_s=max(1.0, min(LONG_POLL_S, remaining)))
+        while (wait_s := self._next_wait_s(job, deadline, timeout_s)) is not None:
+            job = await self.get(job_id, wait_s=wait_s)
         return job
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
@@ -458,9 +474,7 @@ class AsyncCadenzaClient:
         self, *, status: str | None = None, kind: str | None = None, limit: int = 50
     ) -> AsyncIterator[dict[str, Any]]:
         """See :meth:`CadenzaClient.list`."""
-        params: dict[str, Any] = (
-            {"limit": limit} | ({"status": status} if status else {}) | ({"kind": kind} if kind else {})
-        )
+        params = self._list_params(status, kind, limit)
         while True:
             page = (await self._call("GET", "/v1/jobs", params=params)).json()
             for job in page["jobs"]:
