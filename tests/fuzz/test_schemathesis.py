@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from schemathesis.python import asgi
 
 from cadenza.api.app import create_app
 from cadenza.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from _api_helpers import make_settings  # noqa: E402  (the API tests' settings helper)
 
 SEED = 20240601
 MAX_EXAMPLES = 50
@@ -57,22 +61,11 @@ def _without_cadenza_env() -> Iterator[None]:
 
 
 def _settings(tmp: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp / 'cadenza.db'}",
-        "files_dir": tmp / "files",
-        "models_dir": tmp / "models",
-        "workers": 0,
-        "min_free_disk_mb": 0,
-        "log_format": "json",
-        "shutdown_timeout_s": 5,
-        # Generous limits, so 429s and the overload guard's 503s hide nothing (jobs stay queued: no workers).
-        "rate_limit": "100000/minute",
-        "max_queued_jobs": 100_000,
-        "prefer_wait_max_s": 0.1,
-    }
-    values.update(overrides)
+    """The API tests' settings (``tests/api/_api_helpers.make_settings``) with generous limits, so 429s
+    and the overload guard's 503s hide nothing (jobs stay queued: no workers), and short long-polls."""
+    limits = {"rate_limit": "100000/minute", "max_queued_jobs": 100_000, "prefer_wait_max_s": 0.1}
     with _without_cadenza_env():
-        return Settings(**values)
+        return make_settings(tmp, **(limits | overrides))
 
 
 def _config() -> schemathesis.Config:
