@@ -137,5 +137,5 @@ def test_what_progress_raises_while_decoding_is_not_a_decoder_error(mix_factory,
 
     dest = tmp_path / "decoded.wav"
     with pytest.raises(Cancelled):
-        audio.decode_to_wav(path, dest, progress=progress)
+        audio.decode_to_wav(path, dest, progress=progress, expected_frames=audio.probe(path).frames)
     assert not dest.exists()

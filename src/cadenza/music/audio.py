@@ -255,10 +255,13 @@ def probe(path: Path, check: Callable[[AudioInfo], None] | None = None) -> Audio
     return result
 
 
-def decode_to_wav(path: Path, dest: Path, progress: Callable[[float], None] | None = None) -> AudioInfo:
+def decode_to_wav(
+    path: Path, dest: Path, progress: Callable[[float], None] | None = None, expected_frames: int = 0
+) -> AudioInfo:
     """Transcode a PyAV-decodable file (M4A/AAC) to a float32 WAV at ``dest``, streaming in bounded
-    memory; ``progress(percent)`` (0–100, from the container's duration estimate) after each frame.
-    Returns the exact :class:`AudioInfo` of ``dest``. Raises AudioDecodeError on decode errors."""
+    memory; ``progress(percent)`` (0–100 of ``expected_frames``, e.g. :func:`probe`'s estimate) after
+    each frame. Returns the exact :class:`AudioInfo` of ``dest``. Raises AudioDecodeError on decode
+    errors; what ``progress`` raises (a cancel) passes through unchanged."""
     import av
 
     reporting = False
@@ -266,7 +269,6 @@ def decode_to_wav(path: Path, dest: Path, progress: Callable[[float], None] | No
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
             rate, channels = int(stream.codec_context.sample_rate), int(stream.codec_context.channels)
-            expected = _probe_av(path, sniff(path)).frames if progress is not None else 0
             resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
             decoded = 0
             with float_wav_writer(dest, rate, channels) as out:
@@ -274,9 +276,9 @@ def decode_to_wav(path: Path, dest: Path, progress: Callable[[float], None] | No
                     for rf in resampler.resample(frame):
                         out.write(rf.to_ndarray().T)
                     decoded += frame.samples
-                    if progress is not None and expected:
+                    if progress is not None and expected_frames > 0:
                         reporting = True  # what progress raises (a cancel) is not a decoder error
-                        progress(min(100.0, 100.0 * decoded / expected))
+                        progress(min(100.0, 100.0 * decoded / expected_frames))
                         reporting = False
                 for rf in resampler.resample(None):
                     out.write(rf.to_ndarray().T)

@@ -226,7 +226,10 @@ def _prepare_input(
         src = workdir / ".partial-input.f32.wav"
         temps.append(src)
         info = audio.decode_to_wav(
-            path, src, progress=scaled_progress(progress, 0.0, 2.5 if needs_resample else 5.0, "decoding")
+            path,
+            src,
+            progress=scaled_progress(progress, 0.0, 2.5 if needs_resample else 5.0, "decoding"),
+            expected_frames=info.frames,
         )
     if needs_resample:
         dest = workdir / ".partial-input-resampled.f32.wav"
