@@ -299,11 +299,10 @@ def run_job(
         bound.error("job failed", error=repr(exc), traceback=traceback.format_exc())
         message = str(exc) or exc.__class__.__name__
         status = _finish(engine, job.id, worker_id, JobStatus.failed, error=(type(exc).__name__, message))
-    now = status if status is not None else _status(engine, job.id)
-    if status is None and now in (JobStatus.queued, JobStatus.processing, JobStatus.completed):
+    if status is None and _status(engine, job.id) in (JobStatus.queued, JobStatus.processing, JobStatus.completed):
         # The job is another worker's now (this one stalled past its lease): touch only this attempt.
         shutil.rmtree(workdir, ignore_errors=True)
-    elif now is not JobStatus.completed:
+    elif status is not JobStatus.completed:
         store.remove_job_files(files_dir, job.id)  # failed, cancelled or deleted: no files at all
     bound.info("job finished", status=status.value if status else "lost", run_s=round(time.monotonic() - started, 3))
     return status
