@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,19 @@ class Server:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def json_lines(self, until: Callable[[list[dict]], bool], timeout_s: float = 60) -> list[dict]:
+        """The JSON log lines once ``until(lines)`` holds.
+
+        The access line is written after the response's last byte is sent, so a client can read the
+        log before the line is there: wait for it (generous deadline) instead of reading once.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+            if until(lines) or time.monotonic() > deadline or self.process.poll() is not None:
+                return lines
+            time.sleep(0.05)
 
     def stop(self, timeout_s: float = 60) -> int:
         if self.process.poll() is None:

@@ -79,8 +79,11 @@ def test_full_flow_over_http(server: Server) -> None:
         gone = client.get(f"/v1/jobs/{job['id']}")
         assert gone.status_code == 404 and gone.headers["content-type"].startswith("application/problem+json")
 
-    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("event") == "request" and line.get("request_id") == "e2e-submit-1"]
+    def is_access(line: dict) -> bool:
+        return line.get("event") == "request" and line.get("request_id") == "e2e-submit-1"
+
+    lines = server.json_lines(until=lambda lines: any(is_access(line) for line in lines))
+    access = [line for line in lines if is_access(line)]
     assert access and access[0]["status"] == 202 and access[0]["method"] == "POST"
     assert {"duration_ms", "path", "key_id", "timestamp", "level"} <= set(access[0])
 
@@ -132,7 +135,6 @@ def test_external_worker_process_runs_jobs(tmp_path: Path) -> None:
 
 def test_a_submit_logs_one_api_line_with_its_job(server) -> None:
     """Regression: each submit logged two near-duplicate lines (``job_submitted`` and the access line)."""
-    import json as _json
 
     import httpx as _httpx
 
@@ -141,8 +143,16 @@ def test_a_submit_logs_one_api_line_with_its_job(server) -> None:
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     request_id = response.headers["X-Request-ID"]
-    lines = [_json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
-    api_lines = [line for line in lines if line.get("request_id") == request_id and line.get("logger") == "cadenza.api"]
+
+    def is_api(line: dict) -> bool:
+        return line.get("request_id") == request_id and line.get("logger") == "cadenza.api"
+
+    # Wait for the access line, then give a (wrong) second line the same chance to show: a later request's
+    # line is written after this one's, so once it is there every line of the submit is too.
+    server.json_lines(until=lambda lines: any(is_api(line) for line in lines))
+    marker = _httpx.get(f"{server.base_url}/health", timeout=30).headers["X-Request-ID"]
+    lines = server.json_lines(until=lambda lines: any(line.get("request_id") == marker for line in lines))
+    api_lines = [line for line in lines if is_api(line)]
     assert [line["event"] for line in api_lines] == ["request"], api_lines
     (line,) = api_lines
     assert line["job_id"] == job_id and line["kind"] == "drums" and line["created"] is True
