@@ -240,6 +240,7 @@ class DrumModel:
         seed: int = 0,
         progress: Callable[[float], None] | None = None,
         style_guidance: float | None = None,
+        pattern_bias: np.ndarray | None = None,
     ) -> Grid:
         """Sample a drum grid of ``n_bars`` × ``steps_per_bar`` 16th steps.
 
@@ -251,6 +252,9 @@ class DrumModel:
         ``style_guidance`` in [1, 5] (default: the checkpoint's ``info["style_guidance"]``, else 1):
         classifier-free guidance (Ho & Salimans 2022) of all logits, ``u + g·(c − u)`` with c the
         style-conditioned and u the style-free logits; 1 = plain conditional sampling.
+        ``pattern_bias``: optional (n_bars × steps_per_bar, 512) float log-odds added to each step's guided
+        hit-pattern logits before temperature (steers density and placement, e.g. towards a reference groove:
+        see ``reference.py``).
         Returns a Grid with (n_bars × steps_per_bar, 9) arrays. Raises ValueError for bad arguments.
         """
         if not 1 <= n_bars <= 1024:
@@ -269,6 +273,8 @@ class DrumModel:
         if not 1.0 <= guidance <= 5.0:
             raise ValueError(f"style_guidance must be in [1, 5], got {guidance}")
         n_steps = n_bars * steps_per_bar
+        if pattern_bias is not None and np.shape(pattern_bias) != (n_steps, N_PATTERNS):
+            raise ValueError(f"pattern_bias must have shape ({n_steps}, {N_PATTERNS}), got {np.shape(pattern_bias)}")
         metric = metric_positions(n_steps, steps_per_bar, steps_per_beat)
         style = self.style_vector(style_weights)
         net = self.net
@@ -284,42 +290,52 @@ class DrumModel:
         cond_emb = torch.stack(rows, 1).float().cpu().numpy()  # (n_steps, rows, d)
 
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        # all randomness drawn up front: 1 uniform for the pattern, 18 for the bins, 18 inside the bins
-        uniforms = torch.rand((n_steps, 1 + 4 * N_CLASSES), generator=generator, dtype=torch.float64).numpy()
+        # All randomness drawn up front, so a step is a few array operations: Gumbel noise for the hit pattern
+        # and for each instrument's velocity and offset bin (Gumbel-max sampling: argmax(logits/T + G) is a
+        # draw from softmax(logits/T); Gumbel 1954, Maddison et al. 2014), then a uniform inside each bin.
+        noise = torch.rand((n_steps, N_PATTERNS + N_CLASSES * (N_VELOCITY_BINS + N_OFFSET_BINS)), generator=generator)
+        gumbel = -np.log(-np.log(noise.double().clamp(1e-12, 1 - 1e-12).numpy())).astype(np.float32)
+        pattern_noise = gumbel[:, :N_PATTERNS]
+        detail_noise = gumbel[:, N_PATTERNS:].reshape(n_steps, N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS)
+        inside = torch.rand((n_steps, 2, N_CLASSES), generator=generator, dtype=torch.float64).numpy()
         patterns = np.zeros(n_steps, dtype=np.int64)
         vel_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
         off_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
         bits = np.arange(N_CLASSES)
-        bin_lower = np.concatenate((np.zeros(N_CLASSES), np.full(N_CLASSES, -0.5)))
-        bin_width = np.concatenate((np.full(N_CLASSES, 1 / N_VELOCITY_BINS), np.full(N_CLASSES, 1 / N_OFFSET_BINS)))
         stepper = self._stepper()
         stepper.reset(len(rows))
+        inv_t = np.float32(1.0 / temperature)
+        weight = np.float32(guidance)
+        if pattern_bias is not None:
+            pattern_bias = np.asarray(pattern_bias, dtype=np.float32)
 
         def guided(logits: np.ndarray) -> np.ndarray:
-            logits = logits.astype(np.float64)
-            return logits[0] if len(logits) == 1 else logits[1] + guidance * (logits[0] - logits[1])
+            """The sampling logits of (rows, …) model logits: guidance, then temperature."""
+            if len(logits) == 1:
+                return logits[0] * inv_t
+            return (logits[1] + weight * (logits[0] - logits[1])) * inv_t
 
         prev_pattern = BOS
         prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
-        inv_t = 1.0 / temperature
         for t in range(n_steps):
-            hidden = stepper.step(stepper.step_input(prev_pattern, prev_details) + cond_emb[t])
-            logits = filter_logits(guided(stepper.pattern_logits(hidden)) * inv_t, top_k, top_p)
-            pattern = int(_sample_rows(_softmax(logits)[None], uniforms[t, :1])[0])
+            states = stepper.step(stepper.step_input(prev_pattern, prev_details) + cond_emb[t])
+            logits = guided(stepper.pattern_logits(states))
+            if pattern_bias is not None:
+                logits += pattern_bias[t] * inv_t
+            if top_k or top_p < 1.0:
+                logits = filter_logits(logits, top_k, top_p)
+            pattern = int(np.argmax(logits + pattern_noise[t]))
             patterns[t] = pattern
-            prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
             if pattern:
-                vel_logits, off_logits = stepper.detail_logits(hidden, pattern)
-                # 18 categoricals at once: 9 velocity rows (8 bins, padded) and 9 offset rows (9 bins)
-                probs = np.zeros((2 * N_CLASSES, N_OFFSET_BINS))
-                probs[:N_CLASSES, :N_VELOCITY_BINS] = _softmax(guided(vel_logits) * inv_t)
-                probs[N_CLASSES:] = _softmax(guided(off_logits) * inv_t)
-                sampled = _sample_rows(probs, uniforms[t, 1 : 1 + 2 * N_CLASSES])
-                values = bin_lower + (sampled + uniforms[t, 1 + 2 * N_CLASSES :]) * bin_width
-                hit = ((pattern >> bits) & 1).astype(bool)
-                vel_out[t] = np.where(hit, np.clip(values[:N_CLASSES], 1.0 / 127.0, 1.0), 0.0)
-                off_out[t] = np.where(hit, np.clip(values[N_CLASSES:], -0.5, 0.5 - 1e-6), 0.0)
+                detail = guided(np.concatenate(stepper.detail_logits(states, pattern), -1)) + detail_noise[t]
+                velocity_bin = np.argmax(detail[:, :N_VELOCITY_BINS], -1)
+                offset_bin = np.argmax(detail[:, N_VELOCITY_BINS:], -1)
+                hit = (pattern >> bits) & 1
+                vel_out[t] = hit * np.clip((velocity_bin + inside[t, 0]) / N_VELOCITY_BINS, 1.0 / 127.0, 1.0)
+                off_out[t] = hit * np.clip((offset_bin + inside[t, 1]) / N_OFFSET_BINS - 0.5, -0.5, 0.5 - 1e-6)
                 prev_details = np.concatenate((vel_out[t], off_out[t]))
+            else:
+                prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
             prev_pattern = pattern
             if progress is not None and (t + 1) % steps_per_bar == 0:
                 progress(100.0 * (t + 1) / n_steps)
@@ -347,107 +363,111 @@ def _sample_rows(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 class _NumpyStepper:
     """One-step-at-a-time evaluation of the network in float32 NumPy (eval mode), for fast sampling.
 
-    Same arithmetic as ``GrooveTransformer`` (pre-norm blocks, exact GELU), with a ring-buffer
-    key/value cache of ``context_steps`` entries: without absolute positions and with a single query,
-    attention does not depend on the order of the cached keys, so the ring equals a sliding window.
-    NumPy's per-call overhead is a fraction of torch's for these (d_model,)-sized operations.
+    Same function as ``GrooveTransformer`` (pre-norm blocks, exact GELU), with a ring-buffer key/value
+    cache of ``context_steps`` entries: without absolute positions and with a single query, attention
+    does not depend on the order of the cached keys, so the ring equals a sliding window.
+
+    Per step the cost is the weights' memory traffic (about 3 MB) and per-call overhead, so the work
+    is arranged in few, large operations: every LayerNorm's gain and bias are folded into the linear
+    layer that reads it (``W·(g⊙n + b) + c = (W·diag g)·n + (W·b + c)``), weights stay in torch's
+    (out, in) layout (``W @ xᵀ``, the faster BLAS path for 2 rows), the current pattern's embedding is
+    pre-projected through the detail head's first layer (one table row per pattern), and keys and values
+    are written into one cache array with one assignment.
     """
 
     def __init__(self, net: GrooveTransformer) -> None:
         cfg = net.cfg
-        sd = {k: v.detach().float().cpu().numpy() for k, v in net.state_dict().items()}
+        sd = {k: v.detach().double().cpu().numpy() for k, v in net.state_dict().items()}
         self.n_heads = cfg.n_heads
         self.head_dim = cfg.d_model // cfg.n_heads
         self.context = cfg.context_steps
         self.d_model = cfg.d_model
         self.n_layers = cfg.n_layers
 
-        def weight_t(name: str) -> np.ndarray:  # (out, in) → (in, out) so that rows @ weight_t works
-            return np.ascontiguousarray(sd[name].T)
+        def folded(weight: str, bias: str, norm: str) -> tuple[np.ndarray, np.ndarray]:
+            """(out, in) weight and (out,) bias of a linear layer that reads LayerNorm ``norm``'s output."""
+            w, b = sd[weight], sd[bias]
+            gain, shift = sd[f"{norm}.weight"], sd[f"{norm}.bias"]
+            return np.ascontiguousarray(w * gain, dtype=np.float32), (b + w @ shift).astype(np.float32)
+
+        def plain(name: str) -> tuple[np.ndarray, np.ndarray]:
+            return np.ascontiguousarray(sd[f"{name}.weight"], dtype=np.float32), sd[f"{name}.bias"].astype(np.float32)
 
         self.blocks = [
             (
-                *(sd[f"blocks.{i}.ln1.{k}"] for k in ("weight", "bias")),
-                weight_t(f"blocks.{i}.qkv.weight"),
-                sd[f"blocks.{i}.qkv.bias"],
-                weight_t(f"blocks.{i}.proj.weight"),
-                sd[f"blocks.{i}.proj.bias"],
-                *(sd[f"blocks.{i}.ln2.{k}"] for k in ("weight", "bias")),
-                weight_t(f"blocks.{i}.ff.0.weight"),
-                sd[f"blocks.{i}.ff.0.bias"],
-                weight_t(f"blocks.{i}.ff.2.weight"),
-                sd[f"blocks.{i}.ff.2.bias"],
+                *folded(f"blocks.{i}.qkv.weight", f"blocks.{i}.qkv.bias", f"blocks.{i}.ln1"),
+                *plain(f"blocks.{i}.proj"),
+                *folded(f"blocks.{i}.ff.0.weight", f"blocks.{i}.ff.0.bias", f"blocks.{i}.ln2"),
+                *plain(f"blocks.{i}.ff.2"),
             )
             for i in range(cfg.n_layers)
         ]
-        self.ln_f = (sd["ln_f.weight"], sd["ln_f.bias"])
-        self.prev_pattern = sd["prev_pattern.weight"]
-        self.prev_details = (weight_t("prev_details.weight"), sd["prev_details.bias"])
-        self.pattern_head = (weight_t("pattern_head.weight"), sd["pattern_head.bias"])
-        self.cur_pattern = sd["cur_pattern.weight"]
-        self.detail = (
-            weight_t("detail_head.0.weight"),
-            sd["detail_head.0.bias"],
-            weight_t("detail_head.2.weight"),
-            sd["detail_head.2.bias"],
-        )
+        self.prev_pattern = sd["prev_pattern.weight"].astype(np.float32)
+        self.prev_details = plain("prev_details")
+        self.pattern_head = folded("pattern_head.weight", "pattern_head.bias", "ln_f")
+        # detail head layer 1 reads ln_f(x) + cur_pattern[p]: fold ln_f and pre-project every pattern's embedding
+        w1, b1 = sd["detail_head.0.weight"], sd["detail_head.0.bias"]
+        self.detail_in = np.ascontiguousarray(w1 * sd["ln_f.weight"], dtype=np.float32)
+        self.detail_pattern = ((sd["cur_pattern.weight"] + sd["ln_f.bias"]) @ w1.T + b1).astype(np.float32)
+        self.detail_out = plain("detail_head.2")
         self.scale = np.float32(1.0 / math.sqrt(self.head_dim))
         self.reset(1)
 
     def reset(self, rows: int = 1) -> None:
         """Start a new sequence of ``rows`` parallel rows (2 for guided sampling)."""
-        shape = (self.n_layers, rows, self.n_heads, self.context, self.head_dim)
-        self.keys = np.zeros(shape, dtype=np.float32)
-        self.values = np.zeros(shape, dtype=np.float32)
+        # (layer, key/value, rows, heads, context, head_dim)
+        self.cache = np.zeros((self.n_layers, 2, rows, self.n_heads, self.context, self.head_dim), dtype=np.float32)
         self.length = 0
 
     @staticmethod
-    def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """Layer norm over the last axis of (rows, d)."""
-        centered = x - x.sum(-1, keepdims=True) / x.shape[-1]
-        variance = np.einsum("rd,rd->r", centered, centered)[:, None] / x.shape[-1]
-        return centered / np.sqrt(variance + 1e-5) * gain + bias
+    def _normalize(x: np.ndarray) -> np.ndarray:
+        """LayerNorm without gain and bias (folded into the next layer) over the last axis of (rows, d)."""
+        inv_d = np.float32(1.0 / x.shape[-1])
+        centered = x - np.add.reduce(x, -1, keepdims=True) * inv_d
+        variance = np.einsum("rd,rd->r", centered, centered)[:, None] * inv_d
+        return centered / np.sqrt(variance + np.float32(1e-5))
 
     @staticmethod
     def _gelu(x: np.ndarray) -> np.ndarray:
         """Exact (erf) GELU, as ``nn.GELU()`` in training (Hendrycks & Gimpel 2016)."""
-        return 0.5 * x * (1.0 + special.erf(x * _INV_SQRT2))
+        return np.float32(0.5) * x * (np.float32(1.0) + special.erf(x * _INV_SQRT2))
 
     def step_input(self, prev_pattern: int, prev_details: np.ndarray) -> np.ndarray:
         weight, bias = self.prev_details
-        return self.prev_pattern[prev_pattern] + prev_details @ weight + bias
+        return self.prev_pattern[prev_pattern] + weight @ prev_details + bias
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        """x: (rows, d_model) float32 input embeddings of the next step → final hidden states (rows, d_model)."""
+        """x: (rows, d_model) float32 input embeddings of the next step → the final states before ``ln_f``'s
+        gain and bias, (rows, d_model), for :meth:`pattern_logits` and :meth:`detail_logits`."""
         slot = self.length % self.context
         filled = min(self.length + 1, self.context)
         d, heads, hd = self.d_model, self.n_heads, self.head_dim
         x = x.astype(np.float32)
         rows = x.shape[0]
-        for i, (g1, b1, wq, bq, wp, bp, g2, b2, w1, c1, w2, c2) in enumerate(self.blocks):
-            qkv = self._layer_norm(x, g1, b1) @ wq + bq
+        for i, (wq, bq, wp, bp, w1, c1, w2, c2) in enumerate(self.blocks):
+            qkv = (wq @ self._normalize(x).T).T + bq
+            cache = self.cache[i]
+            cache[:, :, :, slot] = qkv[:, d:].reshape(rows, 2, heads, hd).transpose(1, 0, 2, 3)
             q = qkv[:, :d].reshape(rows, heads, hd, 1)
-            self.keys[i, :, :, slot] = qkv[:, d : 2 * d].reshape(rows, heads, hd)
-            self.values[i, :, :, slot] = qkv[:, 2 * d :].reshape(rows, heads, hd)
-            keys, values = self.keys[i, :, :, :filled], self.values[i, :, :, :filled]
-            scores = np.matmul(keys, q)[..., 0] * self.scale  # (rows, heads, filled)
+            scores = np.matmul(cache[0, :, :, :filled], q)[..., 0] * self.scale  # (rows, heads, filled)
             weights = np.exp(scores - scores.max(-1, keepdims=True))
             weights /= weights.sum(-1, keepdims=True)
-            attn = np.matmul(weights[:, :, None, :], values).reshape(rows, d)
-            x = x + attn @ wp + bp
-            x = x + self._gelu(self._layer_norm(x, g2, b2) @ w1 + c1) @ w2 + c2
+            attn = np.matmul(weights[:, :, None, :], cache[1, :, :, :filled]).reshape(rows, d)
+            x = x + (wp @ attn.T).T + bp
+            x = x + (w2 @ self._gelu((w1 @ self._normalize(x).T).T + c1).T).T + c2
         self.length += 1
-        return self._layer_norm(x, *self.ln_f)
+        return self._normalize(x)
 
-    def pattern_logits(self, hidden: np.ndarray) -> np.ndarray:
+    def pattern_logits(self, states: np.ndarray) -> np.ndarray:
+        """(rows, 512) hit-pattern logits of :meth:`step`'s states."""
         weight, bias = self.pattern_head
-        return hidden @ weight + bias
+        return (weight @ states.T).T + bias
 
-    def detail_logits(self, hidden: np.ndarray, pattern: int) -> tuple[np.ndarray, np.ndarray]:
-        w1, b1, w2, b2 = self.detail
-        out = (self._gelu((hidden + self.cur_pattern[pattern]) @ w1 + b1) @ w2 + b2).reshape(
-            -1, N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS
-        )
+    def detail_logits(self, states: np.ndarray, pattern: int) -> tuple[np.ndarray, np.ndarray]:
+        """Velocity (rows, 9, 8) and offset (rows, 9, 9) logits of :meth:`step`'s states given ``pattern``."""
+        weight, bias = self.detail_out
+        inner = self._gelu((self.detail_in @ states.T).T + self.detail_pattern[pattern])
+        out = ((weight @ inner.T).T + bias).reshape(-1, N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS)
         return out[..., :N_VELOCITY_BINS], out[..., N_VELOCITY_BINS:]
 
 
