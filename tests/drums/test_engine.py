@@ -77,7 +77,8 @@ def test_run_writes_midi_json_and_metadata(tmp_path: Path) -> None:
     pitches = {36, 37, 38, 42, 43, 46, 47, 49, 50, 51}
     for hit in hits:
         assert hit["pitch"] in pitches and 1 <= hit["velocity"] <= 127 and 0 <= hit["step"] < 16
-        assert hit["tick"] == hit["bar"] * 1920 + hit["step"] * 120 + hit["offset_ticks"]
+        intended = hit["bar"] * 1920 + hit["step"] * 120 + hit["offset_ticks"]
+        assert hit["tick"] == intended % (4 * 1920) and hit["wrapped"] == (hit["tick"] != intended)
         assert hit["offset_ms"] == pytest.approx(hit["offset_ticks"] * 60000 / (90 * 480), abs=1e-3)
     assert {(n.time, n.pitch) for n in score.tracks[0].notes} == {(h["tick"], h["pitch"]) for h in hits}
 

@@ -22,11 +22,13 @@ DRUM_NOTE_TICKS_PER_QUARTER = 8  # a drum note lasts a 32nd note (ppq / 8 ticks)
 
 @dataclass(frozen=True, order=True)
 class DrumNote:
-    """One drum hit: absolute ``tick`` (PPQ units from the start), General MIDI ``pitch``, ``velocity`` 1–127."""
+    """One drum hit: absolute ``tick`` (PPQ units from the start), General MIDI ``pitch``, ``velocity`` 1–127,
+    and ``duration_ticks`` (None: a 32nd note)."""
 
     tick: int
     pitch: int
     velocity: int
+    duration_ticks: int | None = None
 
 
 def ticks_per_bar(numerator: int, denominator: int, ppq: int = DEFAULT_PPQ) -> int:
@@ -68,14 +70,16 @@ def drum_midi_bytes(
     """Encode drum notes as a Standard MIDI File (type 0, channel 10) and return its bytes.
 
     ``tempo_bpm`` is quarter notes per minute (the SMF tempo unit). Notes are clamped to
-    ``[0, total_ticks - 1]``; two hits of one pitch on one tick keep the louder one. Each note lasts a
-    32nd note or until the next hit of the same pitch, and never past ``total_ticks``, where the
-    end-of-track event is. Raises ValueError for a non-positive ``total_ticks``, a pitch outside
-    0–127 or a velocity outside 1–127.
+    ``[0, total_ticks - 1]``; two hits of one pitch on one tick keep the louder one. Each note lasts its
+    ``duration_ticks`` (default a 32nd note), at least 1 tick, but never past the next hit of the same pitch
+    nor past ``total_ticks``, where the end-of-track event is. Raises ValueError for a non-positive
+    ``total_ticks``, a pitch outside 0–127 or a velocity outside 1–127.
     """
     if total_ticks <= 0:
         raise ValueError(f"total_ticks must be > 0, got {total_ticks}")
     loudest: dict[tuple[int, int], int] = {}
+    lengths: dict[tuple[int, int], int] = {}
+    default_length = max(1, ppq // DRUM_NOTE_TICKS_PER_QUARTER)
     for note in notes:
         if not 0 <= note.pitch <= 127:
             raise ValueError(f"MIDI pitch must be 0–127, got {note.pitch}")
@@ -83,18 +87,19 @@ def drum_midi_bytes(
             raise ValueError(f"MIDI velocity must be 1–127, got {note.velocity}")
         tick = min(max(int(note.tick), 0), total_ticks - 1)
         key = (tick, note.pitch)
+        if note.velocity >= loudest.get(key, 0):
+            lengths[key] = max(1, int(note.duration_ticks or default_length))
         loudest[key] = max(loudest.get(key, 0), note.velocity)
 
     by_pitch: dict[int, list[int]] = {}
     for tick, pitch in sorted(loudest):
         by_pitch.setdefault(pitch, []).append(tick)
-    max_len = max(1, ppq // DRUM_NOTE_TICKS_PER_QUARTER)
     # (tick, kind 0 = note off before kind 1 = note on at the same tick, pitch, velocity)
     events: list[tuple[int, int, int, int]] = []
     for pitch, ticks in by_pitch.items():
         for i, tick in enumerate(ticks):
             next_tick = ticks[i + 1] if i + 1 < len(ticks) else total_ticks
-            end = min(tick + max_len, next_tick, total_ticks)
+            end = min(tick + lengths[(tick, pitch)], next_tick, total_ticks)
             events.append((tick, 1, pitch, loudest[(tick, pitch)]))
             events.append((end, 0, pitch, 0))
     events.sort()

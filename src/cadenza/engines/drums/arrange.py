@@ -136,6 +136,8 @@ class Hit:
     ``velocity`` in [0, 1] (MIDI velocity / 127, accents applied). ``model_offset``: the model's
     micro-timing in 16th steps. ``grid_offset``: structural placement off the 16th grid in 16th steps
     (roll subdivisions), kept even without humanization. ``ghost``: a ghost note added by humanization.
+    ``timed``: the model played this hit (False for hits a style rule or the section added: their
+    ``model_offset`` is 0, not a timing).
     """
 
     bar: int
@@ -147,6 +149,7 @@ class Hit:
     grid_offset: float = 0.0
     ghost: bool = False
     roll: bool = False
+    timed: bool = True
 
 
 def _set(grid: Grid, step: int, instrument: int, velocity: float) -> None:
@@ -325,6 +328,7 @@ def arrange(
                 pitch,
                 min(1.0, velocity),
                 model_offset=float(work.offset[index, instrument]),
+                timed=bool(grid.hits[index, instrument]),
             )
         )
     hits = _rolls(hits, style.rules, meter, fill_bars, scale, rng)

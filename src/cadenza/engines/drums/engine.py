@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,12 @@ from cadenza.engines.base import (
 )
 from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
 from cadenza.engines.drums.config import section
+from cadenza.engines.drums.feel import conditioning_feel
 from cadenza.engines.drums.humanize import PlacedHit, humanize
+from cadenza.engines.drums.pattern import pattern_document
 from cadenza.engines.drums.schema import DrumsRequest
 from cadenza.engines.drums.styles import Style, catalog_for_settings
-from cadenza.music.drum_map import DRUM_CLASSES
-from cadenza.music.midi import DEFAULT_PPQ, DrumNote, drum_midi_bytes, ticks_per_bar
+from cadenza.music.midi import DEFAULT_PPQ, drum_midi_bytes, ticks_per_bar
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_MODEL_ID = "groove-transformer"
@@ -168,33 +169,54 @@ def validate_request(params: DrumsRequest, settings: Any) -> list[str]:
     return tempo_warnings(style, params.tempo)
 
 
-def pattern_document(
-    hits: list[PlacedHit], *, header: dict[str, Any], meter: Meter, tempo_bpm: float, total_ticks: int
-) -> tuple[dict[str, Any], list[DrumNote]]:
-    """The pattern.json document and the MIDI notes of ``hits`` (ticks clamped to ``[0, total_ticks - 1]``)."""
-    step_ticks = DEFAULT_PPQ // 4
-    bar_ticks = meter.steps_per_bar * step_ticks
-    ms_per_tick = 60_000.0 / (tempo_bpm * DEFAULT_PPQ)
-    entries, notes = [], []
-    for hit in hits:
-        grid_tick = hit.bar * bar_ticks + hit.step * step_ticks
-        tick = min(max(grid_tick + round(hit.offset_steps * step_ticks), 0), total_ticks - 1)
-        entries.append(
-            {
-                "instrument": DRUM_CLASSES[hit.instrument],
-                "pitch": hit.pitch,
-                "bar": hit.bar,
-                "step": hit.step,
-                "tick": tick,
-                "offset_ticks": tick - grid_tick,
-                "offset_ms": round((tick - grid_tick) * ms_per_tick, 3),
-                "velocity": hit.velocity,
-                "ghost": hit.ghost,
-                "roll": hit.roll,
-            }
+@dataclass
+class Groove:
+    """A composed groove: the model's grid, the fill plan (one bool per bar) and the placed hits."""
+
+    grid: Any
+    fills: list[bool]
+    placed: list[PlacedHit]
+
+
+def compose(
+    model: Any,
+    style: Style,
+    params: DrumsRequest,
+    meter: Meter,
+    seed: int,
+    progress: Callable[[float], None] | None = None,
+) -> Groove:
+    """Model grid → arranged → humanized hits for ``params`` (its ``tempo`` set). Raises EngineInputError when
+    the model rejects the request."""
+    fills = fill_plan(params.pattern_type, params.bars)
+    try:
+        grid = model.generate(
+            n_bars=params.bars,
+            steps_per_bar=meter.steps_per_bar,
+            steps_per_beat=meter.steps_per_beat,
+            style_weights=dict(style.conditioning),
+            fill_bars=fills,
+            tempo_bpm=float(params.tempo),
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            seed=seed,
+            progress=progress,
         )
-        notes.append(DrumNote(tick, hit.pitch, hit.velocity))
-    return {**header, "hits": entries}, notes
+    except ValueError as exc:
+        raise EngineInputError(f"drums model rejected the request: {exc}") from exc
+    hits = arrange(grid, style, meter, params.pattern_type, fills, _rng(seed, ARRANGE_STREAM))
+    placed = humanize(
+        hits,
+        style.humanization,
+        meter,
+        params.tempo,
+        fills,
+        _rng(seed, HUMANIZE_STREAM),
+        enabled=params.humanize,
+        feel=conditioning_feel(style.conditioning),
+    )
+    return Groove(grid, fills, placed)
 
 
 def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResult:
@@ -219,31 +241,16 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
 
     progress(1.0, "loading model")
     model = load_model(style.model_id, ctx)
-    fills = fill_plan(params.pattern_type, params.bars)
-    model_progress: Callable[[float], None] = lambda percent: progress(5.0 + 0.75 * percent, "generating")  # noqa: E731
     progress(5.0, "generating")
-    try:
-        grid = model.generate(
-            n_bars=params.bars,
-            steps_per_bar=meter.steps_per_bar,
-            steps_per_beat=meter.steps_per_beat,
-            style_weights=dict(style.conditioning),
-            fill_bars=fills,
-            tempo_bpm=float(params.tempo),
-            temperature=params.temperature,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            seed=seed,
-            progress=model_progress,
-        )
-    except ValueError as exc:
-        raise EngineInputError(f"drums model rejected the request: {exc}") from exc
-
-    progress(80.0, "arranging")
-    hits = arrange(grid, style, meter, params.pattern_type, fills, _rng(seed, ARRANGE_STREAM))
-    placed = humanize(
-        hits, style.humanization, meter, params.tempo, fills, _rng(seed, HUMANIZE_STREAM), enabled=params.humanize
+    groove = compose(
+        model,
+        style,
+        params,
+        meter,
+        seed,
+        progress=lambda percent: progress(5.0 + 0.75 * percent, "generating"),
     )
+    progress(80.0, "arranging")
     total_ticks = params.bars * ticks_per_bar(numerator, denominator, DEFAULT_PPQ)
     duration_s = total_ticks / DEFAULT_PPQ * 60.0 / params.tempo
     header = {
@@ -257,10 +264,11 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         "steps_per_beat": meter.steps_per_beat,
         "pattern_type": params.pattern_type,
         "humanize": params.humanize,
-        "fill_bars": fills,
+        "fill_bars": groove.fills,
         "model_version": model.version,
         "groove_duration_s": round(duration_s, 6),
     }
+    placed = groove.placed
     document, notes = pattern_document(
         placed, header=header, meter=meter, tempo_bpm=params.tempo, total_ticks=total_ticks
     )
@@ -293,7 +301,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         **{k: header[k] for k in ("style", "bars", "tempo_bpm", "time_signature", "seed", "model_version")},
         "pattern_type": params.pattern_type,
         "humanize": params.humanize,
-        "steps_generated": grid.hits.shape[0],
+        "steps_generated": groove.grid.n_steps,
         "hits": len(placed),
         "groove_duration_s": header["groove_duration_s"],
         "compute_s": round(time.perf_counter() - started, 3),

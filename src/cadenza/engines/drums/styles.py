@@ -43,10 +43,12 @@ class _Strict(BaseModel):
 
 
 class Timing(_Strict):
-    """Micro-timing of one instrument: mean lateness (negative = early) and jitter, in milliseconds."""
+    """Declared micro-timing of one instrument, relative to the swung grid: what its hits measure."""
 
-    mean_ms: float = Field(0.0, ge=-50, le=50, description="Mean placement relative to the grid, ms (+ = late).")
-    std_ms: float = Field(0.0, ge=0, le=40, description="Standard deviation of random placement jitter, ms.")
+    mean_ms: float = Field(0.0, ge=-50, le=50, description="Mean placement relative to the swung grid, ms (+ = late).")
+    std_ms: float = Field(
+        0.0, ge=0, le=40, description="Spread (standard deviation) of the placements in a groove, ms."
+    )
 
 
 class Humanization(_Strict):
@@ -58,7 +60,10 @@ class Humanization(_Strict):
         "66 ≈ triplet; Roger Linn, Akai MPC60).",
     )
     microtiming_ms: dict[str, Timing] = Field(
-        default_factory=dict, description="Per drum class (kick, snare, closed_hihat, …): mean and jitter in ms."
+        default_factory=dict,
+        description="Per drum class (kick, snare, closed_hihat, …): the mean and spread its hits measure, in ms "
+        "relative to the swung grid. Declared timing wins over the model's: the model only decides which hits "
+        "sit early or late. Instruments not listed get the GMD genres' measured feel × model_timing_scale.",
     )
     ghost_note_probability: float = Field(
         0.0, ge=0, le=1, description="Chance that an empty off-beat 16th gets a ghost snare hit."
@@ -68,7 +73,21 @@ class Humanization(_Strict):
         0.0, ge=0, le=30, description="Standard deviation of added velocity noise (MIDI units)."
     )
     model_timing_scale: float = Field(
-        1.0, ge=0, le=1, description="Share of the model's own micro-timing kept (0 = on the grid before swing)."
+        1.0,
+        ge=0,
+        le=1,
+        description="For instruments not in microtiming_ms: share of the GMD genres' measured timing (mean and "
+        "spread, gmd_feel.json) kept (1 = as the dataset's drummers, 0 = on the swung grid).",
+    )
+    velocity_floor: int = Field(
+        20, ge=1, le=60, description="No hit (ghost notes included) is quieter than this MIDI velocity."
+    )
+    velocity_min: dict[str, int] = Field(
+        default_factory=lambda: {"crash": 72},
+        description="Per drum class, the lowest MIDI velocity of a full stroke (crashes never fade to a tap).",
+    )
+    downbeat_kick_min: int = Field(
+        80, ge=1, le=127, description="Lowest MIDI velocity of the kick on a bar's first step."
     )
 
     @field_validator("microtiming_ms")
@@ -77,6 +96,16 @@ class Humanization(_Strict):
         unknown = sorted(set(value) - set(DRUM_CLASSES))
         if unknown:
             raise ValueError(f"unknown instrument(s) {unknown}; valid: {list(DRUM_CLASSES)}")
+        return value
+
+    @field_validator("velocity_min")
+    @classmethod
+    def _velocity_minimums(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(DRUM_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown instrument(s) {unknown}; valid: {list(DRUM_CLASSES)}")
+        if any(not 1 <= v <= 127 for v in value.values()):
+            raise ValueError("velocities must be 1–127")
         return value
 
     @field_validator("ghost_velocity_range")
