@@ -174,7 +174,9 @@ def test_openapi_documents_routes_examples_and_problems(idle_client: TestClient)
     drums = spec["paths"]["/v1/drums"]["post"]
     body = drums["requestBody"]["content"]["application/json"]
     assert body["examples"]["default"]["value"]["producer_style"] == "J Dilla"
-    assert body["schema"]["$ref"].endswith("/DrumsRequest")
+    # the request's fields plus the optional reference_midi upload id, nothing else accepted
+    assert {"producer_style", "tempo", "reference_mode", "reference_midi"} <= set(body["schema"]["properties"])
+    assert body["schema"]["additionalProperties"] is False and body["schema"]["required"] == ["producer_style"]
     for status in ("413", "415", "422", "429"):
         assert "application/problem+json" in drums["responses"][status]["content"]
     upload = spec["paths"]["/v1/separations"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

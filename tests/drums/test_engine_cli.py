@@ -81,3 +81,22 @@ def test_train_and_eval_commands_are_exported() -> None:
     assert set(declared) == {("", "drums"), ("train", "drums"), ("eval", "drums")}
     assert all(callable(function) for function in declared.values())
     assert declared[("", "drums")] is cli.run_command
+
+
+def test_cli_reference_sets_tempo_and_reports_closeness(app: typer.Typer, tmp_path: Path) -> None:
+    from cadenza.engines.drums.engine import example_reference
+
+    reference = example_reference(tmp_path)
+    out = tmp_path / "ref"
+    args = ["drums", "--style", "questlove", "--bars", "2", "--seed", "2", "--reference", str(reference)]
+    result = CliRunner().invoke(app, [*args, "--reference-mode", "vary", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "at 96 BPM in 4/4" in result.output and "feel vs the reference (vary)" in result.output
+    document = json.loads(next(out.glob("*_pattern.json")).read_text())
+    assert document["reference"]["mode"] == "vary" and document["tempo_bpm"] == 96.0
+    piano = tmp_path / "not-drums.mid"
+    piano.write_bytes(b"MThd garbage")
+    bad = CliRunner().invoke(app, ["drums", "--reference", str(piano), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "reference_midi cannot be read as MIDI" in bad.output
+    clash = CliRunner().invoke(app, ["drums", "--reference", str(reference), "-t", "3/4", "--out", str(tmp_path / "y")])
+    assert clash.exit_code == 2 and "reference_midi is in 4/4" in clash.output

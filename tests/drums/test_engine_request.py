@@ -32,10 +32,30 @@ def test_omitted_tempo_is_the_middle_of_the_styles_range(style: str, tempo: floa
     """Regression: the default was 90 BPM for every style (House or Metro Boomin got a range warning)."""
     from cadenza.engines.drums import ENGINE
 
-    params, warnings = ENGINE.validate({"producer_style": style}, None)
-    assert params.tempo == tempo and warnings == []
-    params, warnings = ENGINE.validate({"producer_style": style, "tempo": 60}, None)
+    params, _ = ENGINE.validate({"producer_style": style}, None)
+    assert ENGINE.check_inputs(params, {}, None) == [] and params.tempo == tempo  # completed before the job is stored
+    params, _ = ENGINE.validate({"producer_style": style, "tempo": 60}, None)
+    warnings = ENGINE.check_inputs(params, {}, None)
     assert params.tempo == 60 and warnings  # an explicit tempo is kept, with its warning
+
+
+def test_a_reference_sets_the_default_tempo_and_meter() -> None:
+    from cadenza.engines.base import EngineInputError
+    from cadenza.engines.drums import ENGINE
+
+    facts = {"reference_midi": {"tempo_bpm": 93.5, "time_signature": [3, 4]}}
+    params, _ = ENGINE.validate({"producer_style": "J Dilla"}, None)
+    assert ENGINE.check_inputs(params, facts, None) == []
+    assert params.tempo == 93.5 and tuple(params.time_signature) == (3, 4)
+    explicit, _ = ENGINE.validate({"producer_style": "J Dilla", "tempo": 80, "time_signature": [3, 4]}, None)
+    ENGINE.check_inputs(explicit, facts, None)
+    assert explicit.tempo == 80
+    clash, _ = ENGINE.validate({"producer_style": "J Dilla", "time_signature": [4, 4]}, None)
+    with pytest.raises(EngineInputError, match="reference_midi is in 3/4 but time_signature is 4/4"):
+        ENGINE.check_inputs(clash, facts, None)
+    slow, _ = ENGINE.validate({"producer_style": "J Dilla"}, None)
+    warnings = ENGINE.check_inputs(slow, {"reference_midi": {"tempo_bpm": 40, "time_signature": [4, 4]}}, None)
+    assert slow.tempo == 60 and any("outside 60–200" in w for w in warnings)
 
 
 def test_unknown_style_lists_valid_ones() -> None:

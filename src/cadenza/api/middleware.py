@@ -211,7 +211,8 @@ class BodyLimitMiddleware:
     """413 problem before the whole body is read: ``Content-Length`` over the limit is refused without
     reading; otherwise ``http.request`` bytes are counted and reading stops at the limit.
 
-    ``upload_paths`` (submit routes of upload engines) get ``upload_limit``; everything else ``json_limit``.
+    Multipart bodies to ``upload_paths`` (submit routes of upload engines) get ``upload_limit``; everything
+    else, JSON bodies to those routes included, ``json_limit``.
     """
 
     def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int, upload_paths: frozenset[str]) -> None:
@@ -221,8 +222,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_limit if scope["path"] in self.upload_paths else self.json_limit
-        length = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        multipart = headers.get("content-type", "").lower().lstrip().startswith("multipart/")
+        limit = self.upload_limit if multipart and scope["path"] in self.upload_paths else self.json_limit
+        length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             detail = f"The request body ({length} bytes) exceeds the limit of {limit} bytes."
             await problem_response(scope["path"], 413, detail, title="Content Too Large")(scope, receive, send)

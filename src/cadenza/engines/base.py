@@ -228,6 +228,11 @@ class EngineSpec:
     ``inputs``: the declared file inputs (none: the submit route takes JSON only).
     ``validate_request(params, settings) -> warnings``: cheap checks before a job is created (e.g. the
     requested model's weights exist); raises EngineInputError -> 422.
+    ``validate_inputs(params, inputs, settings) -> warnings``: checks of the request against its probed
+    inputs (``{input name: probe facts}``, optional inputs absent when not sent), once they are resolved
+    and before the job is created; may complete ``params`` from them (a reference file's tempo); raises
+    EngineInputError -> 422. Run by the API's submit route and the engine's CLI, not by the worker (the
+    stored request is already complete).
     ``settings_model``: the engine's settings section (``engines.<kind>.*`` in YAML,
     ``CADENZA_ENGINES__<KIND>__*`` in the environment), read with ``settings.engine(kind)``.
     ``router``: ``"module:attribute"`` of a FastAPI ``APIRouter`` with extra read routes, mounted as is.
@@ -250,6 +255,7 @@ class EngineSpec:
     retry_on_crash: bool = True
     example: dict[str, Any] | None = None
     validate_request: Callable[[BaseModel, Any], list[str]] | str | None = None
+    validate_inputs: Callable[[BaseModel, dict[str, dict[str, Any]], Any], list[str]] | str | None = None
     inputs: tuple[InputSpec, ...] = ()
     settings_model: type[BaseModel] | None = None
     router: str | None = None
@@ -280,6 +286,11 @@ class EngineSpec:
         check = self.resolve("validate_request")
         warnings = list(check(params, settings) or []) if check is not None else []
         return params, warnings
+
+    def check_inputs(self, params: BaseModel, inputs: dict[str, dict[str, Any]], settings: Any) -> list[str]:
+        """``validate_inputs`` of the engine (see the class docstring); no hook: no warnings."""
+        check = self.resolve("validate_inputs")
+        return list(check(params, inputs, settings) or []) if check is not None else []
 
     def models(self, models_dir: Path) -> list[ModelInfo]:
         return list(self.resolve("list_models")(Path(models_dir)))  # type: ignore[misc]

@@ -3,8 +3,9 @@
 An engine without declared inputs takes its request model as a JSON body. An engine with inputs
 (``spec.inputs``) takes ``multipart/form-data``: each input as a file part named after it, or as a form
 field of that name holding the id of a file sent before with ``POST /v1/uploads``; the request's fields
-as form fields and/or one ``params`` part holding a JSON object. Multipart bodies are parsed while they
-stream in (``python_multipart.MultipartParser``); each file part is written to
+as form fields and/or one ``params`` part holding a JSON object. When every input is optional (a drums
+``reference_midi``), the route also takes a JSON body, each input given as an upload id field.
+Multipart bodies are parsed while they stream in (``python_multipart.MultipartParser``); each file part is written to
 ``files_dir/uploads/<uuid><ext>.part`` (its extension kept) under its input's size limit, hashed
 (SHA-256, part of the idempotency fingerprint) and probed by the engine; nothing is spooled elsewhere
 and staged files are removed on any error.
@@ -61,6 +62,11 @@ def parse_prefer_wait(prefer: str | None, max_s: float) -> float | None:
     return min(float(match.group(1)), max_s)
 
 
+def _request_media_type(request: Request) -> str:
+    """The request's ``Content-Type`` essence, lower case (``""`` when absent)."""
+    return parse_options_header(request.headers.get("content-type"))[0].decode("latin-1").lower()
+
+
 def content_type_route(accepted: tuple[str, ...]) -> type[APIRoute]:
     """An APIRoute that answers 415 (problem listing ``accepted``) before the body is read or validated."""
 
@@ -69,7 +75,7 @@ def content_type_route(accepted: tuple[str, ...]) -> type[APIRoute]:
             handler = super().get_route_handler()
 
             async def checked(request: Request) -> Response:
-                media_type = parse_options_header(request.headers.get("content-type"))[0].decode("latin-1").lower()
+                media_type = _request_media_type(request)
                 if media_type not in accepted:
                     raise ProblemError(
                         415,
@@ -561,27 +567,74 @@ def input_limit(settings: Any, spec: EngineSpec, declared: InputSpec) -> int:
     return min(settings.max_upload_bytes, declared.limit(section))
 
 
-def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
+def _input_schemas(spec: EngineSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The multipart form schema of ``spec``'s submit route and its JSON body schema (inputs as upload ids)."""
     model = spec.request_model
-    properties: dict[str, Any] = {}
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    form: dict[str, Any] = {}
+    body: dict[str, Any] = {}
     for declared in spec.inputs:
-        properties[declared.name] = {
+        optional = "" if declared.required else ", optional"
+        form[declared.name] = {
             "type": "string",
             "format": "binary",
-            "description": f"{declared.description} ({declared.kind}{'' if declared.required else ', optional'}); "
+            "description": f"{declared.description} ({declared.kind}{optional}); "
             "or, as a plain field, the id of a file sent with POST /v1/uploads.",
         }
-    properties["params"] = {
+        body[declared.name] = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": f"Optional: the id of a POST /v1/uploads file. {declared.description}",
+        }
+    form["params"] = {
         "type": "string",
         "description": f"Optional: the request as one JSON object ({model.__name__}); form fields override it.",
     }
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    properties.update(schema.get("properties", {}))
+    required = list(schema.get("required", []))
     form_schema = {
         "type": "object",
-        "properties": properties,
-        "required": [i.name for i in spec.inputs if i.required] + list(schema.get("required", [])),
+        "properties": form | schema.get("properties", {}),
+        "required": [i.name for i in spec.inputs if i.required] + required,
     }
+    json_schema = {
+        "type": "object",
+        "properties": schema.get("properties", {}) | body,
+        "required": required,
+        "additionalProperties": False,
+    }
+    return form_schema, json_schema
+
+
+def _json_references(spec: EngineSpec, raw: Any) -> dict[str, list[str]]:
+    """Pop each declared input's upload id out of a JSON body (``raw`` is left with the request's fields).
+    Raises RequestValidationError (422) for an id that is not a string."""
+    references: dict[str, list[str]] = {}
+    if not isinstance(raw, dict):
+        return references
+    for declared in spec.inputs:
+        if declared.name not in raw:
+            continue
+        value = raw.pop(declared.name)
+        if not isinstance(value, str) or not value.strip():
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "string_type",
+                        "loc": ("body", declared.name),
+                        "msg": f"`{declared.name}` must be the id (a string) of a POST /v1/uploads file; "
+                        "to send the file itself, use multipart/form-data",
+                        "input": value,
+                    }
+                ]
+            )
+        references[declared.name] = [value]
+    return references
+
+
+def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
+    form_schema, json_schema = _input_schemas(spec)
+    takes_json = not any(declared.required for declared in spec.inputs)
 
     async def submit(
         request: Request,
@@ -597,24 +650,43 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         service: JobService = request.app.state.service
         state = _UploadState(limits, service.staging_path)
         try:
-            await receive_multipart(request, state)
-            references = {declared.name: state.fields.pop(declared.name, []) for declared in spec.inputs}
-            params = await validate_params(request, spec, _form_params(spec, state.fields))
+            if _request_media_type(request) in JSON_TYPES:
+                raw = load_json(await request.body(), "body")
+                references = _json_references(spec, raw)
+                params = await validate_params(request, spec, raw)
+            else:
+                await receive_multipart(request, state)
+                references = {declared.name: state.fields.pop(declared.name, []) for declared in spec.inputs}
+                params = await validate_params(request, spec, _form_params(spec, state.fields))
             inputs = await resolve_inputs(request, spec, state, references, principal)
+            facts = {name: staged.info for name, staged in inputs.items()}
+            warnings = await anyio.to_thread.run_sync(spec.check_inputs, params, facts, settings)
+            if warnings:
+                log_fields(request).setdefault("warnings", []).extend(warnings)
             view, created = await _submit(request, spec, params, principal, idempotency_key, inputs)
         finally:
             state.remove()  # submit() moved them into the job folder; anything left is an aborted request
         return await _respond(request, service, view, created, principal, prefer)
 
     names = ", ".join(f"`{i.name}`" for i in spec.inputs)
+    content: dict[str, Any] = {"multipart/form-data": {"schema": form_schema}}
+    how = (
+        f"`multipart/form-data`: {names} (a file part, or a field holding a POST /v1/uploads id), plus the "
+        "fields below (or one `params` JSON part)."
+    )
+    if takes_json:
+        json_content: dict[str, Any] = {"schema": json_schema}
+        if spec.example:
+            json_content["examples"] = {"default": {"summary": spec.summary, "value": spec.example}}
+        content = {"application/json": json_content} | content
+        how = f"`application/json` (the fields below; {names} as the id of a POST /v1/uploads file), or {how}"
     _add_submit_route(
         router,
         spec,
         submit,
-        f"`multipart/form-data`: {names} (a file part, or a field holding a POST /v1/uploads id), plus the "
-        "fields below (or one `params` JSON part). Answers 202 with the queued job.",
-        UPLOAD_TYPES,
-        {"multipart/form-data": {"schema": form_schema}},
+        how + " Answers 202 with the queued job.",
+        (JSON_TYPES if takes_json else ()) + UPLOAD_TYPES,
+        content,
     )
 
 

@@ -6,7 +6,7 @@ model is loaded inside ``run`` and kept in the worker's cache; training and eval
 
 from __future__ import annotations
 
-from cadenza.engines.base import CommandSpec, EngineSpec
+from cadenza.engines.base import CommandSpec, EngineSpec, InputSpec
 from cadenza.engines.drums import examples
 from cadenza.engines.drums.config import DrumsSettings
 from cadenza.engines.drums.schema import DrumsRequest
@@ -23,6 +23,20 @@ ENGINE = EngineSpec(
     load_model=f"{_ENGINE}:load_model",
     unload_model=f"{_ENGINE}:unload_model",
     validate_request=f"{_ENGINE}:validate_request",
+    validate_inputs=f"{_ENGINE}:validate_inputs",
+    inputs=(
+        InputSpec(
+            name="reference_midi",
+            kind="midi",
+            description="A drum groove you played or programmed (Standard MIDI File, General MIDI percussion on "
+            "channel 10): new grooves follow its feel, density and instruments (see reference_mode).",
+            required=False,
+            extensions=(".mid", ".midi"),
+            max_bytes=f"{_ENGINE}:max_reference_bytes",
+            probe=f"{_ENGINE}:probe_reference",
+            example=f"{_ENGINE}:example_reference",
+        ),
+    ),
     retry_on_crash=True,
     example={"producer_style": "J Dilla", "bars": 4, "tempo": 90},
     settings_model=DrumsSettings,

@@ -16,6 +16,9 @@ class DrumsSettings(BaseModel):
     soundfont_path: Path | None = Field(
         None, description="A .sf2/.sf3 General MIDI SoundFont for audio previews; default TimGM6mb."
     )
+    max_reference_bytes: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest reference_midi file accepted, in bytes."
+    )
 
 
 def section(settings: object | None) -> DrumsSettings:

@@ -136,17 +136,29 @@ def metric_positions(n_steps: int, steps_per_bar: int, steps_per_beat: int) -> d
     }
 
 
-def midi_to_grid(path: Path) -> tuple[Grid, int, int, float]:
+def midi_to_grid(path: Path, drums_only: bool = False) -> tuple[Grid, int, int, float]:
     """Read a drum MIDI file into a Grid. Returns ``(grid, numerator, denominator, tempo_bpm)``.
+
+    See :func:`score_to_grid`. Raises ValueError if the file cannot be parsed or has no drum notes.
+    """
+    try:
+        score = symusic.Score.from_midi(Path(path).read_bytes())
+    except Exception as exc:  # symusic raises RuntimeError and friends for broken files
+        raise ValueError(f"cannot read MIDI file {path}: {exc}") from exc
+    try:
+        return score_to_grid(score, drums_only)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def score_to_grid(score: symusic.Score, drums_only: bool = False) -> tuple[Grid, int, int, float]:
+    """A parsed MIDI score as a Grid. Returns ``(grid, numerator, denominator, tempo_bpm)``.
 
     Uses the file's first time signature (4/4 if none) and first tempo (120 BPM if none); the grid
     starts at tick 0 (a bar line) and is padded with silence to whole bars. Notes whose pitch has no
-    drum class are ignored. Raises ValueError if the file cannot be parsed or has no drum notes.
+    drum class are ignored, and with ``drums_only`` every track that is not a drum track (MIDI channel 10).
+    Raises ValueError for an unsupported time signature or no drum notes.
     """
-    try:
-        score = symusic.Score(str(path))
-    except Exception as exc:  # symusic raises RuntimeError and friends for broken files
-        raise ValueError(f"cannot read MIDI file {path}: {exc}") from exc
     numerator, denominator = 4, 4
     if len(score.time_signatures):
         ts = score.time_signatures[0]
@@ -156,6 +168,8 @@ def midi_to_grid(path: Path) -> tuple[Grid, int, int, float]:
     step_ticks = score.ticks_per_quarter / 4.0
     times, classes, velocities = [], [], []
     for track in score.tracks:
+        if drums_only and not track.is_drum:
+            continue
         for note in track.notes:
             cls = PITCH_TO_CLASS.get(int(note.pitch))
             if cls is None or note.velocity <= 0:
@@ -164,7 +178,7 @@ def midi_to_grid(path: Path) -> tuple[Grid, int, int, float]:
             classes.append(cls)
             velocities.append(note.velocity)
     if not times:
-        raise ValueError(f"{path} has no drum notes")
+        raise ValueError("no drum notes")
     position = np.asarray(times, dtype=np.float64)
     step = np.floor(position + 0.5).astype(np.int64)
     offset = (position - step).astype(np.float32)

@@ -24,6 +24,7 @@ from cadenza.engines.base import (
     Output,
     Progress,
     RunContext,
+    UploadRejected,
     file_stem,
 )
 from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
@@ -32,7 +33,7 @@ from cadenza.engines.drums.feel import conditioning_feel
 from cadenza.engines.drums.humanize import PlacedHit, humanize
 from cadenza.engines.drums.pattern import pattern_document
 from cadenza.engines.drums.schema import DrumsRequest
-from cadenza.engines.drums.styles import Style, catalog_for_settings
+from cadenza.engines.drums.styles import Rules, Style, catalog_for_settings
 from cadenza.music.midi import DEFAULT_PPQ, drum_midi_bytes, ticks_per_bar
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -41,6 +42,7 @@ LICENCE = "CC BY 4.0 (trained on GMD)"
 DATA_SOURCE = "Groove MIDI Dataset v1.0.0 (Gillick, Roberts, Engel, Eck, Bamman, ICML 2019), CC BY 4.0"
 CACHE_PREFIX = "drums-model:"
 MIDI_NAME, JSON_NAME = "groove.mid", "pattern.json"
+REFERENCE_INPUT = "reference_midi"
 
 # Random streams derived from the request seed (numpy SeedSequence spawn keys); the model uses the seed itself.
 ARRANGE_STREAM, HUMANIZE_STREAM = 1, 2
@@ -160,13 +162,70 @@ def default_tempo(style: Style) -> float:
 
 
 def validate_request(params: DrumsRequest, settings: Any) -> list[str]:
-    """Cheap checks before a job is queued: the style's model has weights. Fills an omitted ``tempo``
-    with :func:`default_tempo` (so the stored request is complete). Returns warnings (tempo range)."""
+    """Cheap checks before a job is queued: the style's model has weights. Returns warnings (tempo range)."""
     style = catalog_for_settings(settings).get(params.producer_style)
     checkpoint_path(style.model_id, getattr(settings, "models_dir", None))
+    return tempo_warnings(style, params.tempo) if params.tempo is not None else []
+
+
+def validate_inputs(params: DrumsRequest, inputs: dict[str, dict[str, Any]], settings: Any) -> list[str]:
+    """Complete the request from its inputs so the stored request says what will run: an omitted ``tempo``
+    becomes the reference's (clamped to 60–200 BPM), else the middle of the style's range; an omitted
+    ``time_signature`` becomes the reference's. Raises EngineInputError (422) when an explicit time signature
+    differs from the reference's (its template is per step of the reference's bar)."""
+    style = catalog_for_settings(settings).get(params.producer_style)
+    reference = inputs.get(REFERENCE_INPUT)
+    warnings = []
+    if reference is not None:
+        meter = tuple(reference["time_signature"])
+        if "time_signature" not in params.model_fields_set:
+            params.time_signature = meter  # type: ignore[assignment]
+        elif tuple(params.time_signature) != meter:
+            raise EngineInputError(
+                f"reference_midi is in {meter[0]}/{meter[1]} but time_signature is "
+                f"{params.time_signature[0]}/{params.time_signature[1]}: omit time_signature to use the reference's"
+            )
+        if params.tempo is None:
+            tempo = float(reference["tempo_bpm"])
+            params.tempo = float(min(max(round(tempo, 2), 60.0), 200.0))
+            if params.tempo != round(tempo, 2):
+                warnings.append(f"reference tempo {tempo:g} BPM is outside 60–200 BPM; using {params.tempo:g} BPM")
     if params.tempo is None:
         params.tempo = default_tempo(style)
-    return tempo_warnings(style, params.tempo)
+    return warnings + tempo_warnings(style, params.tempo)
+
+
+def max_reference_bytes(engine_settings: Any) -> int:
+    """The ``reference_midi`` size limit (``engines.drums.max_reference_bytes``)."""
+    return int(engine_settings.max_reference_bytes)
+
+
+def probe_reference(path: Path, settings: Any) -> dict[str, Any]:
+    """Read ``reference_midi`` (see ``reference.read_reference``): its facts, or UploadRejected 422 saying why."""
+    from cadenza.engines.drums.reference import ReferenceError, describe, read_reference
+
+    try:
+        return dict(describe(read_reference(path)))
+    except ReferenceError as exc:
+        raise UploadRejected(422, "Unusable Reference MIDI", str(exc)) from None
+
+
+def example_reference(folder: Path) -> Path:
+    """A 2-bar 4/4 drum groove at 96 BPM (kick, snare, swung 8th hats) as a small valid reference file."""
+    from cadenza.music.midi import DrumNote
+
+    notes = []
+    for bar in range(2):
+        for step in range(0, 16, 2):
+            late = 20 if step % 4 else 0  # swung off-beat hats
+            notes.append(DrumNote(bar * 1920 + step * 120 + late, 42, 70 if step % 4 else 96))
+        notes += [DrumNote(bar * 1920, 36, 110), DrumNote(bar * 1920 + 960 + 120 * (bar % 2), 36, 90)]
+        notes += [DrumNote(bar * 1920 + 480 + 12, 38, 112), DrumNote(bar * 1920 + 1440 + 12, 38, 108)]
+    path = Path(folder) / "reference.mid"
+    path.write_bytes(
+        drum_midi_bytes(notes, tempo_bpm=96.0, numerator=4, denominator=4, total_ticks=2 * 1920, ppq=DEFAULT_PPQ)
+    )
+    return path
 
 
 @dataclass
@@ -185,10 +244,23 @@ def compose(
     meter: Meter,
     seed: int,
     progress: Callable[[float], None] | None = None,
+    reference: Any = None,
 ) -> Groove:
-    """Model grid → arranged → humanized hits for ``params`` (its ``tempo`` set). Raises EngineInputError when
-    the model rejects the request."""
+    """Model grid → arranged → humanized hits for ``params`` (its ``tempo`` set). With a ``reference``
+    (``reference.Reference``), generation is steered towards it and hits take its feel (``reference.py``).
+    Raises EngineInputError when the model rejects the request or the reference's meter differs."""
+    from cadenza.engines.drums import reference as references
+
     fills = fill_plan(params.pattern_type, params.bars)
+    bias = None
+    if reference is not None:
+        if reference.steps_per_bar != meter.steps_per_bar:
+            raise EngineInputError(
+                f"reference_midi is in {reference.numerator}/{reference.denominator}, the request in "
+                f"{meter.numerator}/{meter.denominator}"
+            )
+        bias = references.pattern_bias(reference, fills, params.reference_mode)
+        style = style.model_copy(update={"rules": Rules()})  # the reference defines the pattern vocabulary
     try:
         grid = model.generate(
             n_bars=params.bars,
@@ -202,21 +274,50 @@ def compose(
             top_p=params.top_p,
             seed=seed,
             progress=progress,
+            pattern_bias=bias,
         )
     except ValueError as exc:
         raise EngineInputError(f"drums model rejected the request: {exc}") from exc
     hits = arrange(grid, style, meter, params.pattern_type, fills, _rng(seed, ARRANGE_STREAM))
-    placed = humanize(
-        hits,
-        style.humanization,
-        meter,
-        params.tempo,
-        fills,
-        _rng(seed, HUMANIZE_STREAM),
-        enabled=params.humanize,
-        feel=conditioning_feel(style.conditioning),
-    )
+    rng = _rng(seed, HUMANIZE_STREAM)
+    if reference is not None:
+        template = references.Template.of(reference)
+        placed = references.humanize_like(hits, template, style.humanization, rng, enabled=params.humanize)
+    else:
+        feel = conditioning_feel(style.conditioning)
+        placed = humanize(hits, style.humanization, meter, params.tempo, fills, rng, enabled=params.humanize, feel=feel)
     return Groove(grid, fills, placed)
+
+
+def read_reference_input(ctx: RunContext) -> Any:
+    """The job's ``reference_midi`` as a ``reference.Reference``, or None. Raises EngineInputError."""
+    path = ctx.inputs.get(REFERENCE_INPUT)
+    if path is None:
+        return None
+    from cadenza.engines.drums.reference import ReferenceError, read_reference
+
+    try:
+        return read_reference(path)
+    except ReferenceError as exc:
+        raise EngineInputError(str(exc)) from None
+
+
+def reference_report(reference: Any, groove: Groove, params: DrumsRequest, meter: Meter) -> dict[str, Any]:
+    """How close the output's feel is to the reference's: both statistics and their distance (``feel.py``)."""
+    from cadenza.engines.drums.feel import feel_distance
+    from cadenza.engines.drums.reference import describe, output_stats
+
+    reference_feel = reference.stats()
+    output_feel = output_stats(
+        groove.placed, n_bars=params.bars, steps_per_bar=meter.steps_per_bar, tempo_bpm=float(params.tempo)
+    )
+    return {
+        "mode": params.reference_mode,
+        "file": dict(describe(reference)),
+        "distance": feel_distance(reference_feel, output_feel),
+        "reference_feel": reference_feel,
+        "output_feel": output_feel,
+    }
 
 
 def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResult:
@@ -231,8 +332,10 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         style = catalog.get(params.producer_style)
     except KeyError as exc:
         raise EngineInputError(str(exc.args[0])) from exc
+    reference = read_reference_input(ctx)
     if params.tempo is None:
-        params = params.model_copy(update={"tempo": default_tempo(style)})
+        tempo = reference.tempo_bpm if reference is not None else default_tempo(style)
+        params = params.model_copy(update={"tempo": float(min(max(round(tempo, 2), 60.0), 200.0))})
     numerator, denominator = params.time_signature
     meter = Meter.of(numerator, denominator)
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
@@ -249,6 +352,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         meter,
         seed,
         progress=lambda percent: progress(5.0 + 0.75 * percent, "generating"),
+        reference=reference,
     )
     progress(80.0, "arranging")
     total_ticks = params.bars * ticks_per_bar(numerator, denominator, DEFAULT_PPQ)
@@ -269,6 +373,9 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         "groove_duration_s": round(duration_s, 6),
     }
     placed = groove.placed
+    report = reference_report(reference, groove, params, meter) if reference is not None else None
+    if report is not None:
+        header["reference"] = {"mode": report["mode"], **report["file"], "distance": report["distance"]}
     document, notes = pattern_document(
         placed, header=header, meter=meter, tempo_bpm=params.tempo, total_ticks=total_ticks
     )
@@ -304,6 +411,7 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
         "steps_generated": groove.grid.n_steps,
         "hits": len(placed),
         "groove_duration_s": header["groove_duration_s"],
+        **({"reference": report} if report is not None else {}),
         "compute_s": round(time.perf_counter() - started, 3),
         "warnings": warnings,
     }

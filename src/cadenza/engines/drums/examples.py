@@ -26,6 +26,7 @@ JOB: dict[str, Any] = {
         "temperature": 0.9,
         "top_k": 0,
         "top_p": 1.0,
+        "reference_mode": "feel",
         "seed": 7,
         "formats": ["midi"],
     },
@@ -139,6 +140,9 @@ STYLE: dict[str, Any] = {
         "ghost_velocity_range": [22, 38],
         "velocity_std": 9.0,
         "model_timing_scale": 1.0,
+        "velocity_floor": 20,
+        "velocity_min": {"crash": 72},
+        "downbeat_kick_min": 80,
     },
     "rules": {
         "backbeat": True,

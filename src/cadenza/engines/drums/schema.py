@@ -13,7 +13,11 @@ OutputFormat = Literal["midi", "json", "wav", "flac", "mp3"]
 
 
 class DrumsRequest(BaseModel):
-    """Generate a drum groove in a producer's style.
+    """Generate a drum groove in a producer's style, optionally in the feel of your own drum MIDI.
+
+    Send a ``reference_midi`` (a drum MIDI file you played or programmed: General MIDI percussion on channel 10)
+    as a multipart file part or as the id of a ``POST /v1/uploads`` file: its tempo and time signature become
+    the defaults, and the result reports how close the groove's feel is to it (``metadata.reference``).
 
     Validation context (optional): ``{"catalog": StyleCatalog}`` checks ``producer_style`` against that
     catalog, ``{"settings": Settings}`` against the catalog of those settings' ``engines.drums.styles_path``;
@@ -68,6 +72,12 @@ class DrumsRequest(BaseModel):
     temperature: float = Field(0.9, ge=0.1, le=2.0, description="Sampling temperature of the model.")
     top_k: int = Field(0, ge=0, le=100, description="Sample from the k most likely hit patterns per step (0 = off).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: smallest set with this probability mass.")
+    reference_mode: Literal["feel", "vary"] = Field(
+        "feel",
+        description="With a reference_midi file: 'feel' = new grooves with the reference's feel (micro-timing, "
+        "velocities, swing), density and instruments; 'vary' = variations of the reference pattern itself (fills, "
+        "and the section's density: sparser intro, denser chorus). Ignored without a reference.",
+    )
     seed: int | None = Field(
         None,
         ge=0,

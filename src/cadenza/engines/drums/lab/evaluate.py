@@ -40,9 +40,13 @@ from cadenza.engines.drums.lab.classifier import (
     train_classifier,
 )
 from cadenza.engines.drums.lab.classifier import window_features as classifier_features
+from cadenza.engines.drums.lab.feel import WINDOW_BARS as FEEL_WINDOW_BARS
+from cadenza.engines.drums.lab.feel import window_spread
 from cadenza.engines.drums.lab.grooves import FEATURES, feature_table, groove_features, overlapping_area, summarize
+from cadenza.engines.drums.lab.style_feel import style_feel_report
 from cadenza.engines.drums.lab.train import eval_windows, evaluate_nll, record_arrays
 from cadenza.engines.drums.model import DEFAULT_CHECKPOINT, DrumModel, load_model, update_checkpoint_info
+from cadenza.engines.drums.styles import load_catalog
 
 # Published anchors: GrooveEvaluator statistics of real GMD vs GrooVAE samples (mean over windows).
 ANCHORS = {
@@ -340,6 +344,55 @@ def meter_check(model: DrumModel, records: list, seed: int, n_grooves: int, guid
     return out
 
 
+REFERENCE_STYLE = "Questlove"  # the style the reference grooves are generated in (with and without the reference)
+
+
+def reference_check(model: DrumModel, test: list, seed: int, n_files: int = 12, bars: int = 8) -> dict[str, Any]:
+    """Grooves generated from held-out 4/4 GMD test beat files as references (modes ``feel`` and ``vary``) and
+    without one, in one style, each compared with the reference's own feel statistics (``feel.feel_distance``;
+    0 = the same). Two seeds per file; the reference is the file's first 16 bars."""
+    from cadenza.engines.drums.arrange import Meter
+    from cadenza.engines.drums.engine import compose
+    from cadenza.engines.drums.feel import feel_distance
+    from cadenza.engines.drums.reference import Reference, output_stats
+    from cadenza.engines.drums.schema import DrumsRequest
+
+    style = load_catalog().get(REFERENCE_STYLE)
+    files = [r for r in test if not r.is_fill and r.steps_per_bar == STEPS_PER_BAR and r.steps_per_beat == 4][:n_files]
+    rows: dict[str, list[dict[str, float]]] = {"without": [], "feel": [], "vary": []}
+    for record in files:
+        n_bars = min(16, record.n_bars)
+        reference = Reference(
+            record.grid.slice(0, n_bars * STEPS_PER_BAR), 4, 4, record.tempo_bpm, STEPS_PER_BAR, n_bars
+        )
+        reference_feel = reference.stats()
+        tempo = float(min(max(round(record.tempo_bpm, 2), 60.0), 200.0))
+        for k in range(2):
+            for mode in rows:
+                params = DrumsRequest(
+                    producer_style=style.name,
+                    bars=bars,
+                    tempo=tempo,
+                    seed=seed + k,
+                    reference_mode="vary" if mode == "vary" else "feel",
+                )
+                groove = compose(
+                    model, style, params, Meter.of(4, 4), seed + k, reference=None if mode == "without" else reference
+                )
+                stats = output_stats(groove.placed, n_bars=bars, steps_per_bar=STEPS_PER_BAR, tempo_bpm=tempo)
+                rows[mode].append(feel_distance(reference_feel, stats))
+    keys = ("timing_ms", "velocity", "density", "pattern", "swing_percent")
+    return {
+        "style": style.name,
+        "files": [r.id for r in files],
+        "grooves_per_mode": len(rows["without"]),
+        "bars": bars,
+        "mean_distance": {
+            mode: {k: round(float(np.nanmean([d[k] for d in ds])), 4) for k in keys} for mode, ds in rows.items()
+        },
+    }
+
+
 def evaluate(
     data_dir: Path,
     checkpoint: Path | None = None,
@@ -352,6 +405,7 @@ def evaluate(
     guidance_candidates: Sequence[float] | None = None,
     sweep_windows: int = 20,
     console: Console | None = None,
+    reference_files: int = 12,
 ) -> dict[str, Any]:
     """Run the whole evaluation; returns the report dict (see module doc).
 
@@ -376,7 +430,7 @@ def evaluate(
         "seed": seed,
     }
 
-    console.print("[bold]1/5[/] held-out NLL per step (test split)")
+    console.print("[bold]1/7[/] held-out NLL per step (test split)")
     context = model.net.cfg.context_steps
     model_nll = evaluate_nll(model.net, eval_windows([record_arrays(r, model.styles) for r in test], context))
     baseline = NGramBaseline().fit(train)
@@ -391,7 +445,7 @@ def evaluate(
         "model_beats_baseline": model_nll["total"] < baseline_nll["total"],
     }
 
-    console.print("[bold]2/5[/] style fidelity")
+    console.print("[bold]2/7[/] style fidelity")
     styles = classifier_styles(train, min_style_files)
     clf, clf_summary = train_classifier(train, val, seed=seed, epochs=classifier_epochs, styles=styles)
     clf_summary["min_train_files"] = min_style_files
@@ -462,7 +516,7 @@ def evaluate(
         else None,
     }
 
-    console.print("[bold]3/5[/] groove statistics")
+    console.print("[bold]3/7[/] groove statistics")
     real_with_start = list(iter_windows([r for r in test if r.steps_per_bar == STEPS_PER_BAR], WINDOW_BARS))
     rng = np.random.default_rng(seed)
     if len(real_with_start) > matched_windows:
@@ -492,7 +546,7 @@ def evaluate(
         "published_anchors": ANCHORS,
     }
 
-    console.print("[bold]4/5[/] novelty")
+    console.print("[bold]4/7[/] novelty")
     train_windows = list(iter_windows([r for r in train if r.steps_per_bar == STEPS_PER_BAR], 2, 1))
     train_arrays = window_arrays([w for _r, _s, w in train_windows])
     train_hits = train_arrays[0]
@@ -560,8 +614,15 @@ def evaluate(
             ),
         },
     }
-    console.print("[bold]5/5[/] meters")
+    console.print("[bold]5/7[/] meters")
     report["meters"] = meter_check(model, records, seed, max(2, windows_per_style // 3), guidance)
+    console.print("[bold]6/7[/] style timing and dynamics (every catalogue style)")
+    report["style_timing"] = style_feel_report(model, load_catalog(), seeds=range(seed, seed + 8), bars=8)
+    report["style_timing"]["hiphop_soul"]["gmd_test_split"] = window_spread(
+        [r for r in test if r.style in ("hiphop", "soul") and not r.is_fill], FEEL_WINDOW_BARS
+    )
+    console.print("[bold]7/7[/] reference grooves (held-out test files as references)")
+    report["reference_grooves"] = reference_check(model, test, seed, n_files=reference_files)
     report["machine"] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -736,7 +797,82 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"{pair('velocity_on_beat_starts')} | {pair('velocity_elsewhere')} | {pair('step_density')} |"
         )
     lines.append("")
+    if "style_timing" in report:
+        lines += _style_timing_lines(report["style_timing"])
+    if "reference_grooves" in report:
+        lines += _reference_lines(report["reference_grooves"])
     return "\n".join(lines)
+
+
+def _style_timing_lines(timing: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## 6. Style timing and dynamics ({len(timing['seeds'])} seeds × {timing['bars']} bars per style, verse, "
+        "humanized, at the style's default tempo)",
+        "",
+        "Per instrument, offsets in ms relative to the swung grid (roll subdivisions left out): measured "
+        "mean ± spread, what the catalogue entry declares, and the GMD genres it is conditioned on (train split, "
+        "within-groove spread; gmd_feel.json). Instruments the entry does not declare get the GMD feel × "
+        "model_timing_scale.",
+        "",
+        "| style | instrument | hits | measured | declared | GMD genres |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, style in timing["styles"].items():
+        for instrument, row in style["instruments"].items():
+            declared = (
+                f"{row['declared_mean_ms']:+g} ± {row['declared_std_ms']:g}" if "declared_mean_ms" in row else "—"
+            )
+            gmd = f"{row['gmd_mean_ms']:+.1f} ± {row['gmd_std_ms']:.1f}" if "gmd_mean_ms" in row else "—"
+            lines.append(
+                f"| {name} | {instrument} | {row['hits']} | {row['measured_mean_ms']:+.1f} ± "
+                f"{row['measured_std_ms']:.1f} | {declared} | {gmd} |"
+            )
+    lines += [
+        "",
+        "| style | tempo | swing % | offset spread (16th steps, per 2-bar window) | velocity mean | lowest velocity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, style in timing["styles"].items():
+        lines.append(
+            f"| {name} | {style['tempo_bpm']:g} | {style['swing_percent']:g} | {style['offset_std_steps']:.3f} | "
+            f"{style['velocity_mean']:.3f} | {style['velocity_min']} |"
+        )
+    pooled = timing.get("hiphop_soul") or {}
+    if pooled:
+        real = pooled.get("gmd_test_split", pooled["gmd_hiphop_soul"])
+        lines += [
+            "",
+            f"J Dilla + Questlove pooled: offset spread **{pooled['offset_std_steps']:.3f}** of a 16th step "
+            f"against {real['offset_std_steps']:.3f} for real GMD hip-hop and soul playing (test split, 2-bar "
+            f"windows; ratio {pooled['offset_std_steps'] / real['offset_std_steps']:.2f}); velocity mean "
+            f"**{pooled['velocity_mean']:.3f}** against {real['velocity_mean']:.3f}.",
+            "",
+        ]
+    return lines
+
+
+def _reference_lines(check: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## 7. Reference grooves ({len(check['files'])} held-out GMD test beat files as references, "
+        f"{check['grooves_per_mode'] // max(1, len(check['files']))} seeds each, {check['bars']} bars, "
+        f"style {check['style']})",
+        "",
+        "Mean distance of the output's feel to the reference's (feel.feel_distance; 0 = the same): timing = mean "
+        "|Δ per-instrument mean offset| (ms), velocity = mean |Δ per-instrument mean velocity| (0–1), density = "
+        "Σ|Δ hits per bar| / reference hits per bar, pattern = 1 − cosine of the per-step onset profiles, swing = "
+        "|Δ swing %|.",
+        "",
+        "| grooves | timing ms | velocity | density | pattern | swing % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode, row in check["mean_distance"].items():
+        label = {"without": "without the reference", "feel": "reference_mode feel", "vary": "reference_mode vary"}[mode]
+        lines.append(
+            f"| {label} | {row['timing_ms']:.2f} | {row['velocity']:.3f} | {row['density']:.3f} | "
+            f"{row['pattern']:.3f} | {row['swing_percent']:.2f} |"
+        )
+    lines.append("")
+    return lines
 
 
 def headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
@@ -793,6 +929,7 @@ def eval_command(
         guidance_candidates=(1.0, 1.5, 2.0, 3.0) if sweep_guidance else None,
         sweep_windows=20 if limit_files is None else 2,
         console=console,
+        reference_files=12 if limit_files is None else 1,
     )
     json_path, md_path = write_report(report, out_dir)
     if store_metrics:
