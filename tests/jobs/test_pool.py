@@ -388,3 +388,28 @@ def test_a_stalled_worker_of_a_job_failed_meanwhile_leaves_nothing_behind(tmp_pa
     )
     after, _ = service.submit("testjob", {})  # the woken worker goes on with the next job
     assert wait_final(service, after.id, timeout_s=120).status is JobStatus.completed
+
+
+def test_a_waiter_wakes_when_the_worker_reports_the_job_changed(
+    settings, service: JobService, start_pool, monkeypatch
+) -> None:
+    """``Prefer: wait`` answered up to a poll interval after the job finished; now the worker tells the pool, the
+    pool tells the service, and the waiter re-reads at once. With polling pushed out to 10 minutes, only that
+    notification can end these waits before their 5-minute timeout."""
+    import asyncio
+
+    from cadenza.jobs import service as service_module
+
+    monkeypatch.setattr(service_module, "WAIT_POLL_MIN_S", 600.0)
+    monkeypatch.setattr(service_module, "WAIT_POLL_MAX_S", 600.0)
+    start_pool(settings, service)
+    job, _ = service.submit("testjob", {"duration_s": 0.3, "step_s": 0.01, "payload": "x"})
+
+    async def waits() -> tuple:
+        started = await service.wait(job.id, timeout_s=300, until_status_change=True)
+        done = await service.wait(job.id, timeout_s=300)
+        return started, done
+
+    started, done = asyncio.run(waits())
+    assert started.status in (JobStatus.processing, JobStatus.completed)
+    assert done.status is JobStatus.completed

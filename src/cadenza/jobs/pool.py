@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -220,7 +221,9 @@ class WorkerPool:
                 try:
                     while not slot.conn.closed and slot.conn.poll():
                         message = slot.conn.recv()
-                        if message[0] == "models":
+                        if message[0] == "changed":
+                            self.service.job_changed(uuid.UUID(message[1]))
+                        elif message[0] == "models":
                             _, names, name, action, error = message
                             slot.loaded = set(names)
                             slot.replies += 1
@@ -232,9 +235,10 @@ class WorkerPool:
     def _supervise(self) -> None:
         while not self._closing.is_set():
             try:
-                sentinels = [s.process.sentinel for s in list(self._slots)]
-                if sentinels:
-                    wait(sentinels, timeout=SUPERVISOR_TICK_S)
+                slots = list(self._slots)
+                sentinels = [s.process.sentinel for s in slots]
+                if sentinels:  # a worker's exit or message (a job changed) wakes the supervisor at once
+                    wait(sentinels + [s.conn for s in slots if not s.conn.closed], timeout=SUPERVISOR_TICK_S)
                 else:
                     self._closing.wait(SUPERVISOR_TICK_S)
                 if self._closing.is_set():

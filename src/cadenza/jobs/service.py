@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -111,6 +112,8 @@ class JobService:
         self.keys = ApiKeys(self.engine)
         self._listeners: list[Callable[[uuid.UUID], None]] = []
         self._listeners_lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._waiters_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
     def add_submit_listener(self, callback: Callable[[uuid.UUID], None]) -> None:
@@ -122,6 +125,15 @@ class JobService:
         with self._listeners_lock:
             if callback in self._listeners:
                 self._listeners.remove(callback)
+
+    def job_changed(self, job_id: uuid.UUID | None = None) -> None:
+        """Wake every :meth:`wait` now (thread-safe): an executor that learns that a job changed (the local
+        pool hears it from its workers) calls this so waiters re-read at once instead of at their next poll."""
+        with self._waiters_lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its waiter is gone
+                loop.call_soon_threadsafe(event.set)
 
     def _notify(self, job_id: uuid.UUID) -> None:
         with self._listeners_lock:
@@ -379,23 +391,34 @@ class JobService:
         self, job_id: uuid.UUID, owner: str | None = None, timeout_s: float = 0, *, until_status_change: bool = False
     ) -> JobView:
         """Return the job once it is final (or, with ``until_status_change``, once its status differs from
-        the status it had when the wait began) or ``timeout_s`` passed. Polls the status off the event
-        loop (worker processes have no channel to this one): every :data:`WAIT_POLL_MIN_S` for the first
-        :data:`WAIT_POLL_FAST_S`, then backing off to :data:`WAIT_POLL_MAX_S`, so a long wait costs a few
-        queries per second, not 50. Raises JobNotFound."""
+        the status it had when the wait began) or ``timeout_s`` passed. Re-reads the status off the event
+        loop whenever the executor reports a change (:meth:`job_changed`) and otherwise polls (workers of
+        other processes or hosts may have no channel to this one): every :data:`WAIT_POLL_MIN_S` for the
+        first :data:`WAIT_POLL_FAST_S`, then backing off to :data:`WAIT_POLL_MAX_S`, so a long wait costs a
+        few queries per second, not 50. Raises JobNotFound."""
         start = time.monotonic()
         deadline = start + max(0.0, timeout_s)
         interval_s = WAIT_POLL_MIN_S
         first: JobStatus | None = None
-        while True:
-            status = await asyncio.to_thread(self._status, job_id, owner)
-            first = first or status
-            now = time.monotonic()
-            if status in FINAL or (until_status_change and status is not first) or now >= deadline:
-                return await asyncio.to_thread(self.get, job_id, owner)
-            if now - start >= WAIT_POLL_FAST_S:
-                interval_s = min(WAIT_POLL_MAX_S, interval_s * 1.5)
-            await asyncio.sleep(min(interval_s, max(0.0, deadline - now)))
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._waiters_lock:
+            self._waiters.add(waiter)
+        try:
+            while True:
+                waiter[1].clear()
+                view = await asyncio.to_thread(self.get, job_id, owner)
+                status = JobStatus(view.status)
+                first = first or status
+                now = time.monotonic()
+                if status in FINAL or (until_status_change and status is not first) or now >= deadline:
+                    return view
+                if now - start >= WAIT_POLL_FAST_S:
+                    interval_s = min(WAIT_POLL_MAX_S, interval_s * 1.5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter[1].wait(), min(interval_s, max(0.0, deadline - now)))
+        finally:
+            with self._waiters_lock:
+                self._waiters.discard(waiter)
 
     def output_file(self, job_id: uuid.UUID, owner: str | None, name: str) -> tuple[OutputView, Path]:
         """The output ``name`` of a completed job and its path on disk.

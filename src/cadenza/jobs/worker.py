@@ -12,6 +12,7 @@ sweeps leases re-queues or fails the job (:meth:`cadenza.jobs.service.JobService
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -358,6 +359,13 @@ def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) 
         return
 
 
+def _tell(cfg: WorkerConfig, message: tuple) -> None:
+    """Send ``message`` to the pool (if any); a pool that is gone is not this worker's problem."""
+    if cfg.conn is not None:
+        with contextlib.suppress(OSError, ValueError):
+            cfg.conn.send(message)
+
+
 def worker_main(cfg: WorkerConfig) -> None:
     """Entry point of a spawned worker process: claim → run → repeat until drained or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
@@ -381,11 +389,13 @@ def worker_main(cfg: WorkerConfig) -> None:
                 cfg.wake.wait(cfg.poll_interval_s)
                 continue
             cfg.busy.value = 1
+            _tell(cfg, ("changed", str(job.id)))  # now processing
             try:
                 with Heartbeat(engine, job.id, worker_id, cfg.settings.job_lease_s):
                     run_job(engine, cfg.settings, job, worker_id, cache)
             finally:
                 cfg.busy.value = 0
+                _tell(cfg, ("changed", str(job.id)))  # final (or lost): waiters re-read now
     finally:
         engine.dispose()
         log.info("worker stopped")
