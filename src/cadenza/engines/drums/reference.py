@@ -25,12 +25,14 @@ The job's result reports the reference's feel statistics, the output's, and thei
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import mido
 import numpy as np
 import symusic
 
@@ -102,8 +104,10 @@ def read_reference(path: Path) -> Reference:
     if not data.startswith(b"MThd"):
         raise ReferenceError("reference_midi is not a Standard MIDI File (it does not start with 'MThd')")
     try:
+        # mido reads strictly (a cut file is an error); symusic may read past the end of a truncated buffer
+        mido.MidiFile(file=io.BytesIO(data))
         score = symusic.Score.from_midi(data)
-    except Exception as exc:  # symusic raises RuntimeError and friends for broken files
+    except Exception as exc:  # mido: EOFError, OSError, ValueError…; symusic: RuntimeError and friends
         raise ReferenceError(f"reference_midi cannot be read as MIDI: {exc}") from None
     try:
         grid, numerator, denominator, tempo_bpm = score_to_grid(score, drums_only=True)
