@@ -20,6 +20,7 @@ from cadenza.engines.base import KIND_RE, EngineSpec, ModelInfo
 BUILTIN: dict[str, str] = {
     "drums": "cadenza.engines.drums",
     "separation": "cadenza.engines.separation",
+    "melody": "cadenza.engines.melody",
 }
 
 

@@ -1,4 +1,4 @@
-"""Standard MIDI File writing for drum parts (mido).
+"""Standard MIDI File writing for drum parts and melodies (mido).
 
 One track (SMF type 0) on General MIDI channel 10 with a track name, a tempo and a time-signature
 event, then the notes. The end-of-track event sits exactly at ``total_ticks`` so the file is exactly
@@ -126,3 +126,47 @@ def write_drum_midi(path: Path, notes: Iterable[DrumNote], **kwargs: object) -> 
     data = drum_midi_bytes(notes, **kwargs)  # type: ignore[arg-type]
     Path(path).write_bytes(data)
     return Path(path)
+
+
+def melody_midi_bytes(
+    notes: Iterable[tuple[int, int, int, int]],
+    *,
+    tempo_bpm: float,
+    numerator: int,
+    denominator: int,
+    total_ticks: int,
+    program: int,
+    key_name: str | None = None,
+    ppq: int = DEFAULT_PPQ,
+    track_name: str = "Melody",
+) -> bytes:
+    """One melodic track (SMF type 0, channel 1) of (tick, duration_ticks, pitch, velocity) notes: track name,
+    tempo, time signature, optional key signature (mido's names: ``"D"``, ``"Em"``), General MIDI ``program``
+    (0–127), then the notes; end of track at ``total_ticks``. Raises ValueError for bad values."""
+    if total_ticks <= 0 or not 0 <= program <= 127:
+        raise ValueError("total_ticks must be > 0 and program 0–127")
+    events: list[tuple[int, int, int, int]] = []  # tick, kind (0 off before 1 on), pitch, velocity
+    for tick, duration, pitch, velocity in notes:
+        if not 0 <= pitch <= 127 or not 1 <= velocity <= 127 or duration <= 0:
+            raise ValueError(f"bad note: pitch {pitch}, velocity {velocity}, duration {duration}")
+        events.append((tick, 1, pitch, velocity))
+        events.append((min(tick + duration, total_ticks), 0, pitch, 0))
+    events.sort()
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=track_name, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(time_signature_message(numerator, denominator))
+    if key_name:
+        track.append(mido.MetaMessage("key_signature", key=key_name, time=0))
+    track.append(mido.Message("program_change", channel=0, program=program, time=0))
+    now = 0
+    for tick, kind, pitch, velocity in events:
+        kind_name = "note_on" if kind else "note_off"
+        track.append(mido.Message(kind_name, channel=0, note=pitch, velocity=velocity, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, total_ticks - now)))
+    midi = mido.MidiFile(type=0, ticks_per_beat=ppq)
+    midi.tracks.append(track)
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()

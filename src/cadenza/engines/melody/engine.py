@@ -1,0 +1,439 @@
+"""The melody engine's ``run``: constrained sampling → MIDI, ABC, notes JSON, tokens, audio previews.
+
+The model (``model.py``) is imported lazily (no torch on import) and kept in ``ctx.cache`` between jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from cadenza.engines.base import (
+    EngineInputError,
+    EngineResult,
+    ModelInfo,
+    Output,
+    Progress,
+    RunContext,
+    UploadRejected,
+    file_stem,
+)
+from cadenza.engines.melody.config import section
+from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, quantise, tonic_shift, top_line
+from cadenza.engines.melody.presets import presets_for
+from cadenza.engines.melody.schema import MelodyRequest
+from cadenza.music.keys import Key, estimate_key, parse_key
+from cadenza.music.midi import DEFAULT_PPQ, melody_midi_bytes
+
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_MODEL_ID = "melody-transformer"
+CACHE_PREFIX = "melody-model:"
+SEED_INPUT = "seed_midi"
+DEFAULT_KEY, DEFAULT_METER = "D major", (4, 4)
+LICENCE = "Apache-2.0 (weights); training data public domain"
+DATA_SOURCE = "O'Neill's Music of Ireland (1850) and Ryan's Mammoth Collection (1883), public domain (music21 corpus)"
+#: Playable ranges (MIDI pitches) of common melodic General MIDI programs (0-based); others get DEFAULT_RANGE.
+INSTRUMENT_RANGES: dict[int, tuple[int, int]] = {
+    0: (48, 96), 21: (53, 89), 22: (60, 96), 40: (55, 100), 41: (48, 88), 42: (36, 76), 56: (54, 84),
+    64: (56, 88), 65: (49, 81), 68: (58, 91), 71: (50, 91), 72: (74, 108), 73: (60, 96), 74: (60, 96),
+    75: (60, 96), 78: (62, 96), 79: (72, 96), 105: (48, 84), 109: (58, 89),
+}  # fmt: skip
+DEFAULT_RANGE = (55, 88)
+#: The model's register, relative to the tonic moved to C (the corpus spans 36–93 there).
+MODEL_RANGE = (48, 93)
+
+
+def checkpoint_path(model_id: str, models_dir: Path | None) -> Path:
+    """``<models_dir>/melody/<model_id>.pt`` if present, else the committed checkpoint. Raises EngineInputError."""
+    candidates = [Path(models_dir) / "melody" / f"{model_id}.pt"] if models_dir is not None else []
+    candidates.append(CHECKPOINTS_DIR / f"{model_id.replace('-', '_')}.pt")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise EngineInputError(f"melody model {model_id!r} has no weights: looked for {', '.join(map(str, candidates))}")
+
+
+def load_model(model_id: str, ctx: RunContext) -> Any:
+    """The network of ``model_id`` from ``ctx.cache`` (loaded on first use)."""
+    key = CACHE_PREFIX + model_id
+    if key not in ctx.cache:
+        from cadenza.engines.melody.model import load_checkpoint
+
+        try:
+            ctx.cache[key] = load_checkpoint(checkpoint_path(model_id, ctx.models_dir))
+        except (FileNotFoundError, ValueError) as exc:
+            raise EngineInputError(f"cannot load melody model {model_id!r}: {exc}") from exc
+    return ctx.cache[key]
+
+
+def unload_model(model_id: str, ctx: RunContext) -> None:
+    ctx.cache.pop(CACHE_PREFIX + model_id, None)
+
+
+def list_models(models_dir: Path) -> list[ModelInfo]:
+    """The committed checkpoint (and ``<models_dir>/melody/*.pt``); reads only file facts."""
+    paths = sorted(CHECKPOINTS_DIR.glob("*.pt")) + sorted((Path(models_dir) / "melody").glob("*.pt"))
+    infos = [
+        ModelInfo(
+            name=p.stem.replace("_", "-"),
+            engine="melody",
+            version=p.stem.replace("_", "-") + "-1.0",
+            description="Folk melodies and continuations (transformer over REMI tokens, key-normalised)",
+            licence=LICENCE,
+            data_source=DATA_SOURCE,
+            size_bytes=p.stat().st_size,
+            weights_present=True,
+            path=str(p),
+        )
+        for p in paths
+    ]
+    if not any(info.name == DEFAULT_MODEL_ID for info in infos):
+        infos.insert(
+            0,
+            ModelInfo(
+                name=DEFAULT_MODEL_ID,
+                engine="melody",
+                version="",
+                description="Melody transformer (not trained yet)",
+                licence=LICENCE,
+                data_source=DATA_SOURCE,
+                size_bytes=None,
+                weights_present=False,
+                missing_files=[str(CHECKPOINTS_DIR / "melody_transformer.pt")],
+            ),
+        )
+    return infos
+
+
+def validate_request(params: MelodyRequest, settings: Any) -> list[str]:
+    """The profile exists and the model has weights (422 otherwise)."""
+    presets = presets_for(settings)
+    if params.profile not in presets:
+        raise EngineInputError(f"unknown profile {params.profile!r}; valid profiles: {', '.join(presets)}")
+    checkpoint_path(DEFAULT_MODEL_ID, getattr(settings, "models_dir", None))
+    return []
+
+
+def validate_inputs(params: MelodyRequest, inputs: dict[str, dict[str, Any]], settings: Any) -> list[str]:
+    """Complete key and meter from the seed (or the defaults) so the stored request says what runs; 422 when
+    the seed already fills the requested bars."""
+    seed = inputs.get(SEED_INPUT)
+    warnings = list(seed.get("warnings", [])) if seed else []
+    if params.key is None:
+        params.key = seed["key"] if seed else DEFAULT_KEY
+    if params.time_signature is None:
+        params.time_signature = tuple(seed["time_signature"]) if seed else DEFAULT_METER  # type: ignore[assignment]
+    if seed and seed["bars"] >= params.bars and seed["ends_on_bar_line"]:
+        raise EngineInputError(
+            f"the seed_midi already has {seed['bars']} bars; ask for more bars (bars counts the seed's too)"
+        )
+    return warnings
+
+
+def max_seed_bytes(engine_settings: Any) -> int:
+    return int(engine_settings.max_seed_bytes)
+
+
+def read_seed(path: Path, settings: Any) -> tuple[list[Note], tuple[int, int], list[str]]:
+    """A seed MIDI file's top line on the grid (absolute pitches), its meter, and warnings. Raises
+    UploadRejected (422) for a file that is not MIDI, empty, drum-only, or has more notes than allowed."""
+    import io
+
+    import mido
+    import symusic
+
+    data = Path(path).read_bytes()
+    if not data.startswith(b"MThd"):
+        raise UploadRejected(422, "Unusable Seed MIDI", "seed_midi is not a Standard MIDI File (no 'MThd').")
+    try:
+        # mido reads strictly (a cut file is an error); symusic may read past the end of a truncated buffer
+        mido.MidiFile(file=io.BytesIO(data))
+        score = symusic.Score.from_midi(data)
+    except Exception as exc:  # mido: EOFError, OSError, ValueError…; symusic: RuntimeError and friends
+        raise UploadRejected(422, "Unusable Seed MIDI", f"seed_midi cannot be read as MIDI: {exc}") from None
+    if score.tpq <= 0:
+        raise UploadRejected(422, "Unusable Seed MIDI", "seed_midi has a time division of 0 ticks per quarter.")
+    melodic = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not melodic:
+        what = "only drum notes" if any(len(t.notes) for t in score.tracks) else "no notes"
+        raise UploadRejected(422, "Unusable Seed MIDI", f"seed_midi has {what}: it needs a melodic track.")
+    total = sum(len(t.notes) for t in melodic)
+    limit = section(settings).max_seed_notes
+    if total > limit:
+        raise UploadRejected(422, "Unusable Seed MIDI", f"seed_midi has {total} notes; at most {limit} are accepted.")
+    warnings = []
+    if len(melodic) > 1:
+        warnings.append(f"seed_midi has {len(melodic)} melodic tracks: the top line of all of them is continued")
+    line = top_line(score)
+    if len(line) < total:
+        warnings.append(f"seed_midi is polyphonic: reduced to its top line ({len(line)} of {total} notes)")
+    notes = quantise(line, score.tpq)
+    meter = DEFAULT_METER
+    if len(score.time_signatures):
+        signature = score.time_signatures[0]
+        meter = (int(signature.numerator), int(signature.denominator))
+    if not notes:
+        raise UploadRejected(422, "Unusable Seed MIDI", "seed_midi has no notes that last a grid step.")
+    return notes, meter, warnings
+
+
+def probe_seed(path: Path, settings: Any) -> dict[str, Any]:
+    """Facts of a seed_midi (key estimate, meter, bars, warnings), or UploadRejected 422 saying why."""
+    from cadenza.engines.melody.schema import METERS
+
+    notes, meter, warnings = read_seed(path, settings)
+    if list(meter) not in METERS:
+        raise UploadRejected(
+            422, "Unusable Seed MIDI", f"seed_midi is in {meter[0]}/{meter[1]}; supported meters: {METERS}"
+        )
+    key, confidence = estimate_key((n.pitch, n.duration) for n in notes)
+    length = bar_ticks(*meter)
+    end = max(n.onset + n.duration for n in notes)
+    return {
+        "format": "midi",
+        "notes": len(notes),
+        "bars": -(-end // length),
+        "ends_on_bar_line": end % length == 0,
+        "time_signature": list(meter),
+        "key": key.name,
+        "key_confidence": round(confidence, 3),
+        "warnings": warnings,
+    }
+
+
+def example_seed(folder: Path) -> Path:
+    """A 2-bar D-major phrase in 6/8 as a small valid seed file."""
+    notes = [(0, 240, 62), (240, 240, 66), (480, 240, 69), (720, 480, 74), (1200, 240, 73), (1440, 240, 71)]
+    data = melody_midi_bytes(
+        [(t, d, p, 90) for t, d, p in notes],
+        tempo_bpm=110,
+        numerator=6,
+        denominator=8,
+        total_ticks=1440 + 480,
+        program=73,
+        key_name="D",
+    )
+    path = Path(folder) / "seed.mid"
+    path.write_bytes(data)
+    return path
+
+
+def run(params: MelodyRequest, progress: Progress, ctx: RunContext) -> EngineResult:
+    """Generate ``num_samples`` melodies and write their files into ``ctx.workdir``.
+
+    Raises EngineInputError (missing weights, unknown profile, a seed that cannot be continued) and lets
+    JobCancelled from ``progress`` propagate.
+    """
+    from cadenza.engines.melody.generate import Sampling, generate
+
+    started = time.perf_counter()
+    presets = presets_for(ctx.settings)
+    if params.profile not in presets:
+        raise EngineInputError(f"unknown profile {params.profile!r}; valid profiles: {', '.join(presets)}")
+    preset = presets[params.profile]
+    sampling = Sampling(
+        temperature=params.temperature if params.temperature is not None else preset.temperature,
+        top_k=params.top_k if params.top_k is not None else preset.top_k,
+        top_p=params.top_p if params.top_p is not None else preset.top_p,
+        repetition_penalty=params.repetition_penalty
+        if params.repetition_penalty is not None
+        else preset.repetition_penalty,
+        chromatic=preset.chromatic,
+    )
+    warnings: list[str] = []
+    seed_notes: list[Note] = []
+    seed_path = ctx.inputs.get(SEED_INPUT)
+    seed_meter = None
+    if seed_path is not None:
+        try:
+            seed_notes, seed_meter, warnings = read_seed(seed_path, ctx.settings)
+        except UploadRejected as exc:
+            raise EngineInputError(exc.detail) from None
+    if params.key is None:
+        params.key = estimate_key((n.pitch, n.duration) for n in seed_notes)[0].name if seed_notes else DEFAULT_KEY
+    if params.time_signature is None:
+        params.time_signature = seed_meter or DEFAULT_METER  # type: ignore[assignment]
+    key = parse_key(params.key)
+    numerator, denominator = params.time_signature
+    shift = tonic_shift(key.tonic_pc)
+    low, high = INSTRUMENT_RANGES.get(params.instrument, DEFAULT_RANGE)
+    pitch_range = (max(low + shift, MODEL_RANGE[0]), min(high + shift, MODEL_RANGE[1]))
+    if pitch_range[0] > pitch_range[1] - 12:
+        raise EngineInputError(f"instrument {params.instrument}'s range leaves no octave to write in")
+    normalised_seed = [Note(n.onset, n.duration, n.pitch + shift) for n in seed_notes]
+    seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+    progress(1.0, "loading model")
+    net, info = load_model(DEFAULT_MODEL_ID, ctx)
+    workdir = Path(ctx.workdir)
+    outputs: list[Output] = []
+    samples = []
+    length = bar_ticks(numerator, denominator)
+    seed_bars = -(-max((n.onset + n.duration for n in seed_notes), default=0) // length)
+    for index in range(params.num_samples):
+        base = 5.0 + 85.0 * index / params.num_samples
+
+        def sample_progress(percent: float, base: float = base, number: int = index + 1) -> None:
+            progress(base + 0.85 * percent / params.num_samples, f"melody {number} of {params.num_samples}")
+
+        try:
+            melody = generate(
+                net,
+                mode=key.mode,
+                numerator=numerator,
+                denominator=denominator,
+                bars=params.bars,
+                pitch_range=pitch_range,
+                sampling=sampling,
+                seed=seed + index,
+                seed_notes=normalised_seed,
+                progress=sample_progress,
+            )
+        except ValueError as exc:
+            raise EngineInputError(f"cannot generate: {exc}") from exc
+        notes = [Note(n.onset, n.duration, n.pitch - shift) for n in melody.notes]
+        total = params.bars * length
+        if not params.include_seed and seed_notes:
+            drop = (seed_bars - 1) * length if seed_bars else 0
+            kept = notes[len(seed_notes) :]
+            notes = [Note(n.onset - drop, n.duration, n.pitch) for n in kept]
+            total -= drop
+        name = f"melody_{index + 1}" if params.num_samples > 1 else "melody"
+        outputs += _write_sample(name, notes, melody, params, key, total, workdir)
+        in_scale = sum(n.pitch % 12 in key.scale_pcs() for n in notes) / max(1, len(notes))
+        samples.append(
+            {
+                "name": name,
+                "seed": seed + index,
+                "notes": len(notes),
+                "in_scale_share": round(in_scale, 4),
+                "last_pitch": notes[-1].pitch if notes else None,
+            }
+        )
+    if any(f in params.formats for f in ("wav", "mp3")):
+        outputs += _previews(outputs, params, ctx, progress)
+    stem = file_stem(key.name.replace("#", "sharp"), f"{numerator}-{denominator}", f"{params.bars}bars", f"s{seed}")
+    outputs = [_named(o, stem) for o in outputs]
+    progress(100.0, "done")
+    metadata = {
+        "key": key.name,
+        "time_signature": [numerator, denominator],
+        "tempo_bpm": params.tempo,
+        "bars": params.bars,
+        "seed": seed,
+        "profile": params.profile,
+        "sampling": sampling.__dict__,
+        "samples": samples,
+        "seed_midi": {"notes": len(seed_notes), "bars": seed_bars} if seed_notes else None,
+        "model_version": str(info.get("version", DEFAULT_MODEL_ID)),
+        "compute_s": round(time.perf_counter() - started, 3),
+        "warnings": warnings,
+    }
+    return EngineResult(outputs=outputs, metadata=metadata, warnings=warnings)
+
+
+def _named(output: Output, stem: str) -> Output:
+    """Download name ``<stem>[_<sample>][_<kind>]<ext>`` (``…_s1_2_notes.json``): unique per output."""
+    from dataclasses import replace
+
+    base, *middle, _ext = output.name.split(".")
+    number = base.removeprefix("melody").lstrip("_")
+    return replace(output, download_stem=stem + (f"_{number}" if number else "") + "".join(f"_{m}" for m in middle))
+
+
+def _write_sample(
+    name: str, notes: list[Note], melody: Any, params: MelodyRequest, key: Key, total: int, workdir: Path
+) -> list[Output]:
+    from cadenza.music.abc import melody_abc
+
+    numerator, denominator = params.time_signature  # type: ignore[misc]
+    scale = DEFAULT_PPQ // TICKS_PER_QUARTER
+    midi = melody_midi_bytes(
+        [
+            (
+                n.onset * scale,
+                n.duration * scale,
+                n.pitch,
+                96 if n.onset % bar_ticks(numerator, denominator) == 0 else 84,
+            )
+            for n in notes
+        ],
+        tempo_bpm=params.tempo,
+        numerator=numerator,
+        denominator=denominator,
+        total_ticks=total * scale,
+        program=params.instrument,
+        key_name=_mido_key(key),
+        track_name=f"Cadenza melody in {key.name}",
+    )
+    files = [(f"{name}.mid", "audio/midi", midi)]
+    if "abc" in params.formats:
+        text = melody_abc(
+            [(n.onset, n.duration, n.pitch) for n in notes],
+            key=key,
+            numerator=numerator,
+            denominator=denominator,
+            tempo_bpm=params.tempo,
+            ticks_per_quarter=TICKS_PER_QUARTER,
+            title=f"Cadenza melody in {key.name}",
+            total_ticks=total,
+        )
+        files.append((f"{name}.abc", "text/vnd.abc", text.encode()))
+    if "notes" in params.formats:
+        seconds = 60.0 / params.tempo / TICKS_PER_QUARTER
+        length = bar_ticks(numerator, denominator)
+        names = key.spelling()
+        document = [
+            {
+                "pitch": n.pitch,
+                "name": f"{names.get(n.pitch % 12, str(n.pitch % 12))}{n.pitch // 12 - 1}",
+                "onset_beats": n.onset / TICKS_PER_QUARTER,
+                "duration_beats": n.duration / TICKS_PER_QUARTER,
+                "onset_s": round(n.onset * seconds, 6),
+                "duration_s": round(n.duration * seconds, 6),
+                "bar": n.onset // length,
+                "beat": round((n.onset % length) / TICKS_PER_QUARTER, 4),
+            }
+            for n in notes
+        ]
+        files.append((f"{name}.notes.json", "application/json", (json.dumps(document) + "\n").encode()))
+    if "tokens" in params.formats:
+        tokens = [{"token": t, "logprob": round(lp, 5)} for t, lp in zip(melody.tokens, melody.logprobs, strict=True)]
+        files.append((f"{name}.tokens.json", "application/json", (json.dumps(tokens) + "\n").encode()))
+    outputs = []
+    for filename, media_type, data in files:
+        path = workdir / filename
+        path.write_bytes(data)
+        outputs.append(Output(filename, media_type, path, {"notes": len(notes)}))
+    return outputs
+
+
+def _mido_key(key: Key) -> str | None:
+    """mido's key-signature name (major/minor only; modes use their relative major's signature)."""
+    from cadenza.music.keys import MODE_DEGREE, preferred_name
+
+    if key.mode == "minor":
+        return key.tonic + "m"
+    major = preferred_name((key.tonic_pc - MODE_DEGREE[key.mode]) % 12, "major")
+    return (
+        major if major in ("C", "G", "D", "A", "E", "B", "F#", "C#", "F", "Bb", "Eb", "Ab", "Db", "Gb", "Cb") else None
+    )
+
+
+def _previews(outputs: list[Output], params: MelodyRequest, ctx: RunContext, progress: Progress) -> list[Output]:
+    from cadenza.music.synth import DEFAULT_SAMPLE_RATE, media_type, render_midi, resolve_soundfont, write_preview
+
+    try:
+        soundfont = resolve_soundfont(section(ctx.settings).soundfont_path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise EngineInputError(f"cannot render the audio preview: {exc}") from exc
+    previews = []
+    for output in [o for o in outputs if o.name.endswith(".mid")]:
+        progress(92.0, "rendering audio")
+        audio = render_midi(Path(output.path).read_bytes(), soundfont, DEFAULT_SAMPLE_RATE)
+        for fmt in (f for f in ("wav", "mp3") if f in params.formats):
+            path = write_preview(Path(output.path).with_suffix(f".{fmt}"), audio, DEFAULT_SAMPLE_RATE, fmt)
+            previews.append(Output(path.name, media_type(fmt), path, {"sample_rate": DEFAULT_SAMPLE_RATE}))
+    return previews

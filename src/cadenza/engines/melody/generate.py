@@ -1,0 +1,280 @@
+"""Constrained sampling of melodies from the melody transformer.
+
+The model proposes; the constraints decide what it may propose (masking, never editing notes afterwards):
+
+* **Structure**: ``Bar`` and ``TimeSig`` tokens are written by the sampler, not sampled, so the meter and the
+  number of bars are exact. Onsets and durations are multiples of a 16th. Inside
+  a bar a note's ``Position`` must lie at or after the end of the previous note (monophony) and its
+  ``Duration`` must end inside the bar, so no bar overflows.
+* **Scale**: pitches outside the mode's scale (relative to the tonic, which tokens put on C) are masked, unless
+  ``chromatic`` is allowed; pitches outside the playable range (after transposition to the requested key)
+  always are.
+* **Cadence**: in the last bar, notes may start anywhere in its first half and only on beats after that; the
+  first note on a beat in the second half, or the model choosing to end the bar, becomes the final note: the
+  tonic or the fifth, lasting to the end of the bar. So the tune ends on a strong beat, resolved, with the
+  last bar exactly full.
+* **Sampling**: temperature, top-k, nucleus (top-p; Holtzman et al., ICLR 2020) and a repetition penalty on
+  pitches of the last 8 notes (CTRL, Keskar et al. 2019) over the allowed tokens; deterministic for a seed.
+
+A seed melody (``seed_notes``, already in tokens' key-normalised pitches) is fed to the model first and kept
+verbatim; generation continues from the next beat after its last note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, beat_ticks
+from cadenza.engines.melody.model import MelodyTransformer, rope_tables
+from cadenza.engines.melody.tokens import token_meter, tokenizer
+
+SCALES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+}
+CADENCE_DEGREES = (0, 7)  # tonic and fifth, in semitones above the tonic
+REPETITION_WINDOW = 8
+
+
+def on_grid(ticks: int) -> bool:
+    """Onsets and durations the sampler writes: multiples of a 16th (3 ticks), so every result has an exact ABC
+    and staff notation; the corpus's triplets and single-tick grace-note leftovers are read, not written."""
+    return ticks % 3 == 0
+
+
+@dataclass
+class Sampling:
+    """Sampling parameters (a profile fills them; request fields override)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    chromatic: bool = False
+
+
+@dataclass
+class Melody:
+    """A generated melody in the key-normalised space (tonic = C) plus the per-token log-probabilities."""
+
+    notes: list[Note]
+    tokens: list[str] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Vocab:
+    positions: dict[int, int]  # position unit → token id
+    durations: dict[int, int]  # duration in grid ticks → token id (per token meter's beat)
+    pitches: dict[int, int]
+    bar: int
+    time_signatures: dict[tuple[int, int], int]
+    eos: int
+
+
+def _vocab(numerator: int, denominator: int) -> tuple[_Vocab, int]:
+    """Token ids by meaning for a token meter, and the grid ticks per position unit (1 in x/4, ½ in x/8)."""
+    tok = tokenizer()
+    beat = 4 * TICKS_PER_QUARTER // denominator  # grid ticks per MidiTok beat (the denominator's note)
+    per_unit_num, per_unit_den = beat, 12  # a position unit is 1/12 beat
+    positions, durations, pitches, signatures = {}, {}, {}, {}
+    for name, index in tok.vocab.items():
+        kind, _, value = name.partition("_")
+        if kind == "Position":
+            positions[int(value)] = index
+        elif kind == "Duration":
+            beats, sub, res = (int(v) for v in value.split("."))
+            ticks = beats * beat + sub * beat / res
+            if ticks == int(ticks):
+                durations[int(ticks)] = index
+        elif kind == "Pitch":
+            pitches[int(value)] = index
+        elif kind == "TimeSig":
+            n, d = (int(v) for v in value.split("/"))
+            signatures[(n, d)] = index
+    del per_unit_num, per_unit_den
+    units_per_tick = 12 / beat  # position units per grid tick
+    return _Vocab(positions, durations, pitches, tok["Bar_None"], signatures, tok["EOS_None"]), units_per_tick
+
+
+class _Decoder:
+    """Feeds tokens to the network one at a time with a sliding key/value cache."""
+
+    def __init__(self, net: MelodyTransformer, max_tokens: int = 16384) -> None:
+        self.net, self.caches, self.position = net, None, 0
+        self.window = net.cfg.context_tokens
+        self.cos, self.sin = rope_tables(max_tokens, net.cfg.d_model // net.cfg.n_heads)
+
+    @torch.inference_mode()
+    def feed(self, ids: Sequence[int]) -> torch.Tensor:
+        """Feed ``ids``; returns the log-probabilities (vocab,) of the next token."""
+        logits = None
+        for token in ids:
+            x = torch.tensor([[token]])
+            rope = None
+            if self.position < len(self.cos):
+                rope = (self.cos[self.position : self.position + 1], self.sin[self.position : self.position + 1])
+            logits, caches = self.net(x, self.caches, offset=self.position, rope=rope)
+            if caches[0][0].shape[2] > self.window:
+                caches = [(k[:, :, -self.window :], v[:, :, -self.window :]) for k, v in caches]
+            self.caches, self.position = caches, self.position + 1
+        assert logits is not None
+        return torch.log_softmax(logits[0, -1].float(), -1)
+
+
+def _choose(
+    logprobs: torch.Tensor,
+    allowed: dict[int, int],
+    sampling: Sampling,
+    generator: torch.Generator,
+    penalties: dict[int, float] | None = None,
+) -> tuple[int, int, float]:
+    """Sample among ``allowed`` (value → token id). Returns (value, token id, the model's log-probability)."""
+    values = list(allowed)
+    ids = torch.tensor([allowed[v] for v in values])
+    scores = logprobs[ids].clone()
+    if penalties:
+        for i, v in enumerate(values):
+            if v in penalties:
+                scores[i] = scores[i] - math.log(penalties[v])
+    scores = scores / max(sampling.temperature, 1e-6)
+    if 0 < sampling.top_k < len(values):
+        kth = torch.topk(scores, sampling.top_k).values[-1]
+        scores = torch.where(scores < kth, torch.tensor(float("-inf")), scores)
+    probs = torch.softmax(scores, -1)
+    if sampling.top_p < 1.0:
+        order = torch.argsort(probs, descending=True)
+        cumulative = torch.cumsum(probs[order], 0)
+        drop = order[(cumulative - probs[order]) >= sampling.top_p]
+        probs[drop] = 0.0
+        probs = probs / probs.sum()
+    pick = int(torch.multinomial(probs, 1, generator=generator))
+    return values[pick], int(ids[pick]), float(logprobs[ids[pick]])
+
+
+def generate(
+    net: MelodyTransformer,
+    *,
+    mode: str,
+    numerator: int,
+    denominator: int,
+    bars: int,
+    pitch_range: tuple[int, int],
+    sampling: Sampling,
+    seed: int,
+    seed_notes: Sequence[Note] = (),
+    progress: Callable[[float], None] | None = None,
+) -> Melody:
+    """Sample ``bars`` bars in ``mode`` and the meter, in key-normalised pitches (tonic C) within ``pitch_range``
+    (inclusive, also key-normalised). ``seed_notes`` (same space, onsets from 0 = a bar line) are kept and
+    continued; ``bars`` counts the seed's bars too. Raises ValueError for a mode or meter the model cannot
+    write, or a seed as long as the requested length."""
+    if mode not in SCALES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(SCALES)}")
+    tok = tokenizer()
+    t_num, t_den = token_meter(numerator, denominator)
+    vocab, units_per_tick = _vocab(t_num, t_den)
+    if (t_num, t_den) not in vocab.time_signatures:
+        raise ValueError(f"time signature {numerator}/{denominator} is not supported")
+    length = bar_ticks(numerator, denominator)
+    beat = beat_ticks(numerator, denominator)
+    scale = set(SCALES[mode])
+    low, high = pitch_range
+    allowed_pitches = {
+        p: i for p, i in vocab.pitches.items() if low <= p <= high and (sampling.chromatic or p % 12 in scale)
+    }
+    cadence_pitches = {p: i for p, i in allowed_pitches.items() if p % 12 in CADENCE_DEGREES}
+    if not cadence_pitches:
+        raise ValueError("the pitch range holds no tonic or fifth")
+    generator = torch.Generator().manual_seed(int(seed))
+    decoder = _Decoder(net)
+    melody = Melody([])
+    seed_bars = -(-max((n.onset + n.duration for n in seed_notes), default=0) // length)
+    if seed_bars >= bars:
+        raise ValueError(f"the seed already has {seed_bars} bars; ask for more than that")
+
+    def bar_header() -> list[int]:
+        return [vocab.bar, vocab.time_signatures[(t_num, t_den)]]
+
+    prompt = [tok["BOS_None"], tok[f"Mode_{mode}"]]
+    cursor = 0  # the end of the last note, in grid ticks from the start
+    for bar in range(seed_bars):
+        prompt += bar_header()
+        for note in (n for n in seed_notes if bar * length <= n.onset < (bar + 1) * length):
+            within = note.onset - bar * length
+            duration = min(note.duration, length - within)
+            if (
+                round(within * units_per_tick) in vocab.positions
+                and duration in vocab.durations
+                and note.pitch in vocab.pitches
+            ):
+                prompt += [
+                    vocab.positions[round(within * units_per_tick)],
+                    vocab.pitches[note.pitch],
+                    vocab.durations[duration],
+                ]
+                melody.notes.append(Note(note.onset, duration, note.pitch))
+                cursor = max(cursor, note.onset + duration)
+    if melody.notes:  # continue on the next beat after the seed
+        cursor = -(-cursor // beat) * beat
+    logprobs = decoder.feed(prompt)
+    plain = Sampling(temperature=sampling.temperature)  # positions and durations: temperature only
+    recent: list[int] = [n.pitch for n in melody.notes[-REPETITION_WINDOW:]]
+    end_of_bar = -1
+    half = length // 2
+    # a seed ending inside its last bar is continued in that bar, from the next beat after it
+    first = seed_bars - 1 if melody.notes and cursor < seed_bars * length else seed_bars
+    for bar in range(first, bars):
+        start = bar * length
+        if bar >= seed_bars:
+            logprobs = decoder.feed(bar_header())
+        last_bar = bar == bars - 1
+        while cursor < start + length:
+            options = {
+                p: vocab.positions[int(p * units_per_tick)]
+                for p in range(max(cursor - start, 0), length)
+                if on_grid(p)
+                and (p * units_per_tick).is_integer()
+                and int(p * units_per_tick) in vocab.positions
+                and (not last_bar or p < half or p % beat == 0)
+            }
+            if not last_bar:
+                options[end_of_bar] = vocab.bar  # the model may end the bar early (the rest is silence)
+            position, token, logprob = _choose(logprobs, options, plain, generator)
+            if position == end_of_bar:
+                break
+            cadence = last_bar and position >= half
+            logprobs = decoder.feed([token])
+            melody.tokens.append(tok[token])
+            melody.logprobs.append(logprob)
+            penalties = {q: sampling.repetition_penalty for q in recent} if sampling.repetition_penalty != 1.0 else None
+            pitch, token, logprob = _choose(
+                logprobs, cadence_pitches if cadence else allowed_pitches, sampling, generator, penalties
+            )
+            logprobs = decoder.feed([token])
+            melody.tokens.append(tok[token])
+            melody.logprobs.append(logprob)
+            room = length - position
+            longest = room if cadence or not last_bar else half - position
+            durations = {
+                d: i for d, i in vocab.durations.items() if (d == room if cadence else 0 < d <= longest and on_grid(d))
+            } or {d: i for d, i in vocab.durations.items() if 0 < d <= longest}  # off the grid: the only room left
+            duration, token, logprob = _choose(logprobs, durations, plain, generator)
+            logprobs = decoder.feed([token])
+            melody.tokens.append(tok[token])
+            melody.logprobs.append(logprob)
+            melody.notes.append(Note(start + position, duration, pitch))
+            recent = (recent + [pitch])[-REPETITION_WINDOW:]
+            cursor = start + position + duration
+            if cadence:
+                break
+        cursor = max(cursor, start + length)
+        if progress is not None:
+            progress(100.0 * (bar + 1) / bars)
+    return melody
