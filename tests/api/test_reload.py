@@ -58,7 +58,10 @@ def test_reload_applies_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
             "cors_origins": [[], ["https://a.example"]],
         }
         assert report["needs_restart"] == ["workers"]
-        assert report["catalogues"] == {"drums.styles": {"added": ["Attic Swing"], "removed": []}}
+        assert report["catalogues"] == {
+            "drums.styles": {"added": ["Attic Swing"], "removed": []},
+            "melody.presets": {"added": [], "removed": []},
+        }
         # In effect at once: the rate limit, CORS, the new style; the worker count is untouched.
         assert client.get("/v1/jobs", headers=user).headers["RateLimit-Limit"] == "50"
         cors = client.get("/health", headers={"Origin": "https://a.example"})

@@ -47,6 +47,18 @@ ENGINE = EngineSpec(
             "cadenza.engines.melody.cli:run_command",
             "Generate a folk-style melody (or continue a MIDI seed): writes MIDI, ABC and optional audio.",
         ),
+        CommandSpec(
+            "train",
+            "melody",
+            "cadenza.engines.melody.lab.train:train_command",
+            "Train the melody transformer on public-domain folk tunes (music21's corpus; CPU).",
+        ),
+        CommandSpec(
+            "eval",
+            "melody",
+            "cadenza.engines.melody.lab.evaluate:eval_command",
+            "Evaluate the melody model on held-out tunes and write docs/eval/melody.{md,json}.",
+        ),
     ),
     catalogues="cadenza.engines.melody.presets:reload_catalogues",
 )

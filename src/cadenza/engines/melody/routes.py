@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cadenza.engines.base import problem_responses
 from cadenza.engines.melody.presets import Preset, presets_for
@@ -11,7 +11,25 @@ from cadenza.engines.melody.presets import Preset, presets_for
 router = APIRouter(prefix="/v1/melodies", tags=["melody"])
 
 
+PRESETS_EXAMPLE = {
+    "count": 1,
+    "presets": [
+        {
+            "name": "balanced",
+            "description": "The default; varied but idiomatic.",
+            "temperature": 1.0,
+            "top_k": 0,
+            "top_p": 0.95,
+            "repetition_penalty": 1.1,
+            "chromatic": False,
+        }
+    ],
+}
+
+
 class PresetList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [PRESETS_EXAMPLE]})
+
     count: int
     presets: list[Preset]
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import typer
 
 from cadenza.engines.melody.corpus import Note, Tune, bar_ticks
 from cadenza.engines.melody.generate import SCALES, Sampling, generate
@@ -288,3 +289,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def eval_command(
+    data: list[Path] = typer.Option(..., "--data", help="Folder of .abc files (repeatable), as in training."),
+    checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, "--checkpoint"),
+    out_dir: Path = typer.Option(Path("docs/eval"), "--out-dir"),
+    seeds: int = typer.Option(10, "--seeds", min=1, help="Melodies per key and meter."),
+) -> None:
+    """Evaluate the melody model on held-out tunes; write melody.json and melody.md."""
+    argv = [a for folder in data for a in ("--data", str(folder))]
+    main([*argv, "--checkpoint", str(checkpoint), "--out-dir", str(out_dir), "--seeds", str(seeds)])

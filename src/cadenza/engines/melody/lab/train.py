@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import typer
 
 from cadenza.engines.melody.lab.baseline import NGram
 from cadenza.engines.melody.lab.dataset import Encoded, batch_tensor, eval_windows, load_splits, windows
@@ -189,3 +190,32 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def train_command(
+    data: list[Path] = typer.Option(
+        ..., "--data", help="Folder of .abc files (repeatable): music21's corpus/oneills1850, …"
+    ),
+    out: Path = typer.Option(DEFAULT_CHECKPOINT, "--out", help="Checkpoint to write."),
+    minutes: float = typer.Option(40.0, "--minutes", help="Wall-clock budget."),
+    steps: int = typer.Option(3000, "--steps", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads", min=1),
+) -> None:
+    """Train the melody transformer on folk tunes (CPU); keeps the best checkpoint on validation loss."""
+    argv = [a for folder in data for a in ("--data", str(folder))]
+    main(
+        [
+            *argv,
+            "--out",
+            str(out),
+            "--minutes",
+            str(minutes),
+            "--steps",
+            str(steps),
+            "--seed",
+            str(seed),
+            "--threads",
+            str(threads),
+        ]
+    )
