@@ -88,6 +88,29 @@ class Output:
     download_stem: str | None = None
 
 
+def find_weights(kind: str, model_id: str, models_dir: Path | None, committed_dir: Path) -> Path:
+    """An engine's checkpoint file: ``<models_dir>/<kind>/<model_id>.pt`` if present (user-trained), else the
+    committed ``<committed_dir>/<model_id with '_'>.pt``. Raises EngineInputError if neither exists."""
+    candidates = [Path(models_dir) / kind / f"{model_id}.pt"] if models_dir is not None else []
+    candidates.append(Path(committed_dir) / f"{model_id.replace('-', '_')}.pt")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise EngineInputError(f"{kind} model {model_id!r} has no weights: looked for {', '.join(map(str, candidates))}")
+
+
+def cached_model(kind: str, model_id: str, ctx: RunContext, load: Callable[[], Any]) -> Any:
+    """``ctx.cache``'s model ``<kind>-model:<model_id>``, made with ``load()`` on first use. A
+    FileNotFoundError or ValueError from ``load`` becomes EngineInputError (the job fails with its reason)."""
+    key = f"{kind}-model:{model_id}"
+    if key not in ctx.cache:
+        try:
+            ctx.cache[key] = load()
+        except (FileNotFoundError, ValueError) as exc:
+            raise EngineInputError(f"cannot load {kind} model {model_id!r}: {exc}") from exc
+    return ctx.cache[key]
+
+
 def file_stem(*parts: object) -> str:
     """A portable file name stem from ``parts``: lower case, ``[a-z0-9.-]`` runs joined by ``_``
     (``("J Dilla", "90bpm")`` -> ``"j-dilla_90bpm"``)."""

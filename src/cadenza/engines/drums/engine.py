@@ -25,7 +25,9 @@ from cadenza.engines.base import (
     Progress,
     RunContext,
     UploadRejected,
+    cached_model,
     file_stem,
+    find_weights,
 )
 from cadenza.engines.drums.arrange import Meter, arrange, fill_plan
 from cadenza.engines.drums.config import section
@@ -53,33 +55,20 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 
 
 def checkpoint_path(model_id: str, models_dir: Path | None) -> Path:
-    """Checkpoint file of ``model_id``: ``<models_dir>/drums/<model_id>.pt`` if present (user-trained), else the
-    committed ``checkpoints/<model_id with '_'>.pt``. Raises EngineInputError if neither exists."""
-    candidates = []
-    if models_dir is not None:
-        candidates.append(Path(models_dir) / "drums" / f"{model_id}.pt")
-    candidates.append(CHECKPOINTS_DIR / f"{model_id.replace('-', '_')}.pt")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise EngineInputError(
-        f"drums model {model_id!r} has no weights: looked for {', '.join(str(p) for p in candidates)}"
-    )
+    """Checkpoint file of ``model_id`` (``base.find_weights``). Raises EngineInputError if it has none."""
+    return find_weights("drums", model_id, models_dir, CHECKPOINTS_DIR)
 
 
 def load_model(model_id: str, ctx: RunContext) -> Any:
     """Load ``model_id`` into ``ctx.cache`` (if not there yet) and return the DrumModel."""
-    key = CACHE_PREFIX + model_id
-    if key not in ctx.cache:
+
+    def load() -> Any:
         from cadenza.engines.drums.model import load_model as load_checkpoint_model
 
-        path = checkpoint_path(model_id, ctx.models_dir)
         device = ctx.device if ctx.device != "auto" else "cpu"
-        try:
-            ctx.cache[key] = load_checkpoint_model(path, device=device)
-        except (FileNotFoundError, ValueError) as exc:
-            raise EngineInputError(f"cannot load drums model {model_id!r}: {exc}") from exc
-    return ctx.cache[key]
+        return load_checkpoint_model(checkpoint_path(model_id, ctx.models_dir), device=device)
+
+    return cached_model("drums", model_id, ctx, load)
 
 
 def unload_model(model_id: str, ctx: RunContext) -> None:

@@ -19,7 +19,9 @@ from cadenza.engines.base import (
     Progress,
     RunContext,
     UploadRejected,
+    cached_model,
     file_stem,
+    find_weights,
 )
 from cadenza.engines.melody.config import section
 from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, quantise, tonic_shift, top_line
@@ -47,26 +49,19 @@ MODEL_RANGE = (48, 93)
 
 
 def checkpoint_path(model_id: str, models_dir: Path | None) -> Path:
-    """``<models_dir>/melody/<model_id>.pt`` if present, else the committed checkpoint. Raises EngineInputError."""
-    candidates = [Path(models_dir) / "melody" / f"{model_id}.pt"] if models_dir is not None else []
-    candidates.append(CHECKPOINTS_DIR / f"{model_id.replace('-', '_')}.pt")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise EngineInputError(f"melody model {model_id!r} has no weights: looked for {', '.join(map(str, candidates))}")
+    """Checkpoint file of ``model_id`` (``base.find_weights``). Raises EngineInputError if it has none."""
+    return find_weights("melody", model_id, models_dir, CHECKPOINTS_DIR)
 
 
 def load_model(model_id: str, ctx: RunContext) -> Any:
-    """The network of ``model_id`` from ``ctx.cache`` (loaded on first use)."""
-    key = CACHE_PREFIX + model_id
-    if key not in ctx.cache:
+    """The (network, info) of ``model_id`` from ``ctx.cache`` (loaded on first use)."""
+
+    def load() -> Any:
         from cadenza.engines.melody.model import load_checkpoint
 
-        try:
-            ctx.cache[key] = load_checkpoint(checkpoint_path(model_id, ctx.models_dir))
-        except (FileNotFoundError, ValueError) as exc:
-            raise EngineInputError(f"cannot load melody model {model_id!r}: {exc}") from exc
-    return ctx.cache[key]
+        return load_checkpoint(checkpoint_path(model_id, ctx.models_dir))
+
+    return cached_model("melody", model_id, ctx, load)
 
 
 def unload_model(model_id: str, ctx: RunContext) -> None:
