@@ -137,3 +137,22 @@ def test_unusable_seeds_are_422_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(EngineInputError, match="already has 2 bars"):
         params, _ = ENGINE.validate({"bars": 2}, None)
         ENGINE.check_inputs(params, {"seed_midi": {**facts, "bars": 2, "ends_on_bar_line": True}}, None)
+
+
+def test_numpy_stepper_matches_the_torch_network() -> None:
+    """The sampler's NumPy stepper (folded LayerNorms, ring-buffer cache, RoPE) computes the network's own
+    next-token log-probabilities."""
+    import numpy as np
+    import torch
+
+    from cadenza.engines.melody.generate import NumpyStepper
+    from cadenza.engines.melody.model import load_checkpoint
+
+    net, _ = load_checkpoint()
+    ids = torch.randint(0, net.cfg.vocab_size, (1, 300), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        logits, _ = net(ids)
+    expected = torch.log_softmax(logits[0], -1).numpy()
+    stepper = NumpyStepper(net)
+    got = np.stack([stepper.feed(int(token)) for token in ids[0]])
+    assert np.abs(got - expected).max() < 1e-3

@@ -14,7 +14,8 @@ The model proposes; the constraints decide what it may propose (masking, never e
   tonic or the fifth, lasting to the end of the bar. So the tune ends on a strong beat, resolved, with the
   last bar exactly full.
 * **Sampling**: temperature, top-k, nucleus (top-p; Holtzman et al., ICLR 2020) and a repetition penalty on
-  pitches of the last 8 notes (CTRL, Keskar et al. 2019) over the allowed tokens; deterministic for a seed.
+  pitches of the last 8 notes (CTRL, Keskar et al. 2019) over the allowed tokens; deterministic for a seed
+  (NumPy's PCG64). The network runs one token at a time in NumPy (:class:`NumpyStepper`).
 
 A seed melody (``seed_notes``, already in tokens' key-normalised pitches) is fed to the model first and kept
 verbatim; generation continues from the next beat after its last note.
@@ -23,14 +24,18 @@ verbatim; generation continues from the next beat after its last note.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import torch
+import numpy as np
+from scipy import special
 
 from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, beat_ticks
 from cadenza.engines.melody.model import MelodyTransformer, rope_tables
 from cadenza.engines.melody.tokens import token_meter, tokenizer
+
+_INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 
 SCALES: dict[str, tuple[int, ...]] = {
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -103,59 +108,140 @@ def _vocab(numerator: int, denominator: int) -> tuple[_Vocab, int]:
     return _Vocab(positions, durations, pitches, tok["Bar_None"], signatures, tok["EOS_None"]), units_per_tick
 
 
-class _Decoder:
-    """Feeds tokens to the network one at a time with a sliding key/value cache."""
+class NumpyStepper:
+    """One token at a time through the network in float32 NumPy (eval mode), for fast sampling.
+
+    Same function as ``MelodyTransformer`` (pre-norm blocks, exact GELU, RoPE on queries and keys): each
+    LayerNorm's gain and bias are folded into the linear layer that reads it, and keys (rotated at their
+    absolute positions) and values live in a ring buffer of ``context_tokens`` entries; with one query and
+    relative (rotary) positions, attention does not depend on the order of the cached entries, so the ring is a
+    sliding window. Returns log-probabilities over the vocabulary.
+    """
 
     def __init__(self, net: MelodyTransformer, max_tokens: int = 16384) -> None:
-        self.net, self.caches, self.position = net, None, 0
-        self.window = net.cfg.context_tokens
-        self.cos, self.sin = rope_tables(max_tokens, net.cfg.d_model // net.cfg.n_heads)
+        cfg = net.cfg
+        sd = {k: v.detach().double().cpu().numpy() for k, v in net.state_dict().items()}
+        self.heads, self.head_dim, self.d = cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.d_model
+        self.window = cfg.context_tokens
 
-    @torch.inference_mode()
-    def feed(self, ids: Sequence[int]) -> torch.Tensor:
-        """Feed ``ids``; returns the log-probabilities (vocab,) of the next token."""
-        logits = None
-        for token in ids:
-            x = torch.tensor([[token]])
-            rope = None
-            if self.position < len(self.cos):
-                rope = (self.cos[self.position : self.position + 1], self.sin[self.position : self.position + 1])
-            logits, caches = self.net(x, self.caches, offset=self.position, rope=rope)
-            if caches[0][0].shape[2] > self.window:
-                caches = [(k[:, :, -self.window :], v[:, :, -self.window :]) for k, v in caches]
-            self.caches, self.position = caches, self.position + 1
-        assert logits is not None
-        return torch.log_softmax(logits[0, -1].float(), -1)
+        def folded(weight: np.ndarray, bias: np.ndarray | None, norm: str) -> tuple[np.ndarray, np.ndarray]:
+            gain, shift = sd[f"{norm}.weight"], sd[f"{norm}.bias"]
+            b = (bias if bias is not None else 0.0) + weight @ shift
+            return np.ascontiguousarray(weight * gain, dtype=np.float32), np.asarray(b, dtype=np.float32)
+
+        def plain(name: str) -> tuple[np.ndarray, np.ndarray]:
+            return sd[f"{name}.weight"].astype(np.float32), sd[f"{name}.bias"].astype(np.float32)
+
+        self.blocks = []
+        for i in range(cfg.n_layers):
+            p = f"blocks.{i}"
+            self.blocks.append(
+                (
+                    *folded(sd[f"{p}.qkv.weight"], sd[f"{p}.qkv.bias"], f"{p}.ln1"),
+                    *plain(f"{p}.proj"),
+                    *folded(sd[f"{p}.ff.0.weight"], sd[f"{p}.ff.0.bias"], f"{p}.ln2"),
+                    *plain(f"{p}.ff.2"),
+                )
+            )
+        self.embed = sd["embed.weight"].astype(np.float32)
+        self.head = folded(sd["head.weight"], None, "ln_f")
+        cos, sin = rope_tables(max_tokens, self.head_dim)
+        self.cos, self.sin = cos.numpy(), sin.numpy()
+        self.scale = np.float32(1.0 / math.sqrt(self.head_dim))
+        self.keys = np.zeros((cfg.n_layers, self.heads, self.window, self.head_dim), dtype=np.float32)
+        self.values = np.zeros_like(self.keys)
+        self.position = 0
+
+    def reset(self) -> None:
+        """Start a new sequence (the cache is overwritten as positions advance)."""
+        self.position = 0
+
+    @staticmethod
+    def _normalize(x: np.ndarray) -> np.ndarray:
+        centered = x - np.add.reduce(x) / x.size
+        return centered / np.sqrt(np.dot(centered, centered) / x.size + np.float32(1e-5))
+
+    def _rotate(self, x: np.ndarray, position: int) -> np.ndarray:
+        """RoPE on (…, head_dim) at ``position`` (pairs of channels, as ``model.apply_rope``)."""
+        cos, sin = self.cos[position], self.sin[position]
+        even, odd = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2] = even * cos - odd * sin
+        out[..., 1::2] = even * sin + odd * cos
+        return out
+
+    def feed(self, token: int) -> np.ndarray:
+        """Feed one token; returns the next token's log-probabilities (vocab,) float64."""
+        position = self.position
+        if position >= len(self.cos):
+            raise ValueError("sequence longer than the rotary table")
+        slot, filled = position % self.window, min(position + 1, self.window)
+        x = self.embed[token].copy()
+        heads, hd = self.heads, self.head_dim
+        for i, (wq, bq, wp, bp, w1, c1, w2, c2) in enumerate(self.blocks):
+            qkv = wq @ self._normalize(x) + bq
+            q, k = self._rotate(qkv[: 2 * self.d].reshape(2, heads, hd), position)
+            self.keys[i, :, slot] = k
+            self.values[i, :, slot] = qkv[2 * self.d :].reshape(heads, hd)
+            scores = np.einsum("hfd,hd->hf", self.keys[i, :, :filled], q) * self.scale
+            weights = np.exp(scores - scores.max(-1, keepdims=True))
+            weights /= weights.sum(-1, keepdims=True)
+            attn = np.einsum("hf,hfd->hd", weights, self.values[i, :, :filled]).reshape(self.d)
+            x = x + wp @ attn + bp
+            hidden = w1 @ self._normalize(x) + c1
+            x = x + w2 @ (np.float32(0.5) * hidden * (np.float32(1.0) + special.erf(hidden * _INV_SQRT2))) + c2
+        self.position += 1
+        logits = (self.head[0] @ self._normalize(x) + self.head[1]).astype(np.float64)
+        top = logits.max()
+        return logits - top - math.log(np.exp(logits - top).sum())
 
 
 def _choose(
-    logprobs: torch.Tensor,
+    logprobs: np.ndarray,
     allowed: dict[int, int],
     sampling: Sampling,
-    generator: torch.Generator,
+    rng: np.random.Generator,
     penalties: dict[int, float] | None = None,
 ) -> tuple[int, int, float]:
     """Sample among ``allowed`` (value → token id). Returns (value, token id, the model's log-probability)."""
     values = list(allowed)
-    ids = torch.tensor([allowed[v] for v in values])
-    scores = logprobs[ids].clone()
+    ids = np.fromiter(allowed.values(), dtype=np.int64, count=len(values))
+    scores = logprobs[ids].copy()
     if penalties:
-        for i, v in enumerate(values):
-            if v in penalties:
-                scores[i] = scores[i] - math.log(penalties[v])
-    scores = scores / max(sampling.temperature, 1e-6)
+        for i, value in enumerate(values):
+            if value in penalties:
+                scores[i] -= math.log(penalties[value])
+    scores /= max(sampling.temperature, 1e-6)
     if 0 < sampling.top_k < len(values):
-        kth = torch.topk(scores, sampling.top_k).values[-1]
-        scores = torch.where(scores < kth, torch.tensor(float("-inf")), scores)
-    probs = torch.softmax(scores, -1)
+        kth = np.partition(scores, -sampling.top_k)[-sampling.top_k]
+        scores[scores < kth] = -np.inf
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
     if sampling.top_p < 1.0:
-        order = torch.argsort(probs, descending=True)
-        cumulative = torch.cumsum(probs[order], 0)
-        drop = order[(cumulative - probs[order]) >= sampling.top_p]
-        probs[drop] = 0.0
-        probs = probs / probs.sum()
-    pick = int(torch.multinomial(probs, 1, generator=generator))
+        order = np.argsort(-probs, kind="stable")
+        cumulative = np.cumsum(probs[order])
+        probs[order[(cumulative - probs[order]) >= sampling.top_p]] = 0.0
+        probs /= probs.sum()
+    pick = int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(values) - 1))
     return values[pick], int(ids[pick]), float(logprobs[ids[pick]])
+
+
+_STEPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def stepper_for(net: MelodyTransformer) -> NumpyStepper:
+    """The (cached) NumPy stepper of ``net``: its folded weights and rotary tables are built once per network.
+    Not thread-safe, like the worker process that uses it."""
+    if net not in _STEPPERS:
+        _STEPPERS[net] = NumpyStepper(net)
+    return _STEPPERS[net]
+
+
+def _feed(decoder: NumpyStepper, tokens: Sequence[int]) -> np.ndarray:
+    logprobs = np.zeros(0)
+    for token in tokens:
+        logprobs = decoder.feed(token)
+    return logprobs
 
 
 def generate(
@@ -192,8 +278,9 @@ def generate(
     cadence_pitches = {p: i for p, i in allowed_pitches.items() if p % 12 in CADENCE_DEGREES}
     if not cadence_pitches:
         raise ValueError("the pitch range holds no tonic or fifth")
-    generator = torch.Generator().manual_seed(int(seed))
-    decoder = _Decoder(net)
+    rng = np.random.Generator(np.random.PCG64(int(seed)))
+    decoder = stepper_for(net)
+    decoder.reset()
     melody = Melody([])
     seed_bars = -(-max((n.onset + n.duration for n in seed_notes), default=0) // length)
     if seed_bars >= bars:
@@ -223,7 +310,7 @@ def generate(
                 cursor = max(cursor, note.onset + duration)
     if melody.notes:  # continue on the next beat after the seed
         cursor = -(-cursor // beat) * beat
-    logprobs = decoder.feed(prompt)
+    logprobs = _feed(decoder, prompt)
     plain = Sampling(temperature=sampling.temperature)  # positions and durations: temperature only
     recent: list[int] = [n.pitch for n in melody.notes[-REPETITION_WINDOW:]]
     end_of_bar = -1
@@ -233,7 +320,7 @@ def generate(
     for bar in range(first, bars):
         start = bar * length
         if bar >= seed_bars:
-            logprobs = decoder.feed(bar_header())
+            logprobs = _feed(decoder, bar_header())
         last_bar = bar == bars - 1
         while cursor < start + length:
             options = {
@@ -246,18 +333,18 @@ def generate(
             }
             if not last_bar:
                 options[end_of_bar] = vocab.bar  # the model may end the bar early (the rest is silence)
-            position, token, logprob = _choose(logprobs, options, plain, generator)
+            position, token, logprob = _choose(logprobs, options, plain, rng)
             if position == end_of_bar:
                 break
             cadence = last_bar and position >= half
-            logprobs = decoder.feed([token])
+            logprobs = decoder.feed(token)
             melody.tokens.append(tok[token])
             melody.logprobs.append(logprob)
             penalties = {q: sampling.repetition_penalty for q in recent} if sampling.repetition_penalty != 1.0 else None
             pitch, token, logprob = _choose(
-                logprobs, cadence_pitches if cadence else allowed_pitches, sampling, generator, penalties
+                logprobs, cadence_pitches if cadence else allowed_pitches, sampling, rng, penalties
             )
-            logprobs = decoder.feed([token])
+            logprobs = decoder.feed(token)
             melody.tokens.append(tok[token])
             melody.logprobs.append(logprob)
             room = length - position
@@ -265,8 +352,8 @@ def generate(
             durations = {
                 d: i for d, i in vocab.durations.items() if (d == room if cadence else 0 < d <= longest and on_grid(d))
             } or {d: i for d, i in vocab.durations.items() if 0 < d <= longest}  # off the grid: the only room left
-            duration, token, logprob = _choose(logprobs, durations, plain, generator)
-            logprobs = decoder.feed([token])
+            duration, token, logprob = _choose(logprobs, durations, plain, rng)
+            logprobs = decoder.feed(token)
             melody.tokens.append(tok[token])
             melody.logprobs.append(logprob)
             melody.notes.append(Note(start + position, duration, pitch))
