@@ -204,22 +204,6 @@ def beat_ticks(numerator: int, denominator: int) -> int:
     return unit * 3 if denominator == 8 and numerator % 3 == 0 and numerator > 3 else unit
 
 
-def metric_weights(numerator: int, denominator: int) -> list[float]:
-    """Weight of each grid position in a bar: downbeat 4, other beats 2, 8th notes 1, the rest 0."""
-    beat = beat_ticks(numerator, denominator)
-    weights = []
-    for position in range(bar_ticks(numerator, denominator)):
-        if position == 0:
-            weights.append(4.0)
-        elif position % beat == 0:
-            weights.append(2.0)
-        elif position % (TICKS_PER_QUARTER // 2) == 0:
-            weights.append(1.0)
-        else:
-            weights.append(0.0)
-    return weights
-
-
 def pickup_ticks(text: str, numerator: int, denominator: int) -> int:
     """Length (grid ticks) of the tune's anacrusis: abc2midi's own duration of the music before the first bar
     line, when it is shorter than a bar; 0 when the tune starts on a downbeat."""

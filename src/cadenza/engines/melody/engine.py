@@ -103,11 +103,17 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
     return infos
 
 
-def validate_request(params: MelodyRequest, settings: Any) -> list[str]:
-    """The profile exists and the model has weights (422 otherwise)."""
+def preset_of(params: MelodyRequest, settings: Any) -> Any:
+    """The request's sampling profile. Raises EngineInputError (422) for an unknown one, listing the valid."""
     presets = presets_for(settings)
     if params.profile not in presets:
         raise EngineInputError(f"unknown profile {params.profile!r}; valid profiles: {', '.join(presets)}")
+    return presets[params.profile]
+
+
+def validate_request(params: MelodyRequest, settings: Any) -> list[str]:
+    """The profile exists and the model has weights (422 otherwise)."""
+    preset_of(params, settings)
     checkpoint_path(DEFAULT_MODEL_ID, getattr(settings, "models_dir", None))
     return []
 
@@ -184,6 +190,11 @@ def probe_seed(path: Path, settings: Any) -> dict[str, Any]:
         raise UploadRejected(
             422, "Unusable Seed MIDI", f"seed_midi is in {meter[0]}/{meter[1]}; supported meters: {METERS}"
         )
+    return seed_facts(notes, meter, warnings)
+
+
+def seed_facts(notes: list[Note], meter: tuple[int, int], warnings: list[str]) -> dict[str, Any]:
+    """What ``validate_inputs`` and the job's input info need to know about a read seed."""
     key, confidence = estimate_key((n.pitch, n.duration) for n in notes)
     length = bar_ticks(*meter)
     end = max(n.onset + n.duration for n in notes)
@@ -225,10 +236,7 @@ def run(params: MelodyRequest, progress: Progress, ctx: RunContext) -> EngineRes
     from cadenza.engines.melody.generate import Sampling, generate
 
     started = time.perf_counter()
-    presets = presets_for(ctx.settings)
-    if params.profile not in presets:
-        raise EngineInputError(f"unknown profile {params.profile!r}; valid profiles: {', '.join(presets)}")
-    preset = presets[params.profile]
+    preset = preset_of(params, ctx.settings)
     sampling = Sampling(
         temperature=params.temperature if params.temperature is not None else preset.temperature,
         top_k=params.top_k if params.top_k is not None else preset.top_k,
@@ -241,16 +249,15 @@ def run(params: MelodyRequest, progress: Progress, ctx: RunContext) -> EngineRes
     warnings: list[str] = []
     seed_notes: list[Note] = []
     seed_path = ctx.inputs.get(SEED_INPUT)
-    seed_meter = None
+    facts: dict[str, dict[str, Any]] = {}
     if seed_path is not None:
         try:
             seed_notes, seed_meter, warnings = read_seed(seed_path, ctx.settings)
         except UploadRejected as exc:
             raise EngineInputError(exc.detail) from None
-    if params.key is None:
-        params.key = estimate_key((n.pitch, n.duration) for n in seed_notes)[0].name if seed_notes else DEFAULT_KEY
-    if params.time_signature is None:
-        params.time_signature = seed_meter or DEFAULT_METER  # type: ignore[assignment]
+        facts[SEED_INPUT] = seed_facts(seed_notes, seed_meter, warnings)
+    if params.key is None or params.time_signature is None:  # a caller that skipped validate_inputs
+        validate_inputs(params, facts, ctx.settings)
     key = parse_key(params.key)
     numerator, denominator = params.time_signature
     shift = tonic_shift(key.tonic_pc)

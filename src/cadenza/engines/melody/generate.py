@@ -27,6 +27,7 @@ import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import special
@@ -80,14 +81,14 @@ class _Vocab:
     pitches: dict[int, int]
     bar: int
     time_signatures: dict[tuple[int, int], int]
-    eos: int
 
 
-def _vocab(numerator: int, denominator: int) -> tuple[_Vocab, int]:
-    """Token ids by meaning for a token meter, and the grid ticks per position unit (1 in x/4, ½ in x/8)."""
+@lru_cache(maxsize=8)
+def _vocab(denominator: int) -> tuple[_Vocab, float]:
+    """Token ids by meaning for a token meter's denominator, and the position units per grid tick (1 in x/4,
+    2 in x/8: MidiTok's beat is the denominator's note, 12 positions each)."""
     tok = tokenizer()
     beat = 4 * TICKS_PER_QUARTER // denominator  # grid ticks per MidiTok beat (the denominator's note)
-    per_unit_num, per_unit_den = beat, 12  # a position unit is 1/12 beat
     positions, durations, pitches, signatures = {}, {}, {}, {}
     for name, index in tok.vocab.items():
         kind, _, value = name.partition("_")
@@ -103,9 +104,8 @@ def _vocab(numerator: int, denominator: int) -> tuple[_Vocab, int]:
         elif kind == "TimeSig":
             n, d = (int(v) for v in value.split("/"))
             signatures[(n, d)] = index
-    del per_unit_num, per_unit_den
     units_per_tick = 12 / beat  # position units per grid tick
-    return _Vocab(positions, durations, pitches, tok["Bar_None"], signatures, tok["EOS_None"]), units_per_tick
+    return _Vocab(positions, durations, pitches, tok["Bar_None"], signatures), units_per_tick
 
 
 class NumpyStepper:
@@ -265,7 +265,7 @@ def generate(
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(SCALES)}")
     tok = tokenizer()
     t_num, t_den = token_meter(numerator, denominator)
-    vocab, units_per_tick = _vocab(t_num, t_den)
+    vocab, units_per_tick = _vocab(t_den)
     if (t_num, t_den) not in vocab.time_signatures:
         raise ValueError(f"time signature {numerator}/{denominator} is not supported")
     length = bar_ticks(numerator, denominator)

@@ -2,7 +2,8 @@
 
 Pre-norm blocks with causal self-attention and rotary position embeddings (RoPE; Su et al., "RoFormer",
 2021): attention depends only on relative distances, so generation longer than the training context
-slides a window over a key/value cache without leaving the distances it was trained on. Trained on the
+slides a window over a key/value cache (``generate.NumpyStepper``) without leaving the distances it was
+trained on. Trained on the
 public-domain folk tunes of O'Neill's *Music of Ireland* (1850) and Ryan's *Mammoth Collection* (1883)
 (``lab/train.py``); weights are Apache-2.0 like the code (the data is public domain).
 """
@@ -59,27 +60,18 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.attn_dropout = cfg.dropout
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x (batch, length, d) → (same shape, (keys, values) including ``cache``)."""
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x (batch, length, d) → same shape (causal self-attention with RoPE, then the feed-forward)."""
         batch, length, d_model = x.shape
         head_dim = d_model // self.n_heads
         q, k, v = self.qkv(self.ln1(x)).split(d_model, dim=-1)
         q, k, v = (t.view(batch, length, self.n_heads, head_dim).transpose(1, 2) for t in (q, k, v))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k, v = torch.cat((cache[0], k), 2), torch.cat((cache[1], v), 2)
-        causal = cache is None and length > 1
         attn = F.scaled_dot_product_attention(
-            q, k, v, is_causal=causal, dropout_p=self.attn_dropout if self.training else 0.0
+            q, k, v, is_causal=length > 1, dropout_p=self.attn_dropout if self.training else 0.0
         )
         x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(batch, length, d_model)))
-        return x + self.drop(self.ff(self.ln2(x))), (k, v)
+        return x + self.drop(self.ff(self.ln2(x)))
 
 
 class MelodyTransformer(nn.Module):
@@ -102,27 +94,18 @@ class MelodyTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(
-        self,
-        ids: torch.Tensor,
-        caches: list | None = None,
-        offset: int = 0,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """ids (batch, length) → logits (batch, length, vocab) and the per-layer key/value caches. ``rope``:
-        precomputed cos/sin rows for these positions (a decoder keeps one table instead of rebuilding it)."""
-        head_dim = self.cfg.d_model // self.cfg.n_heads
-        cos, sin = rope if rope is not None else rope_tables(ids.shape[1], head_dim, offset)
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (batch, length) → logits (batch, length, vocab). Sampling runs the same network step by step in
+        NumPy (``generate.NumpyStepper``)."""
+        cos, sin = rope_tables(ids.shape[1], self.cfg.d_model // self.cfg.n_heads)
         x = self.drop(self.embed(ids))
-        new_caches = []
-        for index, block in enumerate(self.blocks):
-            x, cache = block(x, cos, sin, None if caches is None else caches[index])
-            new_caches.append(cache)
-        return self.head(self.ln_f(x)), new_caches
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.head(self.ln_f(x))
 
     def loss(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross-entropy (nats) over positions where ``mask`` (batch, length-1) is true."""
-        logits, _ = self(ids[:, :-1])
+        logits = self(ids[:, :-1])
         nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
         return (nll * mask).sum() / mask.sum().clamp(min=1)
 

@@ -53,7 +53,7 @@ def heldout_nll(net: MelodyTransformer, tunes: Sequence[Encoded], context: int, 
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         ids, mask = batch_tensor(chunk, pad)
-        logits, _ = net(ids[:, :-1])
+        logits = net(ids[:, :-1])
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
         total += float((nll * mask).sum())
         tokens += int(mask.sum())
