@@ -149,6 +149,6 @@ def test_a_reference_in_another_meter_is_refused(tmp_path: Path) -> None:
     workdir = tmp_path / "job"
     workdir.mkdir()
     ctx = RunContext(workdir=workdir, models_dir=None, cache=CACHE, inputs={"reference_midi": waltz})
-    params = DrumsRequest.model_validate({"producer_style": "J Dilla", "bars": 2, "seed": 1})  # 4/4
+    params = DrumsRequest.model_validate({"producer_style": "J Dilla", "bars": 2, "seed": 1, "time_signature": [4, 4]})
     with pytest.raises(EngineInputError, match="reference_midi is in 3/4"):
         ENGINE.resolve("run")(params, lambda percent, stage="": None, ctx)

@@ -322,9 +322,11 @@ def run(params: DrumsRequest, progress: Progress, ctx: RunContext) -> EngineResu
     except KeyError as exc:
         raise EngineInputError(str(exc.args[0])) from exc
     reference = read_reference_input(ctx)
-    if params.tempo is None:
-        tempo = reference.tempo_bpm if reference is not None else default_tempo(style)
-        params = params.model_copy(update={"tempo": float(min(max(round(tempo, 2), 60.0), 200.0))})
+    if params.tempo is None:  # a caller that skipped validate_inputs: complete the request the same way
+        from cadenza.engines.drums.reference import describe
+
+        params = params.model_copy()
+        validate_inputs(params, {REFERENCE_INPUT: dict(describe(reference))} if reference else {}, ctx.settings)
     numerator, denominator = params.time_signature
     meter = Meter.of(numerator, denominator)
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
