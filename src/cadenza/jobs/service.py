@@ -112,7 +112,8 @@ class JobService:
         self.keys = ApiKeys(self.engine)
         self._listeners: list[Callable[[uuid.UUID], None]] = []
         self._listeners_lock = threading.Lock()
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # job id → the (loop, event) of each wait() on it, so a change wakes only that job's waiters
+        self._waiters: dict[uuid.UUID, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._waiters_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
@@ -127,10 +128,14 @@ class JobService:
                 self._listeners.remove(callback)
 
     def job_changed(self, job_id: uuid.UUID | None = None) -> None:
-        """Wake every :meth:`wait` now (thread-safe): an executor that learns that a job changed (the local
-        pool hears it from its workers) calls this so waiters re-read at once instead of at their next poll."""
+        """Wake the :meth:`wait` calls on ``job_id`` (all of them for None) now (thread-safe): an executor that
+        learns that a job changed (the local pool hears it from its workers) calls this so waiters re-read at
+        once instead of at their next poll."""
         with self._waiters_lock:
-            waiters = list(self._waiters)
+            if job_id is None:
+                waiters = [w for group in self._waiters.values() for w in group]
+            else:
+                waiters = list(self._waiters.get(job_id, ()))
         for loop, event in waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed: its waiter is gone
                 loop.call_soon_threadsafe(event.set)
@@ -402,7 +407,7 @@ class JobService:
         first: JobStatus | None = None
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._waiters_lock:
-            self._waiters.add(waiter)
+            self._waiters.setdefault(job_id, set()).add(waiter)
         try:
             while True:
                 waiter[1].clear()
@@ -418,7 +423,10 @@ class JobService:
                     await asyncio.wait_for(waiter[1].wait(), min(interval_s, max(0.0, deadline - now)))
         finally:
             with self._waiters_lock:
-                self._waiters.discard(waiter)
+                group = self._waiters.get(job_id, set())
+                group.discard(waiter)
+                if not group:
+                    self._waiters.pop(job_id, None)
 
     def output_file(self, job_id: uuid.UUID, owner: str | None, name: str) -> tuple[OutputView, Path]:
         """The output ``name`` of a completed job and its path on disk.
