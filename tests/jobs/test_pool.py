@@ -76,6 +76,9 @@ def test_engine_errors_fail_the_job_and_remove_partial_files(settings, service: 
         assert failed.status is JobStatus.failed and failed.error is not None
         assert failed.error.type == error_type and message in failed.error.message
         assert failed.outputs == [] and failed.result is None
+        # the worker removes a failed job's files right after writing its final status: wait for it
+        folder = service.files_dir / str(failed.id)
+        wait_until(lambda folder=folder: not folder.exists(), what="failed job's files removed")
         assert not (service.files_dir / str(failed.id)).exists()
         assert service.events(failed.id)[-1].data["error"] == failed.error.model_dump()
     bad = wait_final(service, invalid.id)
@@ -102,6 +105,7 @@ def test_cancel_and_delete_processing_and_queued_jobs(settings, service: JobServ
     stop_s = time.monotonic() - t0
     assert cancelled.status is JobStatus.cancelled and cancelled.outputs == []
     assert stop_s < 5, f"processing job took {stop_s:.2f} s to stop after cancel"
+    wait_until(lambda: not folder.exists(), what="cancelled job's files removed")  # right after the final status
     assert not folder.exists()
     statuses = [e.data["status"] for e in service.events(running.id) if e.type == "status"]
     assert statuses == ["queued", "processing", "cancelled"]
@@ -124,6 +128,7 @@ def test_stuck_cancel_and_timeout_kill_the_worker(tmp_path: Path, start_pool, mo
     service.cancel(deaf.id)
     cancelled = wait_final(service, deaf.id, timeout_s=10)
     assert cancelled.status is JobStatus.cancelled
+    wait_until(lambda: not (service.files_dir / str(deaf.id)).exists(), what="cancelled job's files removed")
     assert not (service.files_dir / str(deaf.id)).exists()
 
     slow, _ = service.submit("testjob", {"mode": "no_progress", "duration_s": 30})
@@ -145,6 +150,7 @@ def test_worker_crash_fails_or_retries_and_pool_recovers(settings, service: JobS
     assert first.error.message == "worker process exited with code -9 while running this job"
     second = wait_final(service, exited.id)
     assert second.error.message == "worker process exited with code 3 while running this job"
+    wait_until(lambda: not (service.files_dir / str(killed.id)).exists(), what="crashed job's files removed")
     assert not (service.files_dir / str(killed.id)).exists()
     assert wait_final(service, after.id).status is JobStatus.completed
     assert pool.status()["restarts"] == 2
