@@ -279,7 +279,8 @@ def test_two_pools_on_one_database_never_run_a_job_twice(tmp_path: Path, start_p
     start_pool(settings, first)
     start_pool(settings, second)
     log = tmp_path / "runs.log"
-    jobs = [first.submit("testjob", {"tag": f"t{i}", "log_path": str(log)})[0] for i in range(24)]
+    # each job lasts 0.2 s, so one worker cannot finish every job before the others poll (a loaded run saw that)
+    jobs = [first.submit("testjob", {"tag": f"t{i}", "log_path": str(log), "duration_s": 0.2})[0] for i in range(24)]
     assert all(wait_final(first, j.id).status is JobStatus.completed for j in jobs)
     runs = [line.split() for line in log.read_text().splitlines()]
     assert sorted(tag for tag, _ in runs) == sorted(f"t{i}" for i in range(24))
