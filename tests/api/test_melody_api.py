@@ -73,3 +73,55 @@ def test_presets_and_errors(client: TestClient) -> None:
     assert "valid profiles" in assert_problem(unknown, 422)["detail"]
     drums = client.post("/v1/melodies", files={"seed_midi": ("x.mid", b"MThd\x00\x00\x00\x06garbage")})
     assert_problem(drums, 422)
+
+
+def test_quick_mid_answers_the_midi_of_an_ordinary_job(client: TestClient) -> None:
+    response = client.get("/v1/melodies/quick.mid?key=D+major&time_signature=6/8&bars=8&seed=1")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/midi"
+    score = symusic.Score.from_midi(response.content)
+    assert score.end() == 8 * 3 * score.tpq
+    # the same job machinery: listed, and the same request and seed as the POST give the same bytes
+    job_url = response.headers["content-location"].rsplit("/files/", 1)[0]
+    job = client.get(job_url).json()
+    assert job["status"] == "completed" and job["params"]["time_signature"] == [6, 8]
+    assert any(j["id"] == job["id"] for j in client.get("/v1/jobs?kind=melody").json()["jobs"])
+    posted = _done(
+        client,
+        client.post(
+            "/v1/melodies",
+            json={"key": "D major", "time_signature": [6, 8], "bars": 8, "seed": 1},
+            headers={"Prefer": "wait=60"},
+        ),
+    )
+    assert client.get(f"/v1/jobs/{posted['id']}/files/melody.mid").content == response.content
+
+
+def test_quick_mid_refuses_big_or_bad_requests(client: TestClient) -> None:
+    assert "num_samples" in assert_problem(client.get("/v1/melodies/quick.mid?num_samples=4"), 422)["detail"]
+    assert "bars" in assert_problem(client.get("/v1/melodies/quick.mid?bars=64"), 422)["detail"]
+    assert "audio" in assert_problem(client.get("/v1/melodies/quick.mid?formats=wav"), 422)["detail"]
+    assert_problem(client.get("/v1/melodies/quick.mid?key=H+major"), 422)
+    assert_problem(client.get("/v1/melodies/quick.mid?volume=11"), 422)
+    operation = client.get("/openapi.json").json()["paths"]["/v1/melodies/quick.mid"]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {"key", "bars", "seed", "time_signature"}
+    assert "audio/midi" in operation["responses"]["200"]["content"]
+
+
+def test_workers_report_the_models_jobs_load_and_unload_idle_ones(tmp_path) -> None:
+    import time
+
+    settings = make_settings(tmp_path, workers=1, engines={"melody": {"model_idle_s": 5}})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        model = "/v1/models/melody-transformer"
+        assert client.get(model).json()["loaded"] is False
+        _done(client, client.post("/v1/melodies", json={"bars": 2, "seed": 1}, headers={"Prefer": "wait=60"}))
+
+        def wait_for(loaded: bool) -> None:
+            deadline = time.monotonic() + 60
+            while client.get(model).json()["loaded"] is not loaded:
+                assert time.monotonic() < deadline, f"the model never became loaded={loaded}"
+                time.sleep(0.05)
+
+        wait_for(True)  # the job loaded it; the worker says so
+        wait_for(False)  # unused for 5 s: unloaded

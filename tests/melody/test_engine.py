@@ -156,3 +156,25 @@ def test_numpy_stepper_matches_the_torch_network() -> None:
     stepper = NumpyStepper(net)
     got = np.stack([stepper.feed(int(token)) for token in ids[0]])
     assert np.abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize(("key", "meter"), [("Bb major", (6, 8)), ("E minor", (4, 4))])
+def test_musicxml_holds_the_midi_notes_spelled_in_the_key(tmp_path: Path, key: str, meter: tuple[int, int]) -> None:
+    from music21 import converter
+
+    _, workdir = run(tmp_path, key=key, time_signature=list(meter), bars=8, formats=["musicxml"], seed=5)
+    data = (workdir / "melody.musicxml").read_bytes()
+    score = converter.parse(data, format="musicxml")
+    written = [
+        (round(n.offset * TICKS_PER_QUARTER), round(n.quarterLength * TICKS_PER_QUARTER), n.pitch.midi)
+        for n in score.flatten().notes
+    ]
+    assert written == midi_notes(workdir / "melody.mid")  # no note crosses a bar line, so none is tied
+    measures = score.parts[0].getElementsByClass("Measure")
+    assert len(measures) == 8
+    signature = score.flatten().getElementsByClass("KeySignature")[0]
+    assert signature.sharps == (-2 if key == "Bb major" else 1)
+    names = {n.pitch.name for n in score.flatten().notes}
+    assert not names & ({"A#", "D#"} if key == "Bb major" else {"G-", "C-"})  # spelled from the key
+    _, again = run(tmp_path, "again", key=key, time_signature=list(meter), bars=8, formats=["musicxml"], seed=5)
+    assert (again / "melody.musicxml").read_bytes() == data  # no date, no random ids

@@ -21,8 +21,11 @@ use, so reading the registry (``cadenza --help``, the API's routes) never import
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -99,16 +102,66 @@ def find_weights(kind: str, model_id: str, models_dir: Path | None, committed_di
     raise EngineInputError(f"{kind} model {model_id!r} has no weights: looked for {', '.join(map(str, candidates))}")
 
 
+_LAST_USED = "__models_last_used__"
+"""``ctx.cache`` entry of :func:`cached_model`: ``{(kind, model_id): monotonic time of last use}``, oldest first."""
+
+
+def _model_limits(settings: Any, kind: str) -> tuple[int | None, float | None]:
+    """``(max_loaded_models, model_idle_s)`` of engine ``kind``'s settings section (None: unbounded/never)."""
+    section = None
+    if settings is not None and hasattr(settings, "engine"):
+        with contextlib.suppress(KeyError):
+            section = settings.engine(kind)
+    return getattr(section, "max_loaded_models", None), getattr(section, "model_idle_s", None)
+
+
 def cached_model(kind: str, model_id: str, ctx: RunContext, load: Callable[[], Any]) -> Any:
     """``ctx.cache``'s model ``<kind>-model:<model_id>``, made with ``load()`` on first use. A
-    FileNotFoundError or ValueError from ``load`` becomes EngineInputError (the job fails with its reason)."""
+    FileNotFoundError or ValueError from ``load`` becomes EngineInputError (the job fails with its reason).
+
+    Bounded per engine: before a new model is loaded, the least recently used models of ``kind`` beyond its
+    settings section's ``max_loaded_models`` are dropped (LRU); :func:`evict_idle_models` drops the ones unused
+    for ``model_idle_s``.
+    """
     key = f"{kind}-model:{model_id}"
+    last_used: OrderedDict[tuple[str, str], float] = ctx.cache.setdefault(_LAST_USED, OrderedDict())
     if key not in ctx.cache:
+        limit, _ = _model_limits(ctx.settings, kind)
+        if limit is not None:
+            same_kind = [entry for entry in last_used if entry[0] == kind]
+            for entry in same_kind[: max(0, len(same_kind) - limit + 1)]:
+                drop_model(*entry, ctx.cache)
         try:
             ctx.cache[key] = load()
         except (FileNotFoundError, ValueError) as exc:
             raise EngineInputError(f"cannot load {kind} model {model_id!r}: {exc}") from exc
+    last_used[(kind, model_id)] = time.monotonic()
+    last_used.move_to_end((kind, model_id))
     return ctx.cache[key]
+
+
+def drop_model(kind: str, model_id: str, cache: dict[str, Any]) -> None:
+    """Forget a :func:`cached_model` model (its memory is freed once no job holds it)."""
+    cache.pop(f"{kind}-model:{model_id}", None)
+    cache.get(_LAST_USED, {}).pop((kind, model_id), None)
+
+
+def cached_model_ids(cache: dict[str, Any]) -> set[str]:
+    """Model ids :func:`cached_model` holds in ``cache``."""
+    return {model_id for _, model_id in cache.get(_LAST_USED, {})}
+
+
+def evict_idle_models(cache: dict[str, Any], settings: Any, now: float | None = None) -> set[str]:
+    """Drop the models unused for longer than their engine's ``model_idle_s``; returns their ids. Called by
+    workers between jobs."""
+    now = time.monotonic() if now is None else now
+    evicted = set()
+    for (kind, model_id), last in list(cache.get(_LAST_USED, {}).items()):
+        _, idle_s = _model_limits(settings, kind)
+        if idle_s is not None and now - last > idle_s:
+            drop_model(kind, model_id, cache)
+            evicted.add(model_id)
+    return evicted
 
 
 def file_stem(*parts: object) -> str:
@@ -231,6 +284,27 @@ class CommandSpec:
 
 
 @dataclass(frozen=True)
+class QuickSpec:
+    """A synchronous ``GET`` form of an engine's submit route, for small requests: ``GET /v1/<route>/<path>``
+    with the request's fields as query parameters answers the output file itself (e.g. a MIDI file).
+
+    Underneath it is an ordinary job (listed, owned, rate-limited, counted like any other): the API submits it,
+    waits up to ``prefer_wait_max_s`` and answers the first output whose name ends with ``suffix``; a job that
+    is not done by then is answered 202 with the job, like ``POST`` with ``Prefer: wait``.
+
+    ``path``: the route's last segment (``"quick.mid"``). ``suffix``: which output to answer (``".mid"``).
+    ``media_type``: that output's type, for the OpenAPI. ``check(params, settings)``: optional; raises
+    EngineInputError (422) when a request is too big for the quick form. ``description``: for the OpenAPI.
+    """
+
+    path: str
+    suffix: str
+    media_type: str
+    description: str
+    check: Callable[[BaseModel, Any], None] | str | None = None
+
+
+@dataclass(frozen=True)
 class Readiness:
     ok: bool
     detail: str
@@ -265,6 +339,7 @@ class EngineSpec:
     OpenAPI of the job and model routes.
     ``catalogues(settings) -> {name: [entry names]}``: re-reads the files users edit (style and preset
     catalogues) for a hot reload; raises ValueError naming the file and entry when one is invalid.
+    ``quick``: an optional synchronous ``GET`` form of the submit route (:class:`QuickSpec`).
     """
 
     kind: str
@@ -286,6 +361,7 @@ class EngineSpec:
     readiness: Callable[[Any], Readiness] | str | None = None
     openapi_examples: dict[str, Any] = field(default_factory=dict)
     catalogues: Callable[[Any], dict[str, list[str]]] | str | None = None
+    quick: QuickSpec | None = None
 
     def resolve(self, name: str) -> Callable[..., Any] | None:
         """The callable of field ``name`` (imported on first use when given as an import string)."""

@@ -223,6 +223,8 @@ class WorkerPool:
                         message = slot.conn.recv()
                         if message[0] == "changed":
                             self.service.job_changed(uuid.UUID(message[1]))
+                        elif message[0] == "loaded":  # a job loaded a model, or one was evicted
+                            slot.loaded = set(message[1])
                         elif message[0] == "models":
                             _, names, name, action, error = message
                             slot.loaded = set(names)

@@ -35,7 +35,14 @@ from sqlalchemy.orm import Session
 from cadenza.db.models import Job, JobOutput, utcnow
 from cadenza.db.session import make_engine, write_tx
 from cadenza.engines import registry
-from cadenza.engines.base import EngineInputError, EngineResult, JobCancelled, RunContext
+from cadenza.engines.base import (
+    EngineInputError,
+    EngineResult,
+    JobCancelled,
+    RunContext,
+    cached_model_ids,
+    evict_idle_models,
+)
 from cadenza.jobs import store
 from cadenza.jobs.views import JobStatus
 from cadenza.logging import configure_logging
@@ -337,11 +344,17 @@ def _model_command(
     except Exception as exc:
         log.exception("model request failed", model=name, action=action)
         return f"{type(exc).__name__}: {exc}"
-    if action == "load":
-        loaded.add(name)
-    else:
+    if action == "load" and name not in cached_model_ids(cache):
+        loaded.add(name)  # a model the engine keeps itself; base.cached_model's are tracked by the cache
+    elif action == "unload":
         loaded.discard(name)
     return None
+
+
+def _loaded_names(cache: dict[str, Any], loaded: set[str]) -> list[str]:
+    """Models loaded in this process: those loaded on request that their engine keeps itself, plus every
+    model held by ``base.cached_model`` (loaded by a request or a job, until an LRU or idle eviction)."""
+    return sorted(loaded | cached_model_ids(cache))
 
 
 def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) -> None:
@@ -354,9 +367,19 @@ def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) 
             if message[0] == "model":
                 _, kind, name, action = message
                 error = _model_command(cfg, cache, loaded, kind, name, action)
-                conn.send(("models", sorted(loaded), name, action, error))
+                conn.send(("models", _loaded_names(cache, loaded), name, action, error))
     except (EOFError, OSError):
         return
+
+
+def _report_models(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str], reported: list[str]) -> list[str]:
+    """Unload models idle past their engine's ``model_idle_s``; tell the pool when the loaded set changed
+    (explicit loads, models jobs loaded, LRU and idle evictions). Returns what was reported."""
+    evict_idle_models(cache, cfg.settings)
+    names = _loaded_names(cache, loaded)
+    if names != reported:
+        _tell(cfg, ("loaded", names))
+    return names
 
 
 def _tell(cfg: WorkerConfig, message: tuple) -> None:
@@ -376,10 +399,12 @@ def worker_main(cfg: WorkerConfig) -> None:
     parent = multiprocessing.parent_process()
     cache: dict[str, Any] = {}
     loaded: set[str] = set()
+    reported: list[str] = []
     log.info("worker started")
     try:
         while not cfg.drain.is_set():
             _serve_commands(cfg, cache, loaded)
+            reported = _report_models(cfg, cache, loaded, reported)
             if parent is not None and not parent.is_alive():
                 log.warning("parent process gone; worker exits")
                 break

@@ -29,6 +29,7 @@ from typing import Annotated, Any, get_args, get_origin
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from python_multipart import MultipartParser
@@ -38,7 +39,7 @@ from cadenza.api.auth import Principal
 from cadenza.api.deps import JobOut, get_principal, job_out
 from cadenza.api.middleware import log_fields
 from cadenza.api.problems import ProblemError, responses
-from cadenza.engines.base import EngineSpec, InputSpec
+from cadenza.engines.base import EngineSpec, InputSpec, resolve
 from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
 
 JSON_TYPES = ("application/json",)
@@ -422,7 +423,8 @@ def _is_list_field(model: type[BaseModel], name: str) -> bool:
     if field_info is None:
         return False
     annotation = field_info.annotation
-    return get_origin(annotation) is list or any(get_origin(arg) is list for arg in get_args(annotation))
+    sequences = (list, tuple)
+    return get_origin(annotation) in sequences or any(get_origin(arg) in sequences for arg in get_args(annotation))
 
 
 def form_to_params(model: type[BaseModel], fields: dict[str, list[str]]) -> dict[str, Any]:
@@ -690,12 +692,92 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
     )
 
 
+def _query_parameters(spec: EngineSpec) -> list[dict[str, Any]]:
+    """OpenAPI query parameters of a quick route: the request model's fields (list fields repeat or take
+    comma-separated values)."""
+    schema = spec.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": prop.get("description", ""),
+            "schema": {k: v for k, v in prop.items() if k not in ("description", "title")},
+            **({"explode": True, "style": "form"} if _is_list_field(spec.request_model, name) else {}),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def quick_route(router: APIRouter, spec: EngineSpec) -> None:
+    """``GET /v1/<route>/<quick.path>?field=value…``: submit a small job, wait for it and answer its file
+    (:class:`cadenza.engines.base.QuickSpec`); 202 with the job if it is not done within
+    ``prefer_wait_max_s``; a failed job is a 422 problem carrying the job's error."""
+    quick = spec.quick
+    assert quick is not None
+
+    async def quick_submit(request: Request, principal: Principal = Depends(get_principal)) -> Response:
+        _check_intake(request)
+        await _check_capacity(request)
+        settings = request.app.state.settings
+        fields = {name: request.query_params.getlist(name) for name in request.query_params}
+        params = await validate_params(request, spec, form_to_params(spec.request_model, fields))
+        check = resolve(quick.check)
+        if check is not None:
+            await anyio.to_thread.run_sync(check, params, settings)
+        if spec.inputs:
+            await anyio.to_thread.run_sync(spec.check_inputs, params, {}, settings)
+        service: JobService = request.app.state.service
+        view, _ = await _submit(request, spec, params, principal, None)
+        view = await service.wait(view.id, principal.owner, timeout_s=settings.prefer_wait_max_s)
+        location = f"/v1/jobs/{view.id}"
+        if view.status not in FINAL:
+            body = job_out(view).model_dump_json()
+            return Response(body, status_code=202, headers={"Location": location}, media_type="application/json")
+        if view.status != "completed":
+            error = view.error.message if view.error else f"the job was {view.status}"
+            raise ProblemError(422, f"Job {view.id} {view.status}: {error}", title="Job Failed")
+        name = next((o.name for o in view.outputs if o.name.endswith(quick.suffix)), None)
+        if name is None:
+            raise ProblemError(422, f"Job {view.id} wrote no {quick.suffix} file.", title="Job Failed")
+        output, path = await anyio.to_thread.run_sync(service.output_file, view.id, principal.owner, name)
+        headers = {
+            "Content-Location": f"{location}/files/{name}",
+            "Link": f'<{location}>; rel="related"',
+            "ETag": f'"{output.sha256}"',
+        }
+        return FileResponse(path, media_type=output.media_type, filename=output.download_name, headers=headers)
+
+    router.add_api_route(
+        f"/v1/{spec.route}/{quick.path}",
+        quick_submit,
+        methods=["GET"],
+        summary=f"{spec.summary} Quick synchronous form",
+        description=quick.description
+        + "\n\nThe request's fields are query parameters. The job is an ordinary one (listed, owned, rate-limited); "
+        "the answer is its file, or 202 with the job if it takes longer than the server's wait limit.",
+        operation_id=f"quick_{spec.kind}",
+        tags=[spec.kind],
+        response_class=FileResponse,
+        openapi_extra={"parameters": _query_parameters(spec)},
+        responses={
+            200: {"description": f"The job's {quick.suffix} output.", "content": {quick.media_type: {}}},
+            202: {"model": JobOut, "description": "Still running after the wait limit: the job."},
+        }
+        | responses(401, 422, 429, 503),
+    )
+
+
 def build_router(engines: list[EngineSpec]) -> APIRouter:
-    """One submit route per engine: JSON for engines without declared inputs, multipart for the others."""
+    """One submit route per engine: JSON for engines without declared inputs, multipart for the others;
+    plus the quick ``GET`` form where an engine declares one."""
     router = APIRouter()
     for spec in engines:
         if spec.inputs:
             upload_submit_route(router, spec)
         else:
             json_submit_route(router, spec)
+        if spec.quick is not None:
+            quick_route(router, spec)
     return router

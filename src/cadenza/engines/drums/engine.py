@@ -26,6 +26,7 @@ from cadenza.engines.base import (
     RunContext,
     UploadRejected,
     cached_model,
+    drop_model,
     file_stem,
     find_weights,
 )
@@ -73,7 +74,7 @@ def load_model(model_id: str, ctx: RunContext) -> Any:
 
 def unload_model(model_id: str, ctx: RunContext) -> None:
     """Drop ``model_id`` from ``ctx.cache``."""
-    ctx.cache.pop(CACHE_PREFIX + model_id, None)
+    drop_model("drums", model_id, ctx.cache)
 
 
 @lru_cache(maxsize=32)

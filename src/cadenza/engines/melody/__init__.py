@@ -7,7 +7,7 @@ are in ``lab/``.
 
 from __future__ import annotations
 
-from cadenza.engines.base import CommandSpec, EngineSpec, InputSpec
+from cadenza.engines.base import CommandSpec, EngineSpec, InputSpec, QuickSpec
 from cadenza.engines.melody.config import MelodySettings
 from cadenza.engines.melody.schema import MelodyRequest
 
@@ -61,6 +61,14 @@ ENGINE = EngineSpec(
         ),
     ),
     catalogues="cadenza.engines.melody.presets:reload_catalogues",
+    quick=QuickSpec(
+        path="quick.mid",
+        suffix=".mid",
+        media_type="audio/midi",
+        description="A melody as a MIDI file in one GET: `/v1/melodies/quick.mid?key=D+major&time_signature=6/8"
+        "&bars=8&seed=1`. One melody of at most 32 bars; no seed_midi upload (use POST for those).",
+        check=f"{_ENGINE}:quick_check",
+    ),
 )
 
 __all__ = ["ENGINE", "MelodyRequest", "MelodySettings"]

@@ -20,6 +20,7 @@ from cadenza.engines.base import (
     RunContext,
     UploadRejected,
     cached_model,
+    drop_model,
     file_stem,
     find_weights,
 )
@@ -65,7 +66,7 @@ def load_model(model_id: str, ctx: RunContext) -> Any:
 
 
 def unload_model(model_id: str, ctx: RunContext) -> None:
-    ctx.cache.pop(CACHE_PREFIX + model_id, None)
+    drop_model("melody", model_id, ctx.cache)
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
@@ -112,8 +113,14 @@ def preset_of(params: MelodyRequest, settings: Any) -> Any:
 
 
 def validate_request(params: MelodyRequest, settings: Any) -> list[str]:
-    """The profile exists and the model has weights (422 otherwise)."""
+    """The profile exists, the model has weights, and MusicXML can be written if asked (422 otherwise)."""
+    from cadenza.music import musicxml
+
     preset_of(params, settings)
+    if "musicxml" in params.formats and not musicxml.available():
+        raise EngineInputError(
+            "format 'musicxml' needs music21, which this server lacks: pip install 'cadenza[notation]'"
+        )
     checkpoint_path(DEFAULT_MODEL_ID, getattr(settings, "models_dir", None))
     return []
 
@@ -132,6 +139,22 @@ def validate_inputs(params: MelodyRequest, inputs: dict[str, dict[str, Any]], se
             f"the seed_midi already has {seed['bars']} bars; ask for more bars (bars counts the seed's too)"
         )
     return warnings
+
+
+QUICK_MAX_BARS = 32
+QUICK_FORMATS = frozenset({"midi", "abc", "notes", "tokens", "musicxml"})
+
+
+def quick_check(params: MelodyRequest, settings: Any) -> None:
+    """``GET /v1/melodies/quick.mid`` serves small requests only: one melody of at most
+    :data:`QUICK_MAX_BARS` bars, no audio preview. Raises EngineInputError (422) naming what to change."""
+    if params.num_samples != 1:
+        raise EngineInputError("quick.mid answers one melody: num_samples must be 1 (use POST /v1/melodies)")
+    if params.bars > QUICK_MAX_BARS:
+        raise EngineInputError(f"quick.mid answers at most {QUICK_MAX_BARS} bars (use POST /v1/melodies)")
+    heavy = sorted(set(params.formats) - QUICK_FORMATS)
+    if heavy:
+        raise EngineInputError(f"quick.mid renders no audio: drop formats {heavy} (use POST /v1/melodies)")
 
 
 def max_seed_bytes(engine_settings: Any) -> int:
@@ -383,6 +406,21 @@ def _write_sample(
             total_ticks=total,
         )
         files.append((f"{name}.abc", "text/vnd.abc", text.encode()))
+    if "musicxml" in params.formats:
+        from cadenza.music.musicxml import melody_musicxml
+
+        data = melody_musicxml(
+            [(n.onset, n.duration, n.pitch) for n in notes],
+            key=key,
+            numerator=numerator,
+            denominator=denominator,
+            tempo_bpm=params.tempo,
+            ticks_per_quarter=TICKS_PER_QUARTER,
+            program=params.instrument,
+            title=f"Cadenza melody in {key.name}",
+            total_ticks=total,
+        )
+        files.append((f"{name}.musicxml", "application/vnd.recordare.musicxml+xml", data))
     if "notes" in params.formats:
         seconds = 60.0 / params.tempo / TICKS_PER_QUARTER
         length = bar_ticks(numerator, denominator)

@@ -132,12 +132,21 @@ class NumpyStepper:
         def plain(name: str) -> tuple[np.ndarray, np.ndarray]:
             return sd[f"{name}.weight"].astype(np.float32), sd[f"{name}.bias"].astype(np.float32)
 
+        # Queries' and keys' channels are reordered per head from interleaved pairs (RoPE's layout) to
+        # [evens, odds]: scores q·k do not change under one permutation of both, and the rotation becomes two
+        # contiguous half-vectors (x * cos + swap(x) * sin) instead of strided pair slicing.
+        hd, half = self.head_dim, self.head_dim // 2
+        within = np.concatenate([np.arange(0, hd, 2), np.arange(1, hd, 2)])
+        qk_order = (np.arange(2 * self.heads)[:, None] * hd + within[None, :]).reshape(-1)
+        order = np.concatenate([qk_order, np.arange(2 * self.d, 3 * self.d)])
         self.blocks = []
         for i in range(cfg.n_layers):
             p = f"blocks.{i}"
+            wq, bq = folded(sd[f"{p}.qkv.weight"], sd[f"{p}.qkv.bias"], f"{p}.ln1")
             self.blocks.append(
                 (
-                    *folded(sd[f"{p}.qkv.weight"], sd[f"{p}.qkv.bias"], f"{p}.ln1"),
+                    np.ascontiguousarray(wq[order]),
+                    np.ascontiguousarray(bq[order]),
                     *plain(f"{p}.proj"),
                     *folded(sd[f"{p}.ff.0.weight"], sd[f"{p}.ff.0.bias"], f"{p}.ln2"),
                     *plain(f"{p}.ff.2"),
@@ -145,8 +154,10 @@ class NumpyStepper:
             )
         self.embed = sd["embed.weight"].astype(np.float32)
         self.head = folded(sd["head.weight"], None, "ln_f")
-        cos, sin = rope_tables(max_tokens, self.head_dim)
-        self.cos, self.sin = cos.numpy(), sin.numpy()
+        cos, sin = (t.numpy().astype(np.float32) for t in rope_tables(max_tokens, self.head_dim))
+        self.cos = np.concatenate([cos, cos], axis=1)  # (positions, head_dim) in the [evens, odds] layout
+        self.sin = np.concatenate([-sin, sin], axis=1)
+        self.half = half
         self.scale = np.float32(1.0 / math.sqrt(self.head_dim))
         self.keys = np.zeros((cfg.n_layers, self.heads, self.window, self.head_dim), dtype=np.float32)
         self.values = np.zeros_like(self.keys)
@@ -162,13 +173,11 @@ class NumpyStepper:
         return centered / np.sqrt(np.dot(centered, centered) / x.size + np.float32(1e-5))
 
     def _rotate(self, x: np.ndarray, position: int) -> np.ndarray:
-        """RoPE on (…, head_dim) at ``position`` (pairs of channels, as ``model.apply_rope``)."""
-        cos, sin = self.cos[position], self.sin[position]
-        even, odd = x[..., 0::2], x[..., 1::2]
-        out = np.empty_like(x)
-        out[..., 0::2] = even * cos - odd * sin
-        out[..., 1::2] = even * sin + odd * cos
-        return out
+        """RoPE on (…, head_dim) at ``position`` in the [evens, odds] layout (``model.apply_rope``'s pairs
+        (e, o) → (e·cos − o·sin, e·sin + o·cos))."""
+        half = self.half
+        swapped = np.concatenate((x[..., half:], x[..., :half]), axis=-1)
+        return x * self.cos[position] + swapped * self.sin[position]
 
     def feed(self, token: int) -> np.ndarray:
         """Feed one token; returns the next token's log-probabilities (vocab,) float64."""
@@ -183,10 +192,10 @@ class NumpyStepper:
             q, k = self._rotate(qkv[: 2 * self.d].reshape(2, heads, hd), position)
             self.keys[i, :, slot] = k
             self.values[i, :, slot] = qkv[2 * self.d :].reshape(heads, hd)
-            scores = np.einsum("hfd,hd->hf", self.keys[i, :, :filled], q) * self.scale
+            scores = np.matmul(self.keys[i, :, :filled], q[:, :, None])[:, :, 0] * self.scale  # (heads, filled)
             weights = np.exp(scores - scores.max(-1, keepdims=True))
             weights /= weights.sum(-1, keepdims=True)
-            attn = np.einsum("hf,hfd->hd", weights, self.values[i, :, :filled]).reshape(self.d)
+            attn = np.matmul(weights[:, None, :], self.values[i, :, :filled]).reshape(self.d)
             x = x + wp @ attn + bp
             hidden = w1 @ self._normalize(x) + c1
             x = x + w2 @ (np.float32(0.5) * hidden * (np.float32(1.0) + special.erf(hidden * _INV_SQRT2))) + c2

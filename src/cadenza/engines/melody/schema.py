@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cadenza.engines.melody.corpus import SUPPORTED_METERS
 from cadenza.music.keys import parse_key
 
-OutputFormat = Literal["midi", "notes", "abc", "wav", "mp3", "tokens"]
+OutputFormat = Literal["midi", "notes", "abc", "musicxml", "wav", "mp3", "tokens"]
 METERS = [list(m) for m in SUPPORTED_METERS if m != (3, 8)]
 
 
@@ -57,15 +57,27 @@ class MelodyRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Random seed; same request + seed → same files.")
     formats: list[OutputFormat] = Field(
         default_factory=lambda: ["midi", "abc"],
-        max_length=6,
-        description="MIDI always; 'notes' (JSON), 'abc' (ABC notation), 'wav'/'mp3' (General MIDI SoundFont "
-        "preview), 'tokens' (the model's tokens with their log-probabilities).",
+        max_length=7,
+        description="MIDI always; 'notes' (JSON), 'abc' (ABC notation), 'musicxml' (MusicXML 4.0 for notation "
+        "programs; needs the 'notation' extra, music21), 'wav'/'mp3' (General MIDI SoundFont preview), 'tokens' "
+        "(the model's tokens with their log-probabilities).",
     )
 
     @field_validator("key")
     @classmethod
     def _key(cls, value: str | None) -> str | None:
         return None if value is None else parse_key(value).name
+
+    @field_validator("time_signature", mode="before")
+    @classmethod
+    def _meter_text(cls, value: object) -> object:
+        """``"6/8"`` (a query parameter or form field) as ``[6, 8]``."""
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, str) and "/" in value:
+            numerator, _, denominator = value.partition("/")
+            return [numerator.strip(), denominator.strip()]
+        return value
 
     @field_validator("time_signature")
     @classmethod
