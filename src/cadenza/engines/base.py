@@ -143,7 +143,10 @@ def cached_model(kind: str, model_id: str, ctx: RunContext, load: Callable[[], A
 def drop_model(kind: str, model_id: str, cache: dict[str, Any]) -> None:
     """Forget a :func:`cached_model` model (its memory is freed once no job holds it)."""
     cache.pop(f"{kind}-model:{model_id}", None)
-    cache.get(_LAST_USED, {}).pop((kind, model_id), None)
+    last_used = cache.get(_LAST_USED, {})
+    last_used.pop((kind, model_id), None)
+    if not last_used:
+        cache.pop(_LAST_USED, None)
 
 
 def cached_model_ids(cache: dict[str, Any]) -> set[str]:
