@@ -29,6 +29,11 @@ def test_the_least_recently_used_model_goes_first(tmp_path: Path) -> None:
     # a, b loaded; a used again; c evicts b (least recent); b evicts c (a was used after c)
     assert loads == ["a", "b", "c", "b"]
     assert cached_model_ids(ctx.cache) == {"a", "b"}
+    single = context(tmp_path, max_loaded_models=1)
+    for name in ("a", "b", "b", "a"):
+        cached_model("melody", name, single, loader(name))
+        assert cached_model_ids(single.cache) == {name}
+    assert loads[4:] == ["a", "b", "a"]
 
 
 def test_idle_models_are_evicted_and_unload_forgets_them(tmp_path: Path) -> None:

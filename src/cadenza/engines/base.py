@@ -135,6 +135,7 @@ def cached_model(kind: str, model_id: str, ctx: RunContext, load: Callable[[], A
             ctx.cache[key] = load()
         except (FileNotFoundError, ValueError) as exc:
             raise EngineInputError(f"cannot load {kind} model {model_id!r}: {exc}") from exc
+    last_used = ctx.cache.setdefault(_LAST_USED, OrderedDict())  # an eviction above may have emptied it
     last_used[(kind, model_id)] = time.monotonic()
     last_used.move_to_end((kind, model_id))
     return ctx.cache[key]
