@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "drums": "cadenza.engines.drums",
     "separation": "cadenza.engines.separation",
     "melody": "cadenza.engines.melody",
+    "track": "cadenza.engines.track",
 }
 
 

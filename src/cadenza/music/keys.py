@@ -111,3 +111,52 @@ def preferred_name(pc: int, mode: str) -> str:
 def signature_size(key: Key) -> int:
     """Number of sharps or flats in the key signature."""
     return sum(len(name) - 1 for name in key.spelling().values())
+
+
+MIDI_KEY_NAMES = frozenset(
+    [
+        "C",
+        "G",
+        "D",
+        "A",
+        "E",
+        "B",
+        "F#",
+        "C#",
+        "F",
+        "Bb",
+        "Eb",
+        "Ab",
+        "Db",
+        "Gb",
+        "Cb",
+        "Am",
+        "Em",
+        "Bm",
+        "F#m",
+        "C#m",
+        "G#m",
+        "D#m",
+        "A#m",
+        "Dm",
+        "Gm",
+        "Cm",
+        "Fm",
+        "Bbm",
+        "Ebm",
+        "Abm",
+    ]
+)
+"""Key signatures a Standard MIDI File's key_signature meta event can state (mido's names)."""
+
+
+def midi_key_signature(key: Key) -> str | None:
+    """The SMF key signature of ``key``: its own for major and minor, its relative major's for the other modes
+    (D dorian → C); None if it has no standard signature (e.g. G# major)."""
+    if key.mode == "minor":
+        name = key.tonic + "m"
+    elif key.mode == "major":
+        name = key.tonic
+    else:
+        name = preferred_name((key.tonic_pc - MODE_DEGREE[key.mode]) % 12, "major")
+    return name if name in MIDI_KEY_NAMES else None

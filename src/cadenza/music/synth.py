@@ -45,12 +45,16 @@ def resolve_soundfont(soundfont_path: Path | None) -> Path:
 
 
 def render_midi(
-    midi: bytes | Path, soundfont_path: Path | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE
+    midi: bytes | Path,
+    soundfont_path: Path | None = None,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    normalize: bool = True,
 ) -> np.ndarray:
     """Render a Standard MIDI File (bytes or path) to stereo audio.
 
     Returns ``(2, samples)`` float32, at least as long as the file (its end-of-track), with the release
-    tail of the last notes, peak-normalised to -1 dBFS (all zeros if the MIDI has no notes).
+    tail of the last notes, peak-normalised to -1 dBFS unless ``normalize`` is False (all zeros if the MIDI
+    has no notes).
     Raises FileNotFoundError / ValueError for a bad SoundFont (see :func:`resolve_soundfont`).
     """
     sf_path = resolve_soundfont(soundfont_path)
@@ -64,7 +68,7 @@ def render_midi(
         audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
     audio = np.ascontiguousarray(audio)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 0:
+    if peak > 0 and normalize:
         audio *= np.float32(PEAK_TARGET / peak)
     return audio
 

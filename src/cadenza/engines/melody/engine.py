@@ -452,14 +452,9 @@ def _write_sample(
 
 def _mido_key(key: Key) -> str | None:
     """mido's key-signature name (major/minor only; modes use their relative major's signature)."""
-    from cadenza.music.keys import MODE_DEGREE, preferred_name
+    from cadenza.music.keys import midi_key_signature
 
-    if key.mode == "minor":
-        return key.tonic + "m"
-    major = preferred_name((key.tonic_pc - MODE_DEGREE[key.mode]) % 12, "major")
-    return (
-        major if major in ("C", "G", "D", "A", "E", "B", "F#", "C#", "F", "Bb", "Eb", "Ab", "Db", "Gb", "Cb") else None
-    )
+    return midi_key_signature(key)
 
 
 def _previews(outputs: list[Output], params: MelodyRequest, ctx: RunContext, progress: Progress) -> list[Output]:

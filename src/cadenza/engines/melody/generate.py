@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -265,11 +265,14 @@ def generate(
     seed: int,
     seed_notes: Sequence[Note] = (),
     progress: Callable[[float], None] | None = None,
+    strong_pitch_classes: Callable[[int, int], Collection[int] | None] | None = None,
 ) -> Melody:
     """Sample ``bars`` bars in ``mode`` and the meter, in key-normalised pitches (tonic C) within ``pitch_range``
     (inclusive, also key-normalised). ``seed_notes`` (same space, onsets from 0 = a bar line) are kept and
-    continued; ``bars`` counts the seed's bars too. Raises ValueError for a mode or meter the model cannot
-    write, or a seed as long as the requested length."""
+    continued; ``bars`` counts the seed's bars too. ``strong_pitch_classes(bar, position)`` (position in grid
+    ticks from the bar line) may name the pitch classes (key-normalised) a note starting there must take, e.g.
+    the chord tones on strong beats of an accompanied melody; None leaves the choice free. Raises ValueError
+    for a mode or meter the model cannot write, or a seed as long as the requested length."""
     if mode not in SCALES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(SCALES)}")
     tok = tokenizer()
@@ -350,9 +353,11 @@ def generate(
             melody.tokens.append(tok[token])
             melody.logprobs.append(logprob)
             penalties = {q: sampling.repetition_penalty for q in recent} if sampling.repetition_penalty != 1.0 else None
-            pitch, token, logprob = _choose(
-                logprobs, cadence_pitches if cadence else allowed_pitches, sampling, rng, penalties
-            )
+            pitches = cadence_pitches if cadence else allowed_pitches
+            wanted = strong_pitch_classes(bar, position) if strong_pitch_classes is not None else None
+            if wanted is not None:
+                pitches = {p: i for p, i in pitches.items() if p % 12 in wanted} or pitches
+            pitch, token, logprob = _choose(logprobs, pitches, sampling, rng, penalties)
             logprobs = decoder.feed(token)
             melody.tokens.append(tok[token])
             melody.logprobs.append(logprob)
