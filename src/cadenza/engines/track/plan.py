@@ -349,13 +349,11 @@ def _chords(genre: Genre, key: Key, sections: list[Section], rng: np.random.Gene
         if section.bars >= 2:
             bars[-1] = _cadence(key.mode)
         numerals += bars
-    numerals[0] = _tonic(key.mode)
-    if not loop and len(numerals) >= 2:
-        numerals[-2], numerals[-1] = _cadence(key.mode), _tonic(key.mode)
-    elif not loop:
-        numerals[-1] = _tonic(key.mode)
+    if not loop:
+        numerals[-2:] = [_cadence(key.mode), _tonic(key.mode)][-len(numerals[-2:]) :]
     elif len(numerals) >= 2:
         numerals[-1] = _cadence(key.mode)
+    numerals[0] = _tonic(key.mode)  # the first downbeat is the tonic, whatever the length
     return [parse_numeral(n) for n in numerals]
 
 

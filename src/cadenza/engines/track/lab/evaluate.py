@@ -168,7 +168,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"| Tempo from the audio within 2 % (unseeded tracker) | {s['tempo_within_2pct_unseeded']:.0%} |",
         f"| … unseeded, allowing half/double/dotted levels | {s['tempo_within_2pct_unseeded_any_octave']:.0%} |",
         f"| Planned tempo equals the prompt's | {s['tempo_planned_exact']:.0%} |",
-        f"| Key from the MIDI (Krumhansl–Kessler) exact / MIREX | {s['key_midi_exact']:.0%} / {s['key_midi_mirex']:.3f} |",
+        f"| Key from the MIDI (K–K) exact / MIREX | {s['key_midi_exact']:.0%} / {s['key_midi_mirex']:.3f} |",
         f"| Key from the audio (chroma) exact / MIREX | {s['key_audio_exact']:.0%} / {s['key_audio_mirex']:.3f} |",
         f"| Planned key equals the prompt's | {s['key_planned_exact']:.0%} |",
         f"| Planned meter equals the prompt's (where stated) | {s['meter_planned_exact']:.0%} |",
