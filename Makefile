@@ -13,9 +13,13 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Torch first, pinned to the CPU wheel, so no dependency pulls the CUDA build.
+# TinySoundFont renders audio in tune (symusic 0.5.9's synthesizer does not); its wheel declares pyaudio, which
+# only live playback needs and which does not build without PortAudio, so it is installed without dependencies.
+TSF     := tinysoundfont==0.3.7
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps $(TSF)
 	touch $@
 
 $(TSTAMP): pyproject.toml $(STAMP)

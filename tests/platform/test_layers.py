@@ -9,7 +9,7 @@ import tokenize
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "cadenza"
-ENGINE_NAMES = re.compile(r"drums|separation|demucs", re.IGNORECASE)
+ENGINE_NAMES = re.compile(r"drums|separation|demucs|melod|\btracks?\b|genre", re.IGNORECASE)
 
 
 def _code_tokens(path: Path) -> list[tuple[int, str]]:

@@ -1,4 +1,11 @@
-"""MIDI → audio preview with a General MIDI SoundFont (symusic's built-in SoundFont synthesizer).
+"""MIDI → audio with a General MIDI SoundFont.
+
+The synthesizer is TinySoundFont (MIT; Bernhard Schelling's C library through the ``tinysoundfont`` bindings,
+Nathan Whitehead), driven event by event from the MIDI file (mido gives each event's time in seconds, tempo
+changes applied). symusic 0.5.9's built-in synthesizer renders many TimGM6mb programs out of tune (the organ
+4 semitones flat, the synth pad a fifth sharp, the acoustic bass 3 semitones flat; symusic issue #55), so it is
+only the fallback when ``tinysoundfont`` is not installed (``make install`` installs it; with pip:
+``pip install --no-deps tinysoundfont``, as its ``pyaudio`` dependency is for live playback only).
 
 Default SoundFont: TimGM6mb.sf2 (GPL-2), shipped inside the pretty_midi package. Any ``.sf2``/``.sf3``
 path works (an engine's ``soundfont_path`` setting). Rendering is deterministic: same MIDI + SoundFont → same samples.
@@ -59,9 +66,12 @@ def render_midi(
     """
     sf_path = resolve_soundfont(soundfont_path)
     data = midi if isinstance(midi, bytes) else Path(midi).read_bytes()
-    score = symusic.Score.from_midi(data)
-    synth = symusic.Synthesizer(str(sf_path), sample_rate=sample_rate)
-    audio = np.asarray(synth.render(score, stereo=True), dtype=np.float32)
+    try:
+        audio = _render_tinysoundfont(data, sf_path, sample_rate)
+    except ImportError:
+        score = symusic.Score.from_midi(data)
+        synth = symusic.Synthesizer(str(sf_path), sample_rate=sample_rate)
+        audio = np.asarray(synth.render(score, stereo=True), dtype=np.float32)
     # At least as long as the file (end-of-track included), so a preview of N bars loops cleanly.
     length = math.ceil(mido.MidiFile(file=io.BytesIO(data)).length * sample_rate)
     if audio.shape[1] < length:
@@ -88,3 +98,52 @@ def write_preview(path: Path, audio: np.ndarray, sample_rate: int, output_format
 def media_type(output_format: str) -> str:
     """Media type of a preview format (``audio/wav``, ``audio/flac``, ``audio/mpeg``)."""
     return OUTPUT_FORMATS[output_format][1]
+
+
+RELEASE_TAIL_S = 3.0  # rendered past the last event, so releases ring out (callers trim or fold it)
+DRUM_CHANNEL = 9
+
+
+def _render_tinysoundfont(data: bytes, sf_path: Path, sample_rate: int) -> np.ndarray:
+    """``(2, samples)`` float32 of a Standard MIDI File through TinySoundFont: note on/off, program changes
+    (channel 10 is drums), control changes (RPN pitch-bend range included) and pitch bends, at their sample
+    positions. Raises ImportError without ``tinysoundfont``, ValueError for an unreadable SoundFont."""
+    import tinysoundfont
+
+    synth = tinysoundfont.Synth(samplerate=sample_rate, gain=0.0)
+    try:
+        font = synth.sfload(str(sf_path))
+    except Exception as exc:  # the bindings raise their own exception types for bad files
+        raise ValueError(f"cannot read SoundFont {sf_path}: {exc}") from exc
+    for channel in range(16):
+        synth.program_select(channel, font, 0, 0, channel == DRUM_CHANNEL)
+    chunks: list[np.ndarray] = []
+    done = 0
+    now_s = 0.0
+
+    def advance(until: int) -> None:
+        nonlocal done
+        if until > done:
+            chunks.append(np.frombuffer(synth.generate(until - done), dtype=np.float32).copy())
+            done = until
+
+    for message in mido.MidiFile(file=io.BytesIO(data)):
+        now_s += message.time
+        if message.is_meta:
+            continue
+        advance(round(now_s * sample_rate))
+        kind = message.type
+        if kind == "note_on" and message.velocity > 0:
+            synth.noteon(message.channel, message.note, message.velocity)
+        elif kind in ("note_on", "note_off"):
+            synth.noteoff(message.channel, message.note)
+        elif kind == "program_change":
+            if message.channel != DRUM_CHANNEL:
+                synth.program_change(message.channel, message.program)
+        elif kind == "control_change":
+            synth.control_change(message.channel, message.control, message.value)
+        elif kind == "pitchwheel":
+            synth.pitchbend(message.channel, message.pitch + 8192)
+    advance(done + round(RELEASE_TAIL_S * sample_rate))
+    stereo = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return np.ascontiguousarray(stereo.reshape(-1, 2).T)

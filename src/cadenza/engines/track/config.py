@@ -19,6 +19,13 @@ class TrackSettings(BaseModel):
         "A larger one sounds better, e.g. Debian's FluidR3_GM (/usr/share/sounds/sf2/FluidR3_GM.sf2).",
     )
     max_duration_s: float = Field(300.0, ge=5, le=600, description="Longest track a request may ask for, seconds.")
+    musicgen_name: str = Field(
+        "musicgen-small", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="MusicGen folder of model 'musicgen'."
+    )
+    musicgen_window_s: float = Field(30.0, ge=2, le=30, description="Seconds generated per MusicGen window.")
+    musicgen_overlap_s: float = Field(
+        10.0, ge=0, le=15, description="Seconds of previous audio each later MusicGen window is conditioned on."
+    )
 
 
 def section(settings: object | None) -> TrackSettings:

@@ -29,7 +29,30 @@ GM_NAMES = None  # filled lazily from pretty_midi's General MIDI program names
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
-    """The arranger: rules plus the drums and melody engines' committed models (nothing of its own to load)."""
+    """The arranger (rules plus the drums and melody engines' committed models), then each MusicGen folder
+    under ``<models_dir>/musicgen/`` (or the default one, with the files it lacks)."""
+    from cadenza.engines.track import musicgen
+
+    names = sorted(p.name for p in (Path(models_dir) / "musicgen").glob("*") if p.is_dir()) or ["musicgen-small"]
+    found = []
+    for name in names:
+        path = musicgen.folder(models_dir, name)
+        missing = musicgen.missing_files(path)
+        found.append(
+            ModelInfo(
+                name=f"musicgen:{name}",
+                engine="track",
+                version=name,
+                description="MusicGen (Copet et al., NeurIPS 2023) from a local Hugging Face folder: text to audio, "
+                "mastered like the arranger's tracks (request model 'musicgen:<name>'; needs cadenza[musicgen]).",
+                licence="weights: CC BY-NC 4.0 for Meta's checkpoints (check yours); code: MIT/Apache-2.0",
+                data_source="Meta's licensed music (see the checkpoint's model card)",
+                size_bytes=sum(f.stat().st_size for f in path.glob("*") if f.is_file()) if path.is_dir() else None,
+                weights_present=not missing,
+                missing_files=missing,
+                path=str(path),
+            )
+        )
     return [
         ModelInfo(
             name=MODEL_NAME,
@@ -43,8 +66,16 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
             "domain)",
             size_bytes=None,
             weights_present=True,
-        )
+        ),
+        *found,
     ]
+
+
+def _musicgen_name(params: TrackRequest, settings: Any) -> str | None:
+    """The MusicGen folder a request names (``musicgen`` → the setting's), None for the arranger."""
+    if not params.model.startswith("musicgen"):
+        return None
+    return params.model.partition(":")[2] or section(settings).musicgen_name
 
 
 def validate_request(params: TrackRequest, settings: Any) -> list[str]:
@@ -52,6 +83,11 @@ def validate_request(params: TrackRequest, settings: Any) -> list[str]:
     warnings (e.g. words not understood)."""
     from cadenza.engines.track.plan import resolve
 
+    name = _musicgen_name(params, settings)
+    if name is not None:
+        from cadenza.engines.track import musicgen
+
+        musicgen.check(Path(getattr(settings, "models_dir", ".")), name)
     return resolve(params, settings, params.seed or 0).warnings
 
 
@@ -149,6 +185,8 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
     seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
     progress(1.0, "plan")
     plan = resolve(params, ctx.settings, seed)
+    if _musicgen_name(params, ctx.settings) is not None:
+        return _run_musicgen(params, plan, seed, progress, ctx, started)
     warnings = list(plan.warnings)
     soundfont = _soundfont(ctx.settings)
     notes: dict[str, parts.PartNotes] = {}
@@ -233,7 +271,7 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
         mp3 = pool.submit(_write_audio, workdir, {}, mix, [f for f in params.formats if f == "mp3"])
         others = [f for f in params.formats if f != "mp3"]
         written = pool.submit(_write_audio, workdir, mastered if params.stems else {}, mix, others)
-        measured_tempo = measure.tempo_from_audio(mix, SAMPLE_RATE, plan.tempo_bpm) if plan.duration_s >= 6 else None
+        measured_tempo = measure.tempo_from_audio(mix, SAMPLE_RATE) if plan.duration_s >= 6 else None
         pitched = [(p, d) for part in ordered if part.program is not None for _, d, p, _ in part.notes]
         key_midi = measure.key_from_midi(pitched) if pitched else None
         key_audio = measure.key_from_audio(mix, SAMPLE_RATE)
@@ -249,7 +287,10 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
             "sample_rate": SAMPLE_RATE,
             "integrated_lufs": report.integrated_lufs,
             "true_peak_dbtp": report.true_peak_dbtp,
-            "tempo_bpm_from_audio": round(measured_tempo, 2) if measured_tempo else None,
+            "tempo_bpm_from_audio": round(measure.at_level(measured_tempo, plan.tempo_bpm), 2)
+            if measured_tempo
+            else None,
+            "tempo_bpm_from_audio_raw": round(measured_tempo, 2) if measured_tempo else None,
             "key_from_midi": key_midi.name if key_midi else None,
             "key_from_audio": key_audio.name,
             "stems_sum_max_abs_error": stem_error,
@@ -278,6 +319,79 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
         "integrated_lufs": report.integrated_lufs,
         "true_peak_dbtp": report.true_peak_dbtp,
         "interpretation": plan.interpretation,
+        "compute_s": round(time.perf_counter() - started, 3),
+        "warnings": warnings,
+    }
+    return EngineResult(outputs=outputs, metadata=metadata, warnings=warnings)
+
+
+def _run_musicgen(params: TrackRequest, plan: Any, seed: int, progress: Progress, ctx: RunContext, started: float):
+    """Text → audio with a local MusicGen, resampled to 44.1 kHz stereo, mastered like the arranger's mix.
+    No stems or MIDI exist; track.json reports the tempo and key measured from the audio, beside the plan's."""
+    from cadenza.engines.track import measure, musicgen
+    from cadenza.music import mixing
+
+    name = _musicgen_name(params, ctx.settings)
+    settings = section(ctx.settings)
+    model, processor = musicgen.load(Path(ctx.models_dir), name, ctx)
+    progress(5.0, "musicgen")
+    audio, rate = musicgen.generate(
+        model,
+        processor,
+        params.prompt,
+        plan.duration_s,
+        seed,
+        settings.musicgen_window_s,
+        settings.musicgen_overlap_s,
+        lambda p: progress(5.0 + 0.7 * p, "musicgen"),
+    )
+    from scipy.signal import resample_poly
+
+    frames = round(plan.duration_s * SAMPLE_RATE)
+    resampled = _fit(resample_poly(audio, SAMPLE_RATE, rate)[None, :].astype(np.float32), frames)
+    stereo = np.repeat(resampled, 2, axis=0)
+    progress(78.0, "master")
+    try:
+        mastered, mix, report = mixing.master({"mix": stereo}, SAMPLE_RATE, circular=plan.loop)
+    except ValueError as exc:
+        raise EngineInputError(f"cannot master the MusicGen audio: {exc}") from exc
+    workdir = Path(ctx.workdir)
+    progress(85.0, "encode")
+    outputs = _write_audio(workdir, {}, mix, params.formats)
+    tempo = measure.tempo_from_audio(mix, SAMPLE_RATE) if plan.duration_s >= 6 else None
+    key = measure.key_from_audio(mix, SAMPLE_RATE)
+    warnings = [*plan.warnings, "MusicGen writes audio only: no stems and no arrangement.mid"]
+    document = {
+        "prompt": params.prompt,
+        "seed": seed,
+        "model": f"musicgen:{name}",
+        "duration_s": round(plan.duration_s, 6),
+        "requested": {"tempo_bpm": plan.tempo_bpm, "key": plan.key.name, "time_signature": list(plan.meter)},
+        "interpretation": plan.interpretation,
+        "measured": {
+            "duration_s": round(mix.shape[1] / SAMPLE_RATE, 6),
+            "sample_rate": SAMPLE_RATE,
+            "model_sample_rate": rate,
+            "integrated_lufs": report.integrated_lufs,
+            "true_peak_dbtp": report.true_peak_dbtp,
+            "tempo_bpm_from_audio": round(tempo, 2) if tempo else None,
+            "key_from_audio": key.name,
+        },
+        "warnings": warnings,
+    }
+    (workdir / "track.json").write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    outputs.append(Output("track.json", "application/json", workdir / "track.json"))
+    stem = file_stem("musicgen", name, f"{plan.duration_s:g}s", f"s{seed}")
+    outputs = [_named(o, stem) for o in outputs]
+    progress(100.0, "done")
+    metadata = {
+        "model": f"musicgen:{name}",
+        "duration_s": document["measured"]["duration_s"],
+        "seed": seed,
+        "integrated_lufs": report.integrated_lufs,
+        "true_peak_dbtp": report.true_peak_dbtp,
+        "tempo_bpm_from_audio": document["measured"]["tempo_bpm_from_audio"],
+        "key_from_audio": key.name,
         "compute_s": round(time.perf_counter() - started, 3),
         "warnings": warnings,
     }

@@ -1,7 +1,8 @@
 """What a rendered track measurably is: tempo from the audio's beats, key from the MIDI and from the audio.
 
 * Tempo: librosa's dynamic-programming beat tracker (Ellis 2007, "Beat tracking by dynamic programming",
-  JNMR 36(1)) on the mix; the tempo is 60 / the beat period fitted through the tracked beats.
+  JNMR 36(1)) on the mix, without a tempo prior; the tempo is 60 / the beat period fitted through the tracked
+  beats, reported as measured and at the metrical level nearest the plan's (half/double time).
 * Key from MIDI: Krumhansl–Kessler profiles over duration-weighted pitch classes (``music.keys.estimate_key``).
 * Key from audio: the same profiles correlated with the mix's mean log-compressed chroma (librosa
   ``chroma_stft``, 8192-point frames at 22.05 kHz, concert tuning: the SoundFont is tuned to A440).
@@ -25,25 +26,31 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return librosa.resample(mono, orig_sr=sample_rate, target_sr=ANALYSIS_RATE, res_type="polyphase")
 
 
-def tempo_from_audio(audio: np.ndarray, sample_rate: int, hint_bpm: float | None = None) -> float | None:
+def tempo_from_audio(audio: np.ndarray, sample_rate: int) -> float | None:
     """BPM from the tracked beats of ``(channels, samples)`` audio: the slope of a least-squares line through
-    the beat times against their beat numbers; None with fewer than 4 beats.
-    ``hint_bpm`` seeds the tracker's tempo prior (``start_bpm``), which picks the metrical level (quarter notes
-    rather than eighths); the value is what the tracked beats' intervals say."""
+    the beat times against their beat numbers (a skipped beat counts as the beats it spans); None with fewer
+    than 4 beats. The tracker runs without a tempo prior, so it may lock to another metrical level (half or
+    double time): see :func:`at_level`."""
     import librosa
 
     mono = _mono(audio, sample_rate)
-    kwargs = {"start_bpm": hint_bpm} if hint_bpm else {}
-    _, beats = librosa.beat.beat_track(y=mono, sr=ANALYSIS_RATE, hop_length=256, units="time", **kwargs)
+    _, beats = librosa.beat.beat_track(y=mono, sr=ANALYSIS_RATE, hop_length=256, units="time")
     if len(beats) < 4:
         return None
     intervals = np.diff(beats)
     typical = float(np.median(intervals))
-    # least-squares beat period: finer than one analysis frame (11.6 ms); a skipped beat counts as the beats
-    # it spans
     index = np.concatenate([[0], np.cumsum(np.maximum(1, np.round(intervals / typical)))])
     period = float(np.polyfit(index, beats, 1)[0])
     return 60.0 / period
+
+
+METRICAL_LEVELS = (0.5, 2.0 / 3.0, 1.0, 1.5, 2.0)
+
+
+def at_level(measured_bpm: float, planned_bpm: float) -> float:
+    """``measured_bpm`` moved to the metrical level nearest ``planned_bpm`` (× ½, ⅔, 1, 1½ or 2: a tracker that
+    locked to half time, double time or the dotted level measured the same pulse)."""
+    return min((measured_bpm * f for f in METRICAL_LEVELS), key=lambda bpm: abs(bpm - planned_bpm))
 
 
 def key_from_midi(notes: list[tuple[int, float]]) -> Key:

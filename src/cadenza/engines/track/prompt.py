@@ -165,6 +165,25 @@ def parse_prompt(prompt: str, genre_words: dict[str, list[str]]) -> Parsed:
     text, out = _Text(prompt), Parsed()
     number = r"(\d+(?:\.\d+)?|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
 
+    # removed parts, genre and instruments first: their words ("90s hip hop", "808s") are not durations
+    # "no drums", "without bass"
+    parts = "|".join(_phrases(list(PART_WORDS)))
+    while m := text.take(rf"(?:no|without|minus)\s+({parts})"):
+        out.without.append(PART_WORDS[m.group(1)])
+        out.sources.setdefault("without", "")
+        out.sources["without"] = (out.sources["without"] + ", " + m.group(0).strip()).strip(", ")
+    # genre (longest phrase first across all genres)
+    phrases = [(w.lower(), name) for name, words in genre_words.items() for w in [name, *words]]
+    for phrase, name in sorted(phrases, key=lambda p: len(p[0]), reverse=True):
+        if m := text.take(re.escape(phrase)):
+            out.genre, out.sources["genre"] = name, m.group(0).strip()
+            for other, owner in phrases:  # "ambient drone": every word of the genre is used
+                if owner == name and (more := text.take(re.escape(other))):
+                    out.sources["genre"] += ", " + more.group(0).strip()
+            break
+    for phrase, role_program in sorted(INSTRUMENTS.items(), key=lambda p: len(p[0]), reverse=True):
+        while m := text.take(re.escape(phrase)):
+            out.instruments.append((m.group(0).strip(), *role_program))
     if (m := text.take(r"(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute|beats/min)")) or (
         m := text.take(r"(?:tempo|at)\s+(\d{2,3}(?:\.\d+)?)")
     ):
@@ -191,6 +210,9 @@ def parse_prompt(prompt: str, genre_words: dict[str, list[str]]) -> Parsed:
             if m := text.take(re.escape(phrase)):
                 out.time_signature, out.sources["time_signature"] = meter, m.group(0).strip()
                 break
+    for phrase, meter in METER_WORDS.items():  # "a waltz in 3/4": the word agrees with the number, both used
+        if meter == out.time_signature and (m := text.take(re.escape(phrase))):
+            out.sources["time_signature"] += ", " + m.group(0).strip()
     # key: "A minor", "in F#", "key of Eb", "C# dorian", "Bbm"
     mode_words = r"(major|minor|maj|min|dorian|mixolydian|aeolian|ionian|m)"
     if m := text.take(
@@ -209,24 +231,6 @@ def parse_prompt(prompt: str, genre_words: dict[str, list[str]]) -> Parsed:
             if m := text.take(word):
                 out.mode, out.sources["mode"] = mode, m.group(0).strip()
                 break
-    # "no drums", "without bass"
-    parts = "|".join(_phrases(list(PART_WORDS)))
-    while m := text.take(rf"(?:no|without|minus)\s+({parts})"):
-        out.without.append(PART_WORDS[m.group(1)])
-        out.sources.setdefault("without", "")
-        out.sources["without"] = (out.sources["without"] + ", " + m.group(0).strip()).strip(", ")
-    # genre (longest phrase first across all genres)
-    phrases = [(w.lower(), name) for name, words in genre_words.items() for w in [name, *words]]
-    for phrase, name in sorted(phrases, key=lambda p: len(p[0]), reverse=True):
-        if m := text.take(re.escape(phrase)):
-            out.genre, out.sources["genre"] = name, m.group(0).strip()
-            for other, owner in phrases:  # "ambient drone": every word of the genre is used
-                if owner == name and (more := text.take(re.escape(other))):
-                    out.sources["genre"] += ", " + more.group(0).strip()
-            break
-    for phrase, role_program in sorted(INSTRUMENTS.items(), key=lambda p: len(p[0]), reverse=True):
-        while m := text.take(re.escape(phrase)):
-            out.instruments.append((m.group(0).strip(), *role_program))
     for phrase, hint in sorted(STRUCTURE.items(), key=lambda p: len(p[0]), reverse=True):
         if (m := text.take(re.escape(phrase))) and hint not in out.structure:
             out.structure.append(hint)

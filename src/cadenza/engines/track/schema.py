@@ -59,8 +59,12 @@ class TrackRequest(BaseModel):
         default_factory=lambda: ["wav", "mp3"], min_length=1, max_length=3, description="Formats of the mix."
     )
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Random seed; same request + seed → same files.")
-    model: Literal["cadenza-arranger"] = Field(
-        "cadenza-arranger", description="'cadenza-arranger': symbolic composition with Cadenza's engines."
+    model: str = Field(
+        "cadenza-arranger",
+        pattern=r"^(cadenza-arranger|musicgen(:[A-Za-z0-9._-]{1,64})?)$",
+        description="'cadenza-arranger' (default): symbolic composition with Cadenza's engines. 'musicgen' or "
+        "'musicgen:<name>': a MusicGen checkpoint from <models_dir>/musicgen/<name>/ (default name: the "
+        "engines.track.musicgen_name setting), rendered audio only (no stems, no MIDI), then mastered.",
     )
 
     @field_validator("key")
