@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from cadenza.api.app import create_app
 
-WORDS = "lo fi hip hop jazz rock a minor major bpm piano drums seconds".split()
+WORDS = ["lo", "fi", "hip", "hop", "jazz", "rock", "a", "minor", "major", "bpm", "piano", "drums", "seconds"]
 
 
 def build_tiny_musicgen(path: Path) -> None:
