@@ -79,10 +79,17 @@ def reverb_ir(decay_s: float, sample_rate: int, seed: int = 0, predelay_s: float
     return np.concatenate([np.zeros((2, int(predelay_s * sample_rate))), noise], axis=-1).astype(np.float32)
 
 
-def convolve(audio: np.ndarray, ir: np.ndarray, circular: bool = False) -> np.ndarray:
+def convolve(audio: np.ndarray, ir: np.ndarray, circular: bool = False, decimate: int = 1) -> np.ndarray:
     """``(2, n)`` audio convolved per channel with a ``(2, m)`` response; the tail past ``n`` is dropped, or
-    with ``circular`` added back onto the start (a loop's reverb rings into its beginning)."""
+    with ``circular`` added back onto the start (a loop's reverb rings into its beginning). ``decimate`` > 1
+    convolves at 1/``decimate`` of the rate (``ir`` must be at that rate): for a dark room response, whose
+    content stays far below the reduced Nyquist frequency, at a fraction of the cost."""
     n = audio.shape[-1]
+    if decimate > 1:
+        low = signal.resample_poly(audio, 1, decimate, axis=-1).astype(np.float32)
+        wet_low = convolve(low, ir, circular)
+        wet = signal.resample_poly(wet_low, decimate, 1, axis=-1).astype(np.float32)
+        return _fit_length(wet, n)
     wet = signal.oaconvolve(audio, ir, axes=-1)
     out = wet[..., :n].copy()
     if circular:
@@ -91,6 +98,12 @@ def convolve(audio: np.ndarray, ir: np.ndarray, circular: bool = False) -> np.nd
             chunk = tail[..., start : start + n]
             out[..., : chunk.shape[-1]] += chunk
     return out.astype(np.float32)
+
+
+def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+    if audio.shape[-1] >= n:
+        return np.ascontiguousarray(audio[..., :n])
+    return np.pad(audio, ((0, 0), (0, n - audio.shape[-1])))
 
 
 def fold_tail(audio: np.ndarray, n: int) -> np.ndarray:
@@ -102,16 +115,31 @@ def fold_tail(audio: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+TRUE_PEAK_BLOCK = 1 << 18  # samples per block of the oversampled scan: bounded memory, cache-friendly
+
+
 def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
     """Per-sample true peak (linear): the largest magnitude of the 4×-oversampled signal over all channels in
-    each sample period. Shape ``(samples,)``."""
-    n = audio.shape[-1]
-    up = signal.upfirdn(_TP_FILTER, np.ascontiguousarray(audio, dtype=np.float32), up=TRUE_PEAK_OVERSAMPLING, axis=-1)
+    each sample period, computed in blocks of :data:`TRUE_PEAK_BLOCK` samples (each with the filter's reach
+    of context on both sides). Shape ``(samples,)`` float32."""
+    data = np.ascontiguousarray(audio, dtype=np.float32)
+    n = data.shape[-1]
+    up = TRUE_PEAK_OVERSAMPLING
+    reach = (len(_TP_FILTER) - 1) // (2 * up) + 1  # input samples the filter spans on each side
     delay = (len(_TP_FILTER) - 1) // 2
-    up = np.abs(up[..., delay : delay + n * TRUE_PEAK_OVERSAMPLING])
-    if up.shape[-1] < n * TRUE_PEAK_OVERSAMPLING:
-        up = np.pad(up, ((0, 0), (0, n * TRUE_PEAK_OVERSAMPLING - up.shape[-1])))
-    return up.reshape(audio.shape[0], n, TRUE_PEAK_OVERSAMPLING).max(axis=(0, 2))
+    out = np.empty(n, dtype=np.float32)
+    for start in range(0, n, TRUE_PEAK_BLOCK):
+        stop = min(n, start + TRUE_PEAK_BLOCK)
+        lo, hi = max(0, start - reach), min(n, stop + reach)
+        block = signal.upfirdn(_TP_FILTER, data[:, lo:hi], up=up, axis=-1)
+        first = (start - lo) * up + delay
+        block = block[:, first : first + (stop - start) * up]
+        if block.shape[-1] < (stop - start) * up:
+            block = np.pad(block, ((0, 0), (0, (stop - start) * up - block.shape[-1])))
+        np.abs(block, out=block)
+        loudest = np.maximum.reduce(block, axis=0)  # over channels first: contiguous rows, no big temporaries
+        out[start:stop] = loudest.reshape(stop - start, up).max(axis=1)
+    return out
 
 
 def true_peak_dbtp(audio: np.ndarray) -> float:
@@ -153,13 +181,14 @@ def glue_gain(
 
 
 def limiter_gain(
-    audio: np.ndarray, ceiling_dbtp: float, sample_rate: int, lookahead_s: float = 0.005, circular: bool = False
+    envelope: np.ndarray, ceiling_dbtp: float, sample_rate: int, lookahead_s: float = 0.005, circular: bool = False
 ) -> np.ndarray:
-    """Gain ``(samples,)`` that keeps the true peak of ``audio`` under ``ceiling_dbtp``: the gain each sample
-    needs, its minimum over ±``lookahead_s`` (so the gain is already down when a peak arrives), averaged over
-    ``lookahead_s`` (smooth, and never above what any sample in reach needs)."""
+    """Gain ``(samples,)`` that keeps a signal whose true-peak envelope is ``envelope``
+    (:func:`true_peak_envelope`) under ``ceiling_dbtp``: the gain each sample needs, its minimum over
+    ±``lookahead_s`` (so the gain is already down when a peak arrives), averaged over ``lookahead_s`` (smooth,
+    and never above what any sample in reach needs)."""
     ceiling = db_to_gain(ceiling_dbtp)
-    need = np.minimum(1.0, ceiling / np.maximum(true_peak_envelope(audio), 1e-9)).astype(np.float32)
+    need = np.minimum(1.0, ceiling / np.maximum(envelope, 1e-9)).astype(np.float32)
     reach = max(1, int(lookahead_s * sample_rate))
     pad = 4 * reach if circular else 0
     padded = _circular_pad(need, pad, circular)
@@ -213,10 +242,11 @@ def master(
     gain_db = target_lufs - loudness
     limiter = np.ones(mix.shape[-1], dtype=np.float32)
     margin = 0.3  # dB under the ceiling for the limiter, so interpolation between gain steps stays under it
+    envelope = true_peak_envelope(squeezed)  # a constant gain scales it: computed once
     for _ in range(6):
-        normalised = squeezed * np.float32(db_to_gain(gain_db))
-        limiter = limiter_gain(normalised, ceiling_dbtp - margin, sample_rate, circular=circular)
-        measured = integrated_lufs(normalised * limiter, sample_rate)
+        gain = np.float32(db_to_gain(gain_db))
+        limiter = limiter_gain(envelope * gain, ceiling_dbtp - margin, sample_rate, circular=circular)
+        measured = integrated_lufs(squeezed * (limiter * gain), sample_rate)
         if abs(measured - target_lufs) <= 0.1:
             break
         gain_db += target_lufs - measured
