@@ -61,6 +61,7 @@ def test_reload_applies_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
         assert report["catalogues"] == {
             "drums.styles": {"added": ["Attic Swing"], "removed": []},
             "melody.presets": {"added": [], "removed": []},
+            "track.genres": {"added": [], "removed": []},
         }
         # In effect at once: the rate limit, CORS, the new style; the worker count is untouched.
         assert client.get("/v1/jobs", headers=user).headers["RateLimit-Limit"] == "50"

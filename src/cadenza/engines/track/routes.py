@@ -98,7 +98,7 @@ class TrackPlan(BaseModel):
     "/interpret",
     response_model=TrackPlan,
     summary="Show what a track request will make, without making it",
-    responses=problem_responses(422),
+    responses=problem_responses(400, 422),
 )
 async def interpret(body: TrackRequest, request: Request) -> dict[str, Any]:
     """The plan of a request: what each value was taken from (the request, the prompt's words, a mood, the
