@@ -170,3 +170,14 @@ def melody_midi_bytes(
     buffer = io.BytesIO()
     midi.save(file=buffer)
     return buffer.getvalue()
+
+
+def meter_from_text(value: object) -> object:
+    """A time signature given as text (``"6/8"``, a form field or query value, alone or in a one-item list) as
+    ``[numerator, denominator]`` strings for a Pydantic ``tuple[int, int]`` field; anything else unchanged."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and "/" in value:
+        numerator, _, denominator = value.partition("/")
+        return [numerator.strip(), denominator.strip()]
+    return value

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from cadenza.engines.catalogue import CatalogueError, merged
 
 BUILTIN_PRESETS_PATH = Path(__file__).with_name("presets.yaml")
 
@@ -24,33 +24,8 @@ class Preset(BaseModel):
     chromatic: bool = Field(False, description="Allow notes outside the key's scale (then ≥ 90 % stay in it).")
 
 
-class PresetError(ValueError):
-    """A presets file cannot be read or is invalid (the message names the file and the preset)."""
-
-
-def _read(path: Path) -> list[Preset]:
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PresetError(f"melody presets file {path}: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("presets"), list):
-        raise PresetError(f"melody presets file {path}: expected a mapping with a list under 'presets'")
-    presets = []
-    for index, entry in enumerate(document["presets"]):
-        try:
-            presets.append(Preset.model_validate(entry))
-        except ValidationError as exc:
-            label = entry.get("name") if isinstance(entry, dict) else f"#{index + 1}"
-            raise PresetError(f"melody presets file {path}: preset {label!r}: {exc}") from exc
-    return presets
-
-
-@lru_cache(maxsize=8)
-def _load(user_path: Path | None, mtime_ns: int) -> dict[str, Preset]:
-    presets = {p.name: p for p in _read(BUILTIN_PRESETS_PATH)}
-    if user_path is not None:
-        presets |= {p.name: p for p in _read(Path(user_path))}
-    return presets
+PresetError = CatalogueError
+"""A presets file cannot be read or is invalid (the message names the file and the preset)."""
 
 
 def presets_for(settings: Any | None) -> dict[str, Preset]:
@@ -58,12 +33,7 @@ def presets_for(settings: Any | None) -> dict[str, Preset]:
     Raises PresetError."""
     from cadenza.engines.melody.config import section
 
-    path = section(settings).presets_path
-    try:
-        mtime = Path(path).stat().st_mtime_ns if path is not None else 0
-    except OSError:
-        mtime = -1
-    return _load(path, mtime)
+    return merged(BUILTIN_PRESETS_PATH, section(settings).presets_path, "presets", Preset, "melody presets")
 
 
 def reload_catalogues(settings: Any | None) -> dict[str, list[str]]:
@@ -71,4 +41,4 @@ def reload_catalogues(settings: Any | None) -> dict[str, list[str]]:
     from cadenza.engines.melody.config import section
 
     path = section(settings).presets_path
-    return {"presets": list(_load.__wrapped__(path, 0))}
+    return {"presets": list(merged(BUILTIN_PRESETS_PATH, path, "presets", Preset, "melody presets", fresh=True))}

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cadenza.engines.melody.corpus import SUPPORTED_METERS
 from cadenza.music.keys import parse_key
+from cadenza.music.midi import meter_from_text
 
 OutputFormat = Literal["midi", "notes", "abc", "musicxml", "wav", "mp3", "tokens"]
 METERS = [list(m) for m in SUPPORTED_METERS if m != (3, 8)]
@@ -68,16 +69,7 @@ class MelodyRequest(BaseModel):
     def _key(cls, value: str | None) -> str | None:
         return None if value is None else parse_key(value).name
 
-    @field_validator("time_signature", mode="before")
-    @classmethod
-    def _meter_text(cls, value: object) -> object:
-        """``"6/8"`` (a query parameter or form field) as ``[6, 8]``."""
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        if isinstance(value, str) and "/" in value:
-            numerator, _, denominator = value.partition("/")
-            return [numerator.strip(), denominator.strip()]
-        return value
+    _meter_text = field_validator("time_signature", mode="before")(meter_from_text)
 
     @field_validator("time_signature")
     @classmethod

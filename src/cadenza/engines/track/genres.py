@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cadenza.engines.catalogue import CatalogueError, merged
 from cadenza.music.harmony import parse_numeral
 
 BUILTIN_GENRES_PATH = Path(__file__).with_name("genres.yaml")
@@ -95,33 +94,8 @@ class Genre(BaseModel):
         return value
 
 
-class GenreError(ValueError):
-    """A genres file cannot be read or is invalid (the message names the file and the genre)."""
-
-
-def _read(path: Path) -> list[Genre]:
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GenreError(f"track genres file {path}: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("genres"), list):
-        raise GenreError(f"track genres file {path}: expected a mapping with a list under 'genres'")
-    genres = []
-    for index, entry in enumerate(document["genres"]):
-        try:
-            genres.append(Genre.model_validate(entry))
-        except ValidationError as exc:
-            label = entry.get("name") if isinstance(entry, dict) else f"#{index + 1}"
-            raise GenreError(f"track genres file {path}: genre {label!r}: {exc}") from exc
-    return genres
-
-
-@lru_cache(maxsize=8)
-def _load(user_path: Path | None, mtime_ns: int) -> dict[str, Genre]:
-    genres = {g.name: g for g in _read(BUILTIN_GENRES_PATH)}
-    if user_path is not None:
-        genres |= {g.name: g for g in _read(Path(user_path))}
-    return genres
+GenreError = CatalogueError
+"""A genres file cannot be read or is invalid (the message names the file and the genre)."""
 
 
 def genres_for(settings: Any | None) -> dict[str, Genre]:
@@ -129,16 +103,12 @@ def genres_for(settings: Any | None) -> dict[str, Genre]:
     Raises GenreError."""
     from cadenza.engines.track.config import section
 
-    path = section(settings).genres_path
-    try:
-        mtime = Path(path).stat().st_mtime_ns if path is not None else 0
-    except OSError:
-        mtime = -1
-    return _load(path, mtime)
+    return merged(BUILTIN_GENRES_PATH, section(settings).genres_path, "genres", Genre, "track genres")
 
 
 def reload_catalogues(settings: Any | None) -> dict[str, list[str]]:
     """``{"genres": [names]}`` read afresh (the hot-reload hook). Raises GenreError."""
     from cadenza.engines.track.config import section
 
-    return {"genres": list(_load.__wrapped__(section(settings).genres_path, 0))}
+    path = section(settings).genres_path
+    return {"genres": list(merged(BUILTIN_GENRES_PATH, path, "genres", Genre, "track genres", fresh=True))}

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cadenza.music.keys import parse_key
+from cadenza.music.midi import meter_from_text
 
 OutputFormat = Literal["wav", "flac", "mp3"]
 Part = Literal["drums", "bass", "harmony", "lead", "pad"]
@@ -72,15 +73,7 @@ class TrackRequest(BaseModel):
     def _key(cls, value: str | None) -> str | None:
         return None if value is None else parse_key(value).name
 
-    @field_validator("time_signature", mode="before")
-    @classmethod
-    def _meter_text(cls, value: object) -> object:
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        if isinstance(value, str) and "/" in value:
-            numerator, _, denominator = value.partition("/")
-            return [numerator.strip(), denominator.strip()]
-        return value
+    _meter_text = field_validator("time_signature", mode="before")(meter_from_text)
 
     @field_validator("time_signature")
     @classmethod
