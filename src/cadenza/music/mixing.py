@@ -230,7 +230,8 @@ def master(
     """Master the sum of ``stems`` (each ``(2, samples)`` float32): glue compression, loudness normalisation to
     ``target_lufs`` and a true-peak limiter under ``ceiling_dbtp``, iterated until the limited mix is within
     0.1 LU of the target. Returns the mastered stems (the same gain applied to each), their sum (the master,
-    float32) and what was measured. Raises ValueError for silent stems."""
+    float32) and what was measured; float32 stems are scaled in place (the mastered stems are the same arrays).
+    Raises ValueError for silent stems."""
     mix = sum_stems(stems.values())
     if not np.any(mix):
         raise ValueError("the mix is silent")
@@ -251,7 +252,11 @@ def master(
             break
         gain_db += target_lufs - measured
     total = (comp * np.float32(db_to_gain(gain_db)) * limiter).astype(np.float32)
-    mastered = {name: (stem * total).astype(np.float32) for name, stem in stems.items()}
+    mastered = {}
+    for name, stem in stems.items():  # in place: a second copy of every stem would double the peak memory
+        stem = np.asarray(stem, dtype=np.float32)
+        stem *= total
+        mastered[name] = stem
     out = sum_stems(mastered.values())
     peak = true_peak_dbtp(out)
     if peak > ceiling_dbtp:  # a last static trim (rare: gain steps between samples)
