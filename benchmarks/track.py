@@ -5,8 +5,8 @@
     and the real-time factor (goal: ≤ 6 s, ≥ 10× real time);
 (b) the same prompt at 10, 30, 60, 120 and 300 s: seconds per run and a least-squares line through them
     (linear growth: the residuals stay small);
-(c) peak resident memory of a fresh process making the 300 s track, against the same process after its
-    imports and model loads (``resource.getrusage``; Linux reports KiB).
+(c) peak resident memory (``VmHWM`` of ``/proc/self/status``, Linux) of a fresh process making the 300 s track,
+    against the same process after its imports and model loads.
 
 Prints the machine and writes ``benchmarks/results/track.json``.
 
@@ -38,7 +38,7 @@ PROMPT = "lo-fi hip hop, 84 bpm, A minor, dusty Rhodes"
 CACHE: dict = {}
 
 MEMORY_CHILD = """
-import resource, sys, tempfile
+import re, sys, tempfile
 from pathlib import Path
 from cadenza.engines.base import RunContext
 from cadenza.engines.track.engine import run
@@ -49,9 +49,11 @@ folder = Path(tempfile.mkdtemp())
 ctx = RunContext(workdir=folder, models_dir=folder, cache={})
 drums("groove-transformer", ctx); melody("melody-transformer", ctx)
 import librosa, pyloudnorm, scipy.signal  # noqa: F401
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kib():  # VmHWM starts afresh at exec; ru_maxrss would carry the forking parent's peak
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+base = peak_kib()
 run(TrackRequest(prompt=sys.argv[1], duration_s=300, seed=1), lambda p, s="": None, ctx)
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(base, peak_kib())
 """
 
 
