@@ -156,3 +156,11 @@ def test_users_extend_the_catalogue_with_a_file(tmp_path: Path) -> None:
     extra.write_text("genres:\n  - name: broken\n    tempo_bpm: [1, 2, 3]\n")
     with pytest.raises(GenreError, match="broken"):
         ENGINE.resolve("catalogues")(settings)
+
+
+def test_extra_parts_are_bounded_and_the_rest_is_reported() -> None:
+    many = "jazz with piano, organ, guitar, rhodes, strings, choir, flute, sax, trumpet, violin and harp"
+    plan = plan_of(many)
+    extras = [p for p in plan.parts if p.name not in ("drums", "bass", "harmony", "lead", "pad")]
+    assert len(extras) == 3 and len(plan.parts) == 8
+    assert any("at most 3 extra parts" in w and "harp" in w for w in plan.warnings)

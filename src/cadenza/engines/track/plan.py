@@ -20,6 +20,7 @@ from cadenza.music.harmony import Chord, parse_numeral
 from cadenza.music.keys import Key, parse_key
 
 DEFAULT_GENRE = "pop ballad"
+MAX_EXTRA_PARTS = 3  # beyond the genre's palette: bounds the rendering and mixing cost of one request
 DEFAULT_DURATION_S = 30.0
 DEFAULT_TONICS = ("C", "D", "E", "F", "G", "A", "Bb", "Eb")
 LYRICS_PROGRAM = 53  # General MIDI "Voice Oohs" (0-based): the lead sings lyrics as a GM voice patch
@@ -271,7 +272,7 @@ def resolve(request: TrackRequest, settings: Any, seed: int) -> Plan:
         start += size
     energy = _energy_curve(sections)
     chords = _chords(genre, key, sections, rng, loop)
-    parts = _parts(genre, parsed, request, said)
+    parts = _parts(genre, parsed, request, said, warnings)
     drum_style = genre.drum_style if "drums" not in parsed.without else None
     if drum_style is None and any(p.role == "drums" for p in parts):
         drum_style = "Questlove"
@@ -357,7 +358,9 @@ def _chords(genre: Genre, key: Key, sections: list[Section], rng: np.random.Gene
     return [parse_numeral(n) for n in numerals]
 
 
-def _parts(genre: Genre, parsed: Parsed, request: TrackRequest, said: dict[str, Any]) -> list[PartSpec]:
+def _parts(
+    genre: Genre, parsed: Parsed, request: TrackRequest, said: dict[str, Any], warnings: list[str]
+) -> list[PartSpec]:
     """The genre's palette, with the prompt's instruments in their roles (a second instrument of a role taken
     becomes an extra part named after it) and without the parts the prompt removes."""
     slots: dict[str, PartSpec] = {"drums": PartSpec("drums", "drums", None, "genre")}
@@ -366,10 +369,13 @@ def _parts(genre: Genre, parsed: Parsed, request: TrackRequest, said: dict[str, 
             slots[role] = PartSpec(role, role, genre.palette[role], f"genre palette ({genre.name})")
     taken: set[str] = set()
     extras: list[PartSpec] = []
+    dropped: list[str] = []
     for word, role, program in parsed.instruments:
         if role not in taken:
             slots[role] = PartSpec(role, role, program, f"prompt: {word}")
             taken.add(role)
+        elif len(extras) >= MAX_EXTRA_PARTS:
+            dropped.append(word)
         else:
             name = "".join(ch if ch.isalnum() else "-" for ch in word).strip("-") or role
             while name in slots or any(e.name == name for e in extras):
@@ -379,4 +385,8 @@ def _parts(genre: Genre, parsed: Parsed, request: TrackRequest, said: dict[str, 
         slots["lead"] = PartSpec("lead", "lead", LYRICS_PROGRAM, "lyrics (General MIDI Voice Oohs)")
     for role in parsed.without:
         slots.pop(role, None)
+    if dropped:
+        warnings.append(
+            f"at most {MAX_EXTRA_PARTS} extra parts: {', '.join(dropped)} not added (each part is rendered and mixed)"
+        )
     return list(slots.values()) + extras
