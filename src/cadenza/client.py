@@ -111,6 +111,15 @@ def _submit_request(
     return build, extra
 
 
+def _with_options(params: dict[str, Any], priority: int | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The request's fields plus the job-level options given (they travel beside the engine's fields)."""
+    return (
+        params
+        | ({"priority": priority} if priority is not None else {})
+        | ({"metadata": metadata} if metadata is not None else {})
+    )
+
+
 class _SSEParser:
     """Feeds Server-Sent Events lines; returns each event's decoded ``data`` at its blank line."""
 
@@ -263,13 +272,17 @@ class CadenzaClient(_Client):
         idempotency_key: str | None = None,
         file: Path | None = None,
         files: dict[str, Path] | None = None,
+        priority: int | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/{route}`` (``"drums"``, ``"separations"``): returns the job.
 
         ``files`` maps the engine's declared input names to local paths (``file`` is short for
         ``{"file": path}``); they go as ``multipart/form-data`` with ``params`` as its ``params`` part.
         ``wait_s`` sends ``Prefer: wait=N`` (the job comes back finished if it finishes within N s).
+        ``priority`` (−10…10) and ``metadata`` (a JSON object ≤ 4 KB) are the job-level options.
         Raises CadenzaError (after the 429/503 back-off)."""
+        params = _with_options(params, priority, metadata)
         build, extra = self._submit_args(route, params, wait_s, idempotency_key, file, files)
         return check(self._send("POST", f"/v1/{route}", build, **extra)).json()
 
@@ -415,8 +428,11 @@ class AsyncCadenzaClient(_Client):
         idempotency_key: str | None = None,
         file: Path | None = None,
         files: dict[str, Path] | None = None,
+        priority: int | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """See :meth:`CadenzaClient.submit`."""
+        params = _with_options(params, priority, metadata)
         build, extra = self._submit_args(route, params, wait_s, idempotency_key, file, files)
         return check(await self._send("POST", f"/v1/{route}", build, **extra)).json()
 

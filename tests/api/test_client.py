@@ -89,3 +89,9 @@ def test_wait_is_a_long_poll_not_a_poll(cadenza: CadenzaClient) -> None:
     waits = requests[1:]
     assert 1 <= len(waits) <= 4, requests  # queued -> processing -> completed, at most 60 s apart
     assert all(prefer.startswith("wait=") for prefer in waits[1:]), requests
+
+
+def test_job_options_travel_with_a_submit(cadenza: CadenzaClient) -> None:
+    job = cadenza.submit("drums", {**DRUMS, "seed": 22}, priority=3, metadata={"ticket": "T-9"}, wait_s=30)
+    assert job["priority"] == 3 and job["metadata"] == {"ticket": "T-9"}
+    assert cadenza.wait(job["id"], timeout_s=60)["metadata"] == {"ticket": "T-9"}

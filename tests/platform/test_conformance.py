@@ -13,6 +13,7 @@ from cadenza.api.deps import JobOut
 from cadenza.api.routes.models import ModelOut
 from cadenza.engines import registry
 from cadenza.engines.base import RESERVED_INPUT_NAMES, EngineProblem, JobCancelled, RunContext, resolve
+from cadenza.jobs.options import RESERVED_OPTION_NAMES
 from cadenza.jobs.service import OUTPUT_NAME_RE
 
 ENGINES = registry.for_plugins(PLUGINS)
@@ -43,6 +44,8 @@ def test_declaration(kind: str) -> None:
     names = [declared.name for declared in spec.inputs]
     assert len(names) == len(set(names)) and not set(names) & RESERVED_INPUT_NAMES
     assert not set(names) & set(spec.request_model.model_fields)
+    # job-level options (priority, metadata, webhook, webhook_events_filter) are the platform's names
+    assert not (set(names) | set(spec.request_model.model_fields)) & RESERVED_OPTION_NAMES
     for command in spec.commands:
         assert callable(resolve(command.target)) and command.help
     if spec.router is not None:

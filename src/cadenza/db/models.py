@@ -110,6 +110,7 @@ class Job(Base):
     error_type: Mapped[str | None] = mapped_column(String(128))
     error_message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    client_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the job option ``metadata``
 
     __table_args__ = (
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_jobs_idempotency"),

@@ -71,11 +71,15 @@ WAIT_POLL_MAX_S = 0.2
 once), then backs off ×1.5 per poll to every 200 ms."""
 
 
-def request_sha256(kind: str, params: dict[str, Any], input_sha256: dict[str, str] | None) -> str:
-    """Canonical hash of a request (kind, params and each input file's SHA-256), compared for idempotent repeats."""
-    payload = json.dumps(
-        {"kind": kind, "params": params, "inputs": input_sha256 or {}}, sort_keys=True, separators=(",", ":")
-    )
+def request_sha256(
+    kind: str, params: dict[str, Any], input_sha256: dict[str, str] | None, options: dict[str, Any] | None = None
+) -> str:
+    """Canonical hash of a request (kind, params, each input file's SHA-256 and the job options that differ from
+    their defaults), compared for idempotent repeats."""
+    request: dict[str, Any] = {"kind": kind, "params": params, "inputs": input_sha256 or {}}
+    if options:
+        request["options"] = options
+    payload = json.dumps(request, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -197,6 +201,7 @@ class JobService:
         priority: int = 0,
         idempotency_key: str | None = None,
         inputs: dict[str, StagedInput] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[JobView, bool]:
         """Store a ``queued`` job and its first event (sequence 1); returns ``(job, created)``.
 
@@ -204,14 +209,18 @@ class JobService:
         are moved (or, ``shared``, linked/copied) into ``<files_dir>/<job_id>/.upload/<name><ext>`` and
         reach the engine as ``RunContext.inputs``; the service owns non-shared staged files from here:
         when no job is created they are deleted. With ``idempotency_key``, a repeat of the same kind +
-        params + input SHA-256s by the same owner returns the existing job and ``created=False``;
+        params + input SHA-256s + options (``priority``, ``metadata``) by the same owner returns the existing job
+        and ``created=False``;
         different ones raise :class:`IdempotencyConflict`. Raises ``ValueError`` for an unknown kind.
         """
         inputs = dict(inputs or {})
         try:
             if kind not in self.registry:
                 raise ValueError(f"unknown job kind {kind!r}")
-            digest = request_sha256(kind, params, {n: str(i.info.get("sha256", "")) for n, i in inputs.items()})
+            options = {k: v for k, v in (("priority", priority), ("metadata", metadata)) if v}
+            digest = request_sha256(
+                kind, params, {n: str(i.info.get("sha256", "")) for n, i in inputs.items()}, options
+            )
             scope = (owner or "-") if idempotency_key else None
             if idempotency_key:
                 existing = self._find_idempotent(scope, idempotency_key, kind, digest)
@@ -240,6 +249,7 @@ class JobService:
                             idempotency_scope=scope,
                             request_sha256=digest,
                             inputs=stored,
+                            client_metadata=metadata,
                             created_at=utcnow(),
                         )
                     )

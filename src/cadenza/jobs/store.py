@@ -346,6 +346,7 @@ def to_view(job: Job, outputs: list[JobOutput]) -> JobView:
         outputs=[OutputView.of(o, job.id, job.kind) for o in outputs],
         result=job.result,
         inputs=job.inputs,
+        metadata=job.client_metadata,
     )
 
 

@@ -70,7 +70,8 @@ class JobView(BaseModel):
     ``upload_id`` (when sent by reference) and the engine probe's facts; None for a job without inputs.
     ``queue_position``: 1 = the next queued job to start (None unless queued). ``eta_s``: estimated
     seconds until it finishes, from recent run times of its kind (None when unknown or final; see
-    :mod:`cadenza.jobs.estimates`).
+    :mod:`cadenza.jobs.estimates`). ``priority`` and ``metadata`` are the job-level options it was submitted
+    with (:mod:`cadenza.jobs.options`).
     """
 
     id: UUID
@@ -92,6 +93,7 @@ class JobView(BaseModel):
     outputs: list[OutputView]
     result: dict[str, Any] | None
     inputs: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
     queue_position: int | None = None
     eta_s: float | None = None
 

@@ -41,6 +41,7 @@ from cadenza.api.middleware import log_fields
 from cadenza.api.problems import ProblemError, responses
 from cadenza.engines.base import EngineSpec, InputSpec, resolve
 from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
+from cadenza.jobs.options import JobOptions
 
 JSON_TYPES = ("application/json",)
 QUEUE_FULL_RETRY_S = 10
@@ -187,6 +188,17 @@ async def validate_params(request: Request, spec: EngineSpec, raw: Any) -> BaseM
     return params
 
 
+def split_options(raw: Any) -> tuple[Any, JobOptions]:
+    """The job-level options (``priority``, ``metadata``) out of a request's raw fields: (the engine's fields,
+    the options). Raises RequestValidationError (422) for invalid options."""
+    if not isinstance(raw, dict):
+        return raw, JobOptions()
+    try:
+        return JobOptions.split(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
 async def _submit(
     request: Request,
     spec: EngineSpec,
@@ -194,8 +206,10 @@ async def _submit(
     principal: Principal,
     idempotency_key: str | None,
     inputs: dict[str, StagedInput] | None = None,
+    options: JobOptions | None = None,
 ) -> tuple[JobView, bool]:
     service: JobService = request.app.state.service
+    options = options or JobOptions()
     submit = partial(
         service.submit,
         spec.kind,
@@ -203,6 +217,8 @@ async def _submit(
         owner=principal.owner,
         idempotency_key=idempotency_key,
         inputs=inputs,
+        priority=options.priority,
+        metadata=options.metadata,
     )
     view, created = await anyio.to_thread.run_sync(submit)
     log_fields(request).update(job_id=str(view.id), kind=spec.kind, created=created)  # on the one access line
@@ -254,12 +270,19 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+def _with_options(schema: dict[str, Any]) -> dict[str, Any]:
+    """An engine's request schema with the job-level options beside its fields (every submit route)."""
+    return {
+        "type": "object",
+        "properties": schema.get("properties", {}) | JobOptions.schema_properties(),
+        "required": list(schema.get("required", [])),
+        "additionalProperties": False,
+    }
 
 
 def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
-    content: dict[str, Any] = {"schema": _schema_ref(spec.request_model)}
+    model_schema = spec.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    content: dict[str, Any] = {"schema": _with_options(model_schema)}
     if spec.example:
         content["examples"] = {"default": {"summary": spec.summary, "value": spec.example}}
 
@@ -272,9 +295,9 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         _check_intake(request)
         _check_idempotency_key(idempotency_key)
         await _check_capacity(request)
-        raw = load_json(await request.body(), "body")
+        raw, options = split_options(load_json(await request.body(), "body"))
         params = await validate_params(request, spec, raw)
-        view, created = await _submit(request, spec, params, principal, idempotency_key)
+        view, created = await _submit(request, spec, params, principal, idempotency_key, options=options)
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
 
     _add_submit_route(
@@ -594,14 +617,19 @@ def _input_schemas(spec: EngineSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         "description": f"Optional: the request as one JSON object ({model.__name__}); form fields override it.",
     }
     required = list(schema.get("required", []))
+    options = JobOptions.schema_properties()
+    form_options = {
+        "priority": options["priority"],
+        "metadata": {"type": "string", "description": options["metadata"]["description"] + " As JSON text."},
+    }
     form_schema = {
         "type": "object",
-        "properties": form | schema.get("properties", {}),
+        "properties": form | schema.get("properties", {}) | form_options,
         "required": [i.name for i in spec.inputs if i.required] + required,
     }
     json_schema = {
         "type": "object",
-        "properties": schema.get("properties", {}) | body,
+        "properties": schema.get("properties", {}) | body | options,
         "required": required,
         "additionalProperties": False,
     }
@@ -655,17 +683,18 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
             if _request_media_type(request) in JSON_TYPES:
                 raw = load_json(await request.body(), "body")
                 references = _json_references(spec, raw)
-                params = await validate_params(request, spec, raw)
             else:
                 await receive_multipart(request, state)
                 references = {declared.name: state.fields.pop(declared.name, []) for declared in spec.inputs}
-                params = await validate_params(request, spec, _form_params(spec, state.fields))
+                raw = _form_params(spec, state.fields)
+            raw, options = split_options(raw)
+            params = await validate_params(request, spec, raw)
             inputs = await resolve_inputs(request, spec, state, references, principal)
             facts = {name: staged.info for name, staged in inputs.items()}
             warnings = await anyio.to_thread.run_sync(spec.check_inputs, params, facts, settings)
             if warnings:
                 log_fields(request).setdefault("warnings", []).extend(warnings)
-            view, created = await _submit(request, spec, params, principal, idempotency_key, inputs)
+            view, created = await _submit(request, spec, params, principal, idempotency_key, inputs, options)
         finally:
             state.remove()  # submit() moved them into the job folder; anything left is an aborted request
         return await _respond(request, service, view, created, principal, prefer)

@@ -78,6 +78,7 @@ JOB: dict[str, Any] = {
         "warnings": [],
     },
     "inputs": None,
+    "metadata": None,
     "queue_position": None,
     "eta_s": None,
     "url": _JOB_URL,
