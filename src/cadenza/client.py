@@ -312,6 +312,10 @@ class CadenzaClient(_Client):
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/jobs/{job_id}/cancel").json()
 
+    def retry(self, job_id: str) -> dict[str, Any]:
+        """``POST /v1/jobs/{id}/retry``: a new job like a failed or cancelled one (its ``retry_of`` names it)."""
+        return self._call("POST", f"/v1/jobs/{job_id}/retry").json()
+
     def delete(self, job_id: str) -> None:
         self._call("DELETE", f"/v1/jobs/{job_id}")
 
@@ -450,6 +454,10 @@ class AsyncCadenzaClient(_Client):
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         return (await self._call("POST", f"/v1/jobs/{job_id}/cancel")).json()
+
+    async def retry(self, job_id: str) -> dict[str, Any]:
+        """See :meth:`CadenzaClient.retry`."""
+        return (await self._call("POST", f"/v1/jobs/{job_id}/retry")).json()
 
     async def delete(self, job_id: str) -> None:
         await self._call("DELETE", f"/v1/jobs/{job_id}")

@@ -153,7 +153,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 def install_handlers(app: FastAPI) -> None:
     """Map framework and domain exceptions to problem responses."""
-    from cadenza.jobs import IdempotencyConflict, JobGone, JobNotFound, JobNotReady, OutputNotFound
+    from cadenza.jobs import IdempotencyConflict, JobGone, JobNotFound, JobNotReady, JobNotRetryable, OutputNotFound
 
     def path(request: Request) -> str:
         return request.url.path
@@ -212,6 +212,7 @@ def install_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(JobNotReady, not_ready)
     app.add_exception_handler(JobGone, mapped(410, "Files Gone"))
+    app.add_exception_handler(JobNotRetryable, mapped(409, "Job Cannot Be Retried"))
     app.add_exception_handler(IdempotencyConflict, mapped(422, "Idempotency Key Reused"))
     app.add_exception_handler(EngineInputError, mapped(422, "Request Cannot Be Served"))
     app.add_exception_handler(EngineProblem, engine_problem)

@@ -111,6 +111,8 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     client_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the job option ``metadata``
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the failed or cancelled job this one retries
+    retried_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the latest retry of this job
 
     __table_args__ = (
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_jobs_idempotency"),

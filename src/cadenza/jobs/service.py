@@ -44,6 +44,7 @@ from cadenza.jobs.views import (
     JobGone,
     JobNotFound,
     JobNotReady,
+    JobNotRetryable,
     JobStatus,
     JobView,
     OutputNotFound,
@@ -202,6 +203,7 @@ class JobService:
         idempotency_key: str | None = None,
         inputs: dict[str, StagedInput] | None = None,
         metadata: dict[str, Any] | None = None,
+        retry_of: uuid.UUID | None = None,
     ) -> tuple[JobView, bool]:
         """Store a ``queued`` job and its first event (sequence 1); returns ``(job, created)``.
 
@@ -250,11 +252,14 @@ class JobService:
                             request_sha256=digest,
                             inputs=stored,
                             client_metadata=metadata,
+                            retry_of=retry_of,
                             created_at=utcnow(),
                         )
                     )
                     session.flush()
                     store.append_event(session, job_id, "status", {"status": JobStatus.queued.value})
+                    if retry_of is not None:
+                        session.execute(update(Job).where(Job.id == retry_of).values(retried_by=job_id))
             except IntegrityError:
                 shutil.rmtree(folder, ignore_errors=True)
                 existing = self._find_idempotent(scope, idempotency_key, kind, digest) if idempotency_key else None
@@ -340,6 +345,56 @@ class JobService:
             views = [self._estimated(store.to_view(j, outputs[j.id]), j, estimator) for j in jobs]
         next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if more and jobs else None
         return views, next_cursor
+
+    def retry(self, job_id: uuid.UUID, owner: str | None = None) -> JobView:
+        """A new queued job with the kind, params, options and inputs of a failed or cancelled one, linked both
+        ways (``retry_of`` / ``retried_by``). A failed or cancelled job's input files were removed with it, so
+        each input comes back from its upload (``upload_id``) when that upload still exists. Raises
+        JobNotFound, JobNotRetryable (not failed or cancelled; an input that is gone)."""
+        with read_tx(self.engine) as session:
+            job = self._job(session, job_id, owner)
+            status, kind, params = JobStatus(job.status), job.kind, dict(job.params)
+            priority, metadata, job_owner, stored = job.priority, job.client_metadata, job.owner, job.inputs
+        if status not in (JobStatus.failed, JobStatus.cancelled):
+            raise JobNotRetryable(f"job {job_id} is {status.value}; only failed or cancelled jobs are retried")
+        inputs: dict[str, StagedInput] = {}
+        for name, info in (stored or {}).items():
+            kept = store.job_dir(self.files_dir, job_id) / store.UPLOAD_DIR / str(info.get("stored_as", ""))
+            facts = {k: v for k, v in info.items() if k != "stored_as"}
+            if info.get("stored_as") and kept.is_file():
+                inputs[name] = StagedInput(kept, facts, shared=True)
+                continue
+            upload_id = info.get("upload_id")
+            try:
+                if upload_id is None:
+                    raise UploadNotFound("it was sent with the job, not as an upload")
+                _, path = self.get_upload(str(upload_id), job_owner)
+            except UploadNotFound as exc:
+                raise JobNotRetryable(
+                    f"job {job_id}'s input {name!r} is gone ({exc}); submit the request again with the file"
+                ) from None
+            inputs[name] = StagedInput(path, facts, shared=True)
+        view, _ = self.submit(
+            kind, params, owner=job_owner, priority=priority, metadata=metadata, inputs=inputs, retry_of=job_id
+        )
+        return view
+
+    def cancel_many(
+        self, owner: str | None, *, status: JobStatus | None = None, kind: str | None = None, limit: int = 1000
+    ) -> list[uuid.UUID]:
+        """Cancel the owner's (``None``: everyone's) queued and processing jobs matching ``status`` and ``kind``,
+        at most ``limit`` of them, oldest first; returns their ids (see :meth:`cancel`)."""
+        wanted = [status] if status is not None else [JobStatus.queued, JobStatus.processing]
+        query = select(Job.id).where(Job.status.in_([s.value for s in wanted if s not in FINAL]))
+        if owner is not None:
+            query = query.where(Job.owner == owner)
+        if kind is not None:
+            query = query.where(Job.kind == kind)
+        with read_tx(self.engine) as session:
+            ids = list(session.scalars(query.order_by(Job.created_at, Job.id).limit(limit)))
+        for job_id in ids:
+            self.cancel(job_id, owner)
+        return ids
 
     def cancel(self, job_id: uuid.UUID, owner: str | None = None) -> JobView:
         """Cancel a job (idempotent). A queued job is cancelled at once (its files removed); a

@@ -347,6 +347,8 @@ def to_view(job: Job, outputs: list[JobOutput]) -> JobView:
         result=job.result,
         inputs=job.inputs,
         metadata=job.client_metadata,
+        retry_of=job.retry_of,
+        retried_by=job.retried_by,
     )
 
 

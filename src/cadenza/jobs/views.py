@@ -71,7 +71,8 @@ class JobView(BaseModel):
     ``queue_position``: 1 = the next queued job to start (None unless queued). ``eta_s``: estimated
     seconds until it finishes, from recent run times of its kind (None when unknown or final; see
     :mod:`cadenza.jobs.estimates`). ``priority`` and ``metadata`` are the job-level options it was submitted
-    with (:mod:`cadenza.jobs.options`).
+    with (:mod:`cadenza.jobs.options`). ``retry_of``: the failed or cancelled job this one retries;
+    ``retried_by``: the latest retry of this one.
     """
 
     id: UUID
@@ -94,6 +95,8 @@ class JobView(BaseModel):
     result: dict[str, Any] | None
     inputs: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    retry_of: UUID | None = None
+    retried_by: UUID | None = None
     queue_position: int | None = None
     eta_s: float | None = None
 
@@ -132,6 +135,10 @@ class OutputNotFound(LookupError):  # noqa: N818
 
 class JobNotReady(RuntimeError):  # noqa: N818
     """Files were requested before the job completed (API 409)."""
+
+
+class JobNotRetryable(RuntimeError):  # noqa: N818
+    """A job that cannot be retried: not failed or cancelled, or its input files are gone (409)."""
 
 
 class JobGone(RuntimeError):  # noqa: N818

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from cadenza.api.deps import JobOut, JobPage, OwnerDep, ServiceDep, job_out
+from cadenza.api.deps import JobOut, JobPage, OwnerDep, ServiceDep, job_out, require_admin
 from cadenza.api.problems import ProblemError, responses
 from cadenza.api.routes.submit import parse_prefer_wait
 from cadenza.jobs import FINAL, JobNotFound, JobService, JobStatus
@@ -83,6 +84,59 @@ async def get_job(
 )
 def cancel_job(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> JobOut:
     return job_out(service.cancel(job_id, owner))
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=201,
+    response_model=JobOut,
+    summary="Retry a failed or cancelled job: a new job with the same kind, params, options and inputs",
+    responses=responses(401, 404, 409, 422, 429),
+)
+def retry_job(job_id: UUID, service: ServiceDep, owner: OwnerDep, response: Response) -> JobOut:
+    """The new job is queued at once; it names the old one in ``retry_of``, and the old one names it in
+    ``retried_by``. 409 when the job is not failed or cancelled, or an input file is gone (inputs sent as
+    ``POST /v1/uploads`` ids come back from the upload while it exists)."""
+    view = service.retry(job_id, owner)
+    response.headers["Location"] = f"/v1/jobs/{view.id}"
+    return job_out(view)
+
+
+class BulkCancel(BaseModel):
+    """Which jobs to cancel: queued and processing ones (or only ``status``), of ``kind`` if given."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "queued", "kind": "drums"}]})
+
+    status: Literal["queued", "processing"] | None = None
+    kind: str | None = Field(None, max_length=32)
+
+
+class BulkCancelled(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"count": 1, "ids": ["6f1c2e1e-5a35-4a8e-9d7b-0b8b0f7c2a11"]}]}
+    )
+
+    count: int
+    ids: list[UUID]
+
+
+@router.post(
+    "/cancel",
+    response_model=BulkCancelled,
+    summary="Cancel many jobs by status and kind (admin key when auth is on)",
+    dependencies=[Depends(require_admin)],
+    responses=responses(400, 401, 403, 422, 429),
+)
+def cancel_jobs(body: BulkCancel, service: ServiceDep, owner: OwnerDep) -> BulkCancelled:
+    """Cancels every queued and processing job (the admin key: everyone's) matching the filter, at most 1,000
+    per call, oldest first; each as ``POST /v1/jobs/{id}/cancel`` would."""
+    if body.kind is not None and body.kind not in service.registry.kinds:
+        raise ProblemError(
+            422, f"Unknown kind {body.kind!r}; kinds: {', '.join(service.registry.kinds)}.", title="Validation Failed"
+        )
+    status = JobStatus(body.status) if body.status else None
+    ids = service.cancel_many(owner, status=status, kind=body.kind)
+    return BulkCancelled(count=len(ids), ids=ids)
 
 
 @router.delete(

@@ -79,6 +79,8 @@ JOB: dict[str, Any] = {
     },
     "inputs": None,
     "metadata": None,
+    "retry_of": None,
+    "retried_by": None,
     "queue_position": None,
     "eta_s": None,
     "url": _JOB_URL,

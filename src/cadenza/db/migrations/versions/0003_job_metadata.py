@@ -1,4 +1,4 @@
-"""Job-level option ``metadata``: the client's JSON object, echoed in the job view.
+"""Job-level option ``metadata`` (the client's JSON object, echoed in the job view) and the retry links.
 
 Revision ID: 0003
 Revises: 0002
@@ -19,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("client_metadata", sa.JSON()))
+        batch.add_column(sa.Column("retry_of", sa.Uuid()))
+        batch.add_column(sa.Column("retried_by", sa.Uuid()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("retried_by")
+        batch.drop_column("retry_of")
         batch.drop_column("client_metadata")
