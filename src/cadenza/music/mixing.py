@@ -89,7 +89,7 @@ def convolve(audio: np.ndarray, ir: np.ndarray, circular: bool = False, decimate
         low = signal.resample_poly(audio, 1, decimate, axis=-1).astype(np.float32)
         wet_low = convolve(low, ir, circular)
         wet = signal.resample_poly(wet_low, decimate, 1, axis=-1).astype(np.float32)
-        return _fit_length(wet, n)
+        return fit_length(wet, n)
     wet = signal.oaconvolve(audio, ir, axes=-1)
     out = wet[..., :n].copy()
     if circular:
@@ -100,7 +100,8 @@ def convolve(audio: np.ndarray, ir: np.ndarray, circular: bool = False, decimate
     return out.astype(np.float32)
 
 
-def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+    """``(channels, samples)`` audio cut or zero-padded to ``n`` samples."""
     if audio.shape[-1] >= n:
         return np.ascontiguousarray(audio[..., :n])
     return np.pad(audio, ((0, 0), (0, n - audio.shape[-1])))
@@ -170,7 +171,7 @@ def glue_gain(
     ``above_rms_db`` over its overall RMS is reduced at ``ratio``:1, the gain smoothed over 80 ms."""
     power = (np.asarray(mix, dtype=np.float32) ** 2).mean(axis=0)
     window = max(1, int(window_s * sample_rate))
-    pad = window * 4 if circular else 0
+    pad = window * 4 if circular else 0  # a loop's level at its start continues its end
     padded = _circular_pad(power, pad, circular)
     rms_db = 10 * np.log10(ndimage.uniform_filter1d(padded, window, mode="nearest") + 1e-12)
     overall = 10 * math.log10(float(power.mean()) + 1e-12)
@@ -190,12 +191,10 @@ def limiter_gain(
     ceiling = db_to_gain(ceiling_dbtp)
     need = np.minimum(1.0, ceiling / np.maximum(envelope, 1e-9)).astype(np.float32)
     reach = max(1, int(lookahead_s * sample_rate))
-    pad = 4 * reach if circular else 0
-    padded = _circular_pad(need, pad, circular)
     mode = "wrap" if circular else "nearest"
-    held = ndimage.minimum_filter1d(padded, 2 * reach + 1, mode=mode)
+    held = ndimage.minimum_filter1d(need, 2 * reach + 1, mode=mode)
     smooth = ndimage.uniform_filter1d(held, reach, mode=mode)
-    return np.minimum(smooth, held)[pad:] if pad else np.minimum(smooth, held)
+    return np.minimum(smooth, held)
 
 
 def sum_stems(stems: Iterable[np.ndarray]) -> np.ndarray:

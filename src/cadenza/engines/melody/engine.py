@@ -394,32 +394,22 @@ def _write_sample(
         track_name=f"Cadenza melody in {key.name}",
     )
     files = [(f"{name}.mid", "audio/midi", midi)]
+    notation = {
+        "key": key,
+        "numerator": numerator,
+        "denominator": denominator,
+        "tempo_bpm": params.tempo,
+        "ticks_per_quarter": TICKS_PER_QUARTER,
+        "title": f"Cadenza melody in {key.name}",
+        "total_ticks": total,
+    }
+    triples = [(n.onset, n.duration, n.pitch) for n in notes]
     if "abc" in params.formats:
-        text = melody_abc(
-            [(n.onset, n.duration, n.pitch) for n in notes],
-            key=key,
-            numerator=numerator,
-            denominator=denominator,
-            tempo_bpm=params.tempo,
-            ticks_per_quarter=TICKS_PER_QUARTER,
-            title=f"Cadenza melody in {key.name}",
-            total_ticks=total,
-        )
-        files.append((f"{name}.abc", "text/vnd.abc", text.encode()))
+        files.append((f"{name}.abc", "text/vnd.abc", melody_abc(triples, **notation).encode()))
     if "musicxml" in params.formats:
         from cadenza.music.musicxml import melody_musicxml
 
-        data = melody_musicxml(
-            [(n.onset, n.duration, n.pitch) for n in notes],
-            key=key,
-            numerator=numerator,
-            denominator=denominator,
-            tempo_bpm=params.tempo,
-            ticks_per_quarter=TICKS_PER_QUARTER,
-            program=params.instrument,
-            title=f"Cadenza melody in {key.name}",
-            total_ticks=total,
-        )
+        data = melody_musicxml(triples, program=params.instrument, **notation)
         files.append((f"{name}.musicxml", "application/vnd.recordare.musicxml+xml", data))
     if "notes" in params.formats:
         seconds = 60.0 / params.tempo / TICKS_PER_QUARTER

@@ -26,7 +26,6 @@ PART_RMS_DBFS = -20.0  # each rendered part is levelled to this RMS (over its so
 FADE_OUT_S = 1.5
 REVERB_DECIMATION = 2  # the room response is dark (a one-pole low-pass): convolved at 22.05 kHz
 MODEL_NAME = "cadenza-arranger"
-GM_NAMES = None  # filled lazily from pretty_midi's General MIDI program names
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
@@ -248,7 +247,7 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
             audio = render_midi(arrangement.part_midi(plan, part, ordered), soundfont, SAMPLE_RATE, normalize=False)
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             raise EngineInputError(f"cannot render the track: {exc}") from exc
-        audio = mixing.fold_tail(audio, frames) if plan.loop else _fit(audio, frames)
+        audio = mixing.fold_tail(audio, frames) if plan.loop else mixing.fit_length(audio, frames)
         stems[part.name] = _mix_part(_level(audio), plan, settings_by_part[part.name], mixing)
     if not plan.loop:
         fade = min(FADE_OUT_S, plan.duration_s / 4)
@@ -261,7 +260,6 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
         mastered, mix, report = mixing.master(stems, SAMPLE_RATE, circular=plan.loop)
     except ValueError as exc:
         raise EngineInputError(f"cannot master the track: {exc}") from exc
-    del stems  # the unmastered stems: ~10 MB per part-minute less at the peak
     progress(85.0, "encode and measure")
     from concurrent.futures import ThreadPoolExecutor
 
@@ -350,7 +348,7 @@ def _run_musicgen(params: TrackRequest, plan: Any, seed: int, progress: Progress
     from scipy.signal import resample_poly
 
     frames = round(plan.duration_s * SAMPLE_RATE)
-    resampled = _fit(resample_poly(audio, SAMPLE_RATE, rate)[None, :].astype(np.float32), frames)
+    resampled = mixing.fit_length(resample_poly(audio, SAMPLE_RATE, rate)[None, :].astype(np.float32), frames)
     stereo = np.repeat(resampled, 2, axis=0)
     progress(78.0, "master")
     try:
@@ -398,12 +396,6 @@ def _run_musicgen(params: TrackRequest, plan: Any, seed: int, progress: Progress
         "warnings": warnings,
     }
     return EngineResult(outputs=outputs, metadata=metadata, warnings=warnings)
-
-
-def _fit(audio: np.ndarray, frames: int) -> np.ndarray:
-    if audio.shape[1] >= frames:
-        return np.ascontiguousarray(audio[:, :frames])
-    return np.pad(audio, ((0, 0), (0, frames - audio.shape[1])))
 
 
 def _mix_part(audio: np.ndarray, plan: Any, spec: Any, mixing: Any) -> np.ndarray:

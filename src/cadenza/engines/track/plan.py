@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cadenza.engines.base import EngineInputError
+from cadenza.engines.track.config import section as track_settings
 from cadenza.engines.track.genres import Genre, genres_for
 from cadenza.engines.track.prompt import INSTRUMENTS, MOODS, Parsed, parse_prompt
 from cadenza.engines.track.schema import SUPPORTED_METERS, TrackRequest
@@ -222,7 +223,7 @@ def resolve(request: TrackRequest, settings: Any, seed: int) -> Plan:
             key = parse_key(f"{tonic} {mode}")
             note("key", key.name, f"tonic from the seed, mode: {mode_source[0]}", mode_source[1])
     # duration and bars
-    max_s = getattr(getattr(settings, "engine", None) and settings.engine("track"), "max_duration_s", 300.0)
+    max_s = track_settings(settings).max_duration_s
     if request.duration_s is not None:
         duration = float(request.duration_s)
         note("duration_s", duration, "request")
@@ -272,7 +273,7 @@ def resolve(request: TrackRequest, settings: Any, seed: int) -> Plan:
         start += size
     energy = _energy_curve(sections)
     chords = _chords(genre, key, sections, rng, loop)
-    parts = _parts(genre, parsed, request, said, warnings)
+    parts = _parts(genre, parsed, request, warnings)
     drum_style = genre.drum_style if "drums" not in parsed.without else None
     if drum_style is None and any(p.role == "drums" for p in parts):
         drum_style = "Questlove"
@@ -358,9 +359,7 @@ def _chords(genre: Genre, key: Key, sections: list[Section], rng: np.random.Gene
     return [parse_numeral(n) for n in numerals]
 
 
-def _parts(
-    genre: Genre, parsed: Parsed, request: TrackRequest, said: dict[str, Any], warnings: list[str]
-) -> list[PartSpec]:
+def _parts(genre: Genre, parsed: Parsed, request: TrackRequest, warnings: list[str]) -> list[PartSpec]:
     """The genre's palette, with the prompt's instruments in their roles (a second instrument of a role taken
     becomes an extra part named after it) and without the parts the prompt removes."""
     slots: dict[str, PartSpec] = {"drums": PartSpec("drums", "drums", None, "genre")}
