@@ -755,8 +755,7 @@ def quick_route(router: APIRouter, spec: EngineSpec) -> None:
         check = resolve(quick.check)
         if check is not None:
             await anyio.to_thread.run_sync(check, params, settings)
-        if spec.inputs:
-            await anyio.to_thread.run_sync(spec.check_inputs, params, {}, settings)
+        await anyio.to_thread.run_sync(spec.check_inputs, params, {}, settings)  # no inputs: defaults complete
         service: JobService = request.app.state.service
         view, _ = await _submit(request, spec, params, principal, None)
         view = await service.wait(view.id, principal.owner, timeout_s=settings.prefer_wait_max_s)

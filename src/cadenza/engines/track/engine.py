@@ -249,7 +249,7 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
             raise EngineInputError(f"cannot render the track: {exc}") from exc
         audio = mixing.fold_tail(audio, frames) if plan.loop else mixing.fit_length(audio, frames)
         stems[part.name] = _mix_part(_level(audio), plan, settings_by_part[part.name], mixing)
-    if not plan.loop:
+    if plan.fade_out:
         fade = min(FADE_OUT_S, plan.duration_s / 4)
         ramp = np.ones(frames, dtype=np.float32)
         n = int(fade * SAMPLE_RATE)
@@ -264,6 +264,7 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
     from concurrent.futures import ThreadPoolExecutor
 
     from cadenza.engines.track import measure
+    from cadenza.music.keys import estimate_key
 
     # libsndfile (and LAME inside it) runs without the GIL: the files are written while the mix is measured
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -273,7 +274,7 @@ def run(params: TrackRequest, progress: Progress, ctx: RunContext) -> EngineResu
         written = pool.submit(_write_audio, workdir, mastered if params.stems else {}, mix, others)
         measured_tempo = measure.tempo_from_audio(mix, SAMPLE_RATE) if plan.duration_s >= 6 else None
         pitched = [(p, d) for part in ordered if part.program is not None for _, d, p, _ in part.notes]
-        key_midi = measure.key_from_midi(pitched) if pitched else None
+        key_midi = estimate_key(pitched)[0] if pitched else None
         key_audio = measure.key_from_audio(mix, SAMPLE_RATE)
         outputs = written.result() + mp3.result()
     outputs.insert(

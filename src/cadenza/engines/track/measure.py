@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cadenza.music.keys import KK_MAJOR, KK_MINOR, Key, estimate_key, preferred_name
+from cadenza.music.keys import KK_MAJOR, KK_MINOR, Key, preferred_name
 
 ANALYSIS_RATE = 22050
 
@@ -51,11 +51,6 @@ def at_level(measured_bpm: float, planned_bpm: float) -> float:
     """``measured_bpm`` moved to the metrical level nearest ``planned_bpm`` (× ½, ⅔, 1, 1½ or 2: a tracker that
     locked to half time, double time or the dotted level measured the same pulse)."""
     return min((measured_bpm * f for f in METRICAL_LEVELS), key=lambda bpm: abs(bpm - planned_bpm))
-
-
-def key_from_midi(notes: list[tuple[int, float]]) -> Key:
-    """Krumhansl–Kessler key of (pitch, duration) notes. Raises ValueError for no notes."""
-    return estimate_key(notes)[0]
 
 
 def key_from_audio(audio: np.ndarray, sample_rate: int) -> Key:

@@ -66,7 +66,7 @@ class Plan:
     swing_percent: float
     lowpass_hz: float | None
     reverb_delta: float
-    fade_out: bool
+    fade_out: bool  # every track but a loop ends with a fade (the final chord's release)
     interpretation: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -286,6 +286,8 @@ def resolve(request: TrackRequest, settings: Any, seed: int) -> Plan:
     structure = [h for h in parsed.structure if h != "loop"]
     if structure:
         note("structure", structure, "prompt", ", ".join(parsed.sources[f"structure:{h}"] for h in structure))
+    if loop and "fade" in parsed.structure:
+        warnings.append("a seamless loop does not fade out: 'fade out' is not applied")
     said["unused_words"] = parsed.unused
     said["filler_words"] = parsed.filler
     if parsed.unused:
@@ -306,7 +308,7 @@ def resolve(request: TrackRequest, settings: Any, seed: int) -> Plan:
         swing_percent=genre.swing_percent,
         lowpass_hz=mood_effects.get("lowpass_hz"),
         reverb_delta=float(mood_effects.get("reverb", 0.0)),
-        fade_out="fade" in parsed.structure or not loop,
+        fade_out=not loop,
         interpretation=said,
         warnings=warnings,
     )
