@@ -111,12 +111,24 @@ def _submit_request(
     return build, extra
 
 
-def _with_options(params: dict[str, Any], priority: int | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """The request's fields plus the job-level options given (they travel beside the engine's fields)."""
-    return (
-        params
-        | ({"priority": priority} if priority is not None else {})
-        | ({"metadata": metadata} if metadata is not None else {})
+def _with_options(
+    params: dict[str, Any], priority: int | None, metadata: dict[str, Any] | None, **more: Any
+) -> dict[str, Any]:
+    """The request's fields plus the job-level options given (they travel beside the engine's fields):
+    ``priority``, ``metadata``, ``webhook``, ``webhook_events_filter``."""
+    options = {"priority": priority, "metadata": metadata, **more}
+    return params | {name: value for name, value in options.items() if value is not None}
+
+
+def _batch_body(
+    jobs: list[dict[str, Any]],
+    webhook: str | None,
+    webhook_events_filter: list[str] | None,
+    metadata: dict[str, Any] | None,
+    priority: int | None,
+) -> dict[str, Any]:
+    return _with_options(
+        {"jobs": jobs}, priority, metadata, webhook=webhook, webhook_events_filter=webhook_events_filter
     )
 
 
@@ -274,15 +286,18 @@ class CadenzaClient(_Client):
         files: dict[str, Path] | None = None,
         priority: int | None = None,
         metadata: dict[str, Any] | None = None,
+        webhook: str | None = None,
+        webhook_events_filter: list[str] | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/{route}`` (``"drums"``, ``"separations"``): returns the job.
 
         ``files`` maps the engine's declared input names to local paths (``file`` is short for
         ``{"file": path}``); they go as ``multipart/form-data`` with ``params`` as its ``params`` part.
         ``wait_s`` sends ``Prefer: wait=N`` (the job comes back finished if it finishes within N s).
-        ``priority`` (−10…10) and ``metadata`` (a JSON object ≤ 4 KB) are the job-level options.
+        ``priority`` (−10…10), ``metadata`` (a JSON object ≤ 4 KB), ``webhook`` (a URL told about the job,
+        Standard Webhooks) and ``webhook_events_filter`` are the job-level options.
         Raises CadenzaError (after the 429/503 back-off)."""
-        params = _with_options(params, priority, metadata)
+        params = _with_options(params, priority, metadata, webhook=webhook, webhook_events_filter=webhook_events_filter)
         build, extra = self._submit_args(route, params, wait_s, idempotency_key, file, files)
         return check(self._send("POST", f"/v1/{route}", build, **extra)).json()
 
@@ -315,6 +330,62 @@ class CadenzaClient(_Client):
     def retry(self, job_id: str) -> dict[str, Any]:
         """``POST /v1/jobs/{id}/retry``: a new job like a failed or cancelled one (its ``retry_of`` names it)."""
         return self._call("POST", f"/v1/jobs/{job_id}/retry").json()
+
+    def batch(
+        self,
+        jobs: list[dict[str, Any]],
+        *,
+        webhook: str | None = None,
+        webhook_events_filter: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /v1/batches``: up to 100 jobs, each ``{"kind": "drums", "params": {...}}`` plus optional
+        ``inputs`` (``POST /v1/uploads`` ids by input name) and job options; all are created or none (a
+        CadenzaError 422 lists every invalid job's index and field). Returns the batch."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = _batch_body(jobs, webhook, webhook_events_filter, metadata, priority)
+        return self._call("POST", "/v1/batches", json=body, headers=headers).json()
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        """``GET /v1/batches/{id}``: ``counts`` per status, ``progress`` and the ``jobs``."""
+        return self._call("GET", f"/v1/batches/{batch_id}").json()
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/batches/{batch_id}/cancel").json()
+
+    def batch_events(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """The batch view at each change (Server-Sent Events) until every job is final; a dropped connection
+        is resumed with ``Last-Event-ID``. Raises CadenzaError."""
+        after, failures = None, 0
+        while True:
+            headers = {"Last-Event-ID": str(after)} if after is not None else {}
+            parser = _SSEParser()
+            try:
+                with self._stream(f"/v1/batches/{batch_id}/events", headers=headers, **self._idle_ok) as response:
+                    for line in response.iter_lines():
+                        view = parser.feed(line)
+                        if view is None:
+                            continue
+                        after, failures = view["sequence"], 0
+                        yield view
+                        if view["status"] == "completed":
+                            return
+            except httpx.TransportError:
+                failures += 1
+                if failures > self._options.max_retries:
+                    raise
+                time.sleep(min(2.0**failures, self._options.max_retry_wait_s))
+                continue
+            return
+
+    def wait_batch(self, batch_id: str) -> dict[str, Any]:
+        """Follow the batch until every job is final; returns its last view."""
+        view = self.get_batch(batch_id)
+        for view in self.batch_events(batch_id):  # noqa: B007 (the last one is returned)
+            pass
+        return view
 
     def delete(self, job_id: str) -> None:
         self._call("DELETE", f"/v1/jobs/{job_id}")
@@ -434,9 +505,11 @@ class AsyncCadenzaClient(_Client):
         files: dict[str, Path] | None = None,
         priority: int | None = None,
         metadata: dict[str, Any] | None = None,
+        webhook: str | None = None,
+        webhook_events_filter: list[str] | None = None,
     ) -> dict[str, Any]:
         """See :meth:`CadenzaClient.submit`."""
-        params = _with_options(params, priority, metadata)
+        params = _with_options(params, priority, metadata, webhook=webhook, webhook_events_filter=webhook_events_filter)
         build, extra = self._submit_args(route, params, wait_s, idempotency_key, file, files)
         return check(await self._send("POST", f"/v1/{route}", build, **extra)).json()
 
@@ -458,6 +531,27 @@ class AsyncCadenzaClient(_Client):
     async def retry(self, job_id: str) -> dict[str, Any]:
         """See :meth:`CadenzaClient.retry`."""
         return (await self._call("POST", f"/v1/jobs/{job_id}/retry")).json()
+
+    async def batch(
+        self,
+        jobs: list[dict[str, Any]],
+        *,
+        webhook: str | None = None,
+        webhook_events_filter: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`CadenzaClient.batch`."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = _batch_body(jobs, webhook, webhook_events_filter, metadata, priority)
+        return (await self._call("POST", "/v1/batches", json=body, headers=headers)).json()
+
+    async def get_batch(self, batch_id: str) -> dict[str, Any]:
+        return (await self._call("GET", f"/v1/batches/{batch_id}")).json()
+
+    async def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return (await self._call("POST", f"/v1/batches/{batch_id}/cancel")).json()
 
     async def delete(self, job_id: str) -> None:
         await self._call("DELETE", f"/v1/jobs/{job_id}")

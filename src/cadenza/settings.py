@@ -101,6 +101,24 @@ class Settings(BaseSettings):
         description="Any uploaded file (`POST /v1/uploads`); each engine input also has its own limit.",
     )
     prefer_wait_max_s: float = Field(60.0, ge=0, le=60)
+    max_batch_jobs: int = Field(100, ge=1, le=1000, description="Jobs in one `POST /v1/batches`.")
+
+    # Webhooks (Standard Webhooks: https://www.standardwebhooks.com/)
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secret, `whsec_<base64>`; when unset, one is generated on first start and kept in "
+        "the database (`cadenza config show --secrets` prints it).",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names or IPs webhooks may also reach over http and on private or loopback addresses.",
+    )
+    webhook_retry_base_s: float = Field(5.0, gt=0, description="First retry delay; doubles per attempt.")
+    webhook_retry_max_s: float = Field(3600.0, gt=0, description="Longest delay between two attempts.")
+    webhook_retry_window_s: float = Field(86400.0, gt=0, description="A delivery is retried for this long.")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="One attempt's connect + answer limit.")
+    webhook_concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once by one server.")
+    webhook_poll_interval_s: float = Field(0.25, gt=0, description="How often the dispatcher looks for work.")
 
     @field_validator("data_dir")
     @classmethod
@@ -185,6 +203,10 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
+CLIENT_ENV = ("CADENZA_URL", "CADENZA_API_KEY")
+"""Variables of the CLI's client commands (``cadenza batch``): the server's URL and an API key, not settings."""
+
+
 class UnknownSettingError(ValueError):
     """``CADENZA_*`` environment variables that name no setting (pydantic-settings ignores them)."""
 
@@ -200,7 +222,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     Raises ``UnknownSettingError`` for ``CADENZA_*`` environment variables that name no setting and
     ``pydantic.ValidationError`` on any other invalid configuration (unknown YAML key, wrong type, range).
     """
-    known = {f"CADENZA_{name.upper()}" for name in Settings.model_fields} | {"CADENZA_CONFIG"}
+    known = {f"CADENZA_{name.upper()}" for name in Settings.model_fields} | {"CADENZA_CONFIG", *CLIENT_ENV}
     unknown = sorted(
         name
         for name in os.environ

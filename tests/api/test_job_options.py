@@ -1,5 +1,6 @@
-"""Job-level options (``priority``, ``metadata``) on every submit route and input form: validated, stored,
-echoed in the job view, part of the idempotency fingerprint, shown in the OpenAPI."""
+"""Job-level options (``priority``, ``metadata``, ``webhook``, ``webhook_events_filter``) on every submit route
+and input form: validated, stored, echoed in the job view, part of the idempotency fingerprint, shown in the
+OpenAPI."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def test_multipart_form_fields_and_the_params_part_take_them_too(client: TestCli
         ({"priority": "high"}, "priority"),
         ({"metadata": ["not", "an", "object"]}, "metadata"),
         ({"metadata": {"blob": "x" * 5000}}, "metadata"),
-        ({"webhook": "https://example.com/hook"}, "webhook"),  # not served yet: refused, never ignored
+        ({"webhook": "http://example.com/hook"}, "webhook"),  # plain http to a host not allowed
+        ({"webhook": "https://example.com/hook", "webhook_events_filter": []}, "webhook_events_filter"),
     ],
 )
 def test_bad_options_are_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
@@ -97,5 +99,6 @@ def test_every_submit_route_shows_the_options_in_its_openapi(client: TestClient)
     for operation in submits:
         for media_type, content in operation["requestBody"]["content"].items():
             properties = content["schema"]["properties"]
-            assert {"priority", "metadata"} <= set(properties), (operation["operationId"], media_type)
+            names = {"priority", "metadata", "webhook", "webhook_events_filter"}
+            assert names <= set(properties), (operation["operationId"], media_type)
             assert properties["priority"]["maximum"] == 10 and properties["priority"]["minimum"] == -10

@@ -50,7 +50,7 @@ def test_migrations_are_idempotent_and_create_schema(settings, service: JobServi
     assert {"jobs", "job_events", "job_outputs", "api_keys", "uploads", "alembic_version"} <= tables
     with again.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     again.ping()
     again.dispose()
 

@@ -33,10 +33,11 @@ from cadenza.api.middleware import (
 )
 from cadenza.api.problems import install_handlers
 from cadenza.api.reload import snapshot_catalogues
-from cadenza.api.routes import admin, files, health, jobs, models, submit, uploads
+from cadenza.api.routes import admin, batches, files, health, jobs, models, submit, uploads
 from cadenza.engines import registry as engine_registry
 from cadenza.engines.base import resolve
 from cadenza.jobs import JobsCollector, JobService, Maintenance, create_executor
+from cadenza.jobs.webhooks import WebhookDispatcher
 from cadenza.settings import Settings, load_settings
 
 log = structlog.get_logger("cadenza.api")
@@ -84,6 +85,8 @@ def create_app(
             maintenance = Maintenance(service)  # the executor runs its own
             maintenance.start()
         app.state.service, app.state.executor = service, executor
+        dispatcher = await anyio.to_thread.run_sync(WebhookDispatcher, service)
+        dispatcher.start()
         collector = JobsCollector(service, executor)
         registry.register(collector)
         log.info("api_started", workers=settings.workers if executor else 0, database=_safe_url(settings.database_url))
@@ -91,6 +94,7 @@ def create_app(
             yield
         finally:
             registry.unregister(collector)
+            await anyio.to_thread.run_sync(dispatcher.stop)
             if maintenance is not None:
                 await anyio.to_thread.run_sync(maintenance.stop)
             if executor is not None:
@@ -122,6 +126,7 @@ def create_app(
     install_handlers(app)
     app.include_router(submit.build_router(engines))
     app.include_router(uploads.router)
+    app.include_router(batches.router)
     app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(models.router)

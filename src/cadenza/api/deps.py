@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from cadenza.api.auth import ANONYMOUS, Principal
 from cadenza.api.problems import ProblemError
 from cadenza.jobs import JobService, JobView, OutputView
+from cadenza.jobs.views import job_links
 from cadenza.settings import Settings
 
 
@@ -37,12 +38,7 @@ class JobPage(BaseModel):
 
 
 def job_out(view: JobView) -> JobOut:
-    base = f"/v1/jobs/{view.id}"
-    data: dict[str, Any] = view.model_dump()
-    data["outputs"] = [{**o.model_dump(), "url": f"{base}/files/{o.name}"} for o in view.outputs]
-    data["url"] = base
-    data["links"] = {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"}
-    return JobOut.model_validate(data)
+    return JobOut.model_validate(job_links(view))
 
 
 def get_settings(request: Request) -> Settings:

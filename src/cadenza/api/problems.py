@@ -154,6 +154,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_handlers(app: FastAPI) -> None:
     """Map framework and domain exceptions to problem responses."""
     from cadenza.jobs import IdempotencyConflict, JobGone, JobNotFound, JobNotReady, JobNotRetryable, OutputNotFound
+    from cadenza.jobs.views import BatchNotFound
 
     def path(request: Request) -> str:
         return request.url.path
@@ -203,6 +204,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(JobNotFound, mapped(404, "Job Not Found"))
+    app.add_exception_handler(BatchNotFound, mapped(404, "Batch Not Found"))
     app.add_exception_handler(OutputNotFound, mapped(404, "File Not Found"))
 
     async def not_ready(request: Request, exc: Exception) -> JSONResponse:

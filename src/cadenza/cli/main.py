@@ -28,6 +28,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
+from cadenza.cli.batch import batch as batch_command
 from cadenza.settings import Settings, UnknownSettingError, load_settings
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("batch")(batch_command)
 BUILTIN_COMMANDS = frozenset({"serve", "worker", "jobs", "keys", "models", "config", "db", "train", "eval"})
 
 console = Console()
@@ -410,12 +412,25 @@ def models_list(
 def config_show(
     config: ConfigOption = None,
     output_format: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
+    show_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--secrets",
+            help="Print secrets in clear, including the webhook signing secret (generated and stored if unset).",
+        ),
+    ] = False,
 ) -> None:
-    """Print the effective settings (defaults < YAML < CADENZA_* env), secrets masked."""
+    """Print the effective settings (defaults < YAML < CADENZA_* env), secrets masked unless --secrets."""
     if output_format not in ("yaml", "json"):
         err.print(f"--format must be yaml or json, not {output_format!r}.")
         raise typer.Exit(EXIT_CONFIG)
-    data = get_settings(config).masked()
+    settings = get_settings(config)
+    data = settings.masked()
+    if show_secrets:
+        from cadenza.jobs.webhooks import webhook_secret
+
+        data["admin_key"] = settings.admin_key.get_secret_value() if settings.admin_key else None
+        data["webhook_secret"] = webhook_secret(settings, _service(settings).engine)
     if output_format == "json":
         print(json.dumps(data, indent=2))
     else:

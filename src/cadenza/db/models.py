@@ -113,6 +113,11 @@ class Job(Base):
     client_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the job option ``metadata``
     retry_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the failed or cancelled job this one retries
     retried_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the latest retry of this job
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the batch it was submitted in
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
+    # the last event sequence the webhook dispatcher looked at; NULL: no webhook, or every event handled
+    webhook_sequence: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_jobs_idempotency"),
@@ -121,7 +126,90 @@ class Job(Base):
         Index("ix_jobs_created", "created_at"),
         Index("ix_jobs_status_completed", "status", "completed_at"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_batch", "batch_id"),
+        Index("ix_jobs_webhook_sequence", "webhook_sequence"),
     )
+
+
+class Batch(Base):
+    """Jobs submitted together (``POST /v1/batches``); its ``webhook`` is each job's unless the job names its
+    own, and also fires once (``batch.completed``) when every job is final (``notified_at``)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    idempotency_scope: Mapped[str | None] = mapped_column(String(64))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    client_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the last job became final
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # batch.completed delivery created
+
+    __table_args__ = (
+        UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_batches_idempotency"),
+        Index("ix_batches_owner_created", "owner", "created_at"),
+        Index("ix_batches_open", "completed_at"),
+    )
+
+
+class WebhookDelivery(Base):
+    """One webhook message (Standard Webhooks: ``id`` is the ``webhook-id``, the same on every attempt) and
+    its delivery state: ``pending`` (``next_attempt_at`` due), ``delivered``, ``failed`` (retries exhausted)
+    or ``gone`` (the receiver answered 410)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_job", "job_id"),
+        Index("ix_webhook_deliveries_batch", "batch_id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: ``status_code`` (None when no answer), ``latency_ms``, ``error`` and the first
+    bytes of the answer (``response_excerpt``)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_excerpt: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id"),)
+
+
+class ServerSecret(Base):
+    """Secrets the server generates once and shares between its processes (``webhook_secret``)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class JobEvent(Base):
@@ -188,4 +276,18 @@ class Upload(Base):
     __table_args__ = (Index("ix_uploads_expires", "expires_at"),)
 
 
-__all__ = ["ApiKey", "Base", "Job", "JobEvent", "JobOutput", "UTCDateTime", "Upload", "epoch_s", "utcnow"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Batch",
+    "Job",
+    "JobEvent",
+    "JobOutput",
+    "ServerSecret",
+    "UTCDateTime",
+    "Upload",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "epoch_s",
+    "utcnow",
+]

@@ -6,13 +6,17 @@ Replicate's API does. No engine may declare a parameter with a reserved name (th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from cadenza.jobs.urls import check_webhook_url
 
 RESERVED_OPTION_NAMES = frozenset({"priority", "metadata", "webhook", "webhook_events_filter"})
-"""Names reserved for job-level options (``webhook`` and ``webhook_events_filter`` for the webhooks to come)."""
+"""Names reserved for job-level options; no engine may declare a parameter with one of them."""
 METADATA_MAX_BYTES = 4096
+WebhookEvent = Literal["start", "progress", "output", "completed"]
+WEBHOOK_EVENTS: tuple[str, ...] = ("start", "progress", "output", "completed")
 
 
 class JobOptions(BaseModel):
@@ -27,6 +31,54 @@ class JobOptions(BaseModel):
         description="Your own JSON object (at most 4 KB), echoed back in the job view: e.g. your ids.",
         examples=[{"order_id": "A-1001"}],
     )
+    webhook: str | None = Field(
+        None,
+        max_length=2048,
+        description="An https URL told about the job (Standard Webhooks: signed with the server's secret, retried "
+        "with backoff for about a day). Private, loopback and plain-http addresses need `webhook_allowed_hosts`.",
+        examples=["https://example.com/hooks/cadenza"],
+    )
+    webhook_events_filter: list[WebhookEvent] | None = Field(
+        None,
+        min_length=1,
+        description="Which events are sent to `webhook`: `start`, `progress`, `output`, `completed` (any final "
+        'status). Default `["completed"]`.',
+        examples=[["start", "completed"]],
+    )
+
+    @field_validator("webhook_events_filter", mode="before")
+    @classmethod
+    def _events_text(cls, value: Any) -> Any:
+        """A form field holds the list as JSON text or comma-separated names."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("webhook_events_filter must be a JSON list of event names") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_events_filter")
+    @classmethod
+    def _events_unique(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [e for e in WEBHOOK_EVENTS if e in value]
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        allowed = (info.context or {}).get("webhook_allowed_hosts", ())
+        return check_webhook_url(value, allowed)
+
+    @property
+    def webhook_events(self) -> list[str] | None:
+        """The events sent to ``webhook`` (None without one)."""
+        if self.webhook is None:
+            return None
+        return list(self.webhook_events_filter or ["completed"])
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -49,11 +101,15 @@ class JobOptions(BaseModel):
         return value
 
     @classmethod
-    def split(cls, raw: dict[str, Any]) -> tuple[dict[str, Any], JobOptions]:
-        """``raw`` request fields → (the engine's fields, the job options). Raises pydantic.ValidationError
-        (locations are the option names)."""
+    def split(
+        cls, raw: dict[str, Any], allowed_hosts: list[str] | tuple[str, ...] = ()
+    ) -> tuple[dict[str, Any], JobOptions]:
+        """``raw`` request fields → (the engine's fields, the job options); ``allowed_hosts`` is the setting
+        ``webhook_allowed_hosts``. Raises pydantic.ValidationError (locations are the option names)."""
         names = [name for name in cls.model_fields if name in raw]
-        options = cls.model_validate({name: raw[name] for name in names})
+        options = cls.model_validate(
+            {name: raw[name] for name in names}, context={"webhook_allowed_hosts": list(allowed_hosts)}
+        )
         return {k: v for k, v in raw.items() if k not in names}, options
 
     @classmethod

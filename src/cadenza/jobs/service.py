@@ -35,6 +35,7 @@ from cadenza.db.models import Job, JobEvent, JobOutput, Upload, utcnow
 from cadenza.db.session import check_schema, make_engine, read_tx, upgrade_database, write_tx
 from cadenza.engines import registry
 from cadenza.jobs import store
+from cadenza.jobs.batches import Batches
 from cadenza.jobs.estimates import Estimator
 from cadenza.jobs.keys import ApiKeys
 from cadenza.jobs.views import (
@@ -115,6 +116,7 @@ class JobService:
         else:
             check_schema(self.engine)
         self.keys = ApiKeys(self.engine)
+        self.batches = Batches(self)
         self._listeners: list[Callable[[uuid.UUID], None]] = []
         self._listeners_lock = threading.Lock()
         # job id → the (loop, event) of each wait() on it, so a change wakes only that job's waiters
@@ -204,6 +206,8 @@ class JobService:
         inputs: dict[str, StagedInput] | None = None,
         metadata: dict[str, Any] | None = None,
         retry_of: uuid.UUID | None = None,
+        webhook: str | None = None,
+        webhook_events: list[str] | None = None,
     ) -> tuple[JobView, bool]:
         """Store a ``queued`` job and its first event (sequence 1); returns ``(job, created)``.
 
@@ -211,15 +215,18 @@ class JobService:
         are moved (or, ``shared``, linked/copied) into ``<files_dir>/<job_id>/.upload/<name><ext>`` and
         reach the engine as ``RunContext.inputs``; the service owns non-shared staged files from here:
         when no job is created they are deleted. With ``idempotency_key``, a repeat of the same kind +
-        params + input SHA-256s + options (``priority``, ``metadata``) by the same owner returns the existing job
-        and ``created=False``;
+        params + input SHA-256s + options (``priority``, ``metadata``, ``webhook``) by the same owner returns the
+        existing job and ``created=False``; ``webhook`` (a URL checked by :mod:`cadenza.jobs.urls`) is told about
+        ``webhook_events`` (default ``["completed"]``) by the :class:`~cadenza.jobs.webhooks.WebhookDispatcher`;
         different ones raise :class:`IdempotencyConflict`. Raises ``ValueError`` for an unknown kind.
         """
         inputs = dict(inputs or {})
         try:
             if kind not in self.registry:
                 raise ValueError(f"unknown job kind {kind!r}")
-            options = {k: v for k, v in (("priority", priority), ("metadata", metadata)) if v}
+            if webhook is not None and not webhook_events:
+                webhook_events = ["completed"]
+            options = _options_fingerprint(priority, metadata, webhook, webhook_events)
             digest = request_sha256(
                 kind, params, {n: str(i.info.get("sha256", "")) for n, i in inputs.items()}, options
             )
@@ -237,23 +244,20 @@ class JobService:
                         stored = self._store_inputs(folder, inputs)
                         inputs = {}
                     session.add(
-                        Job(
-                            id=job_id,
-                            kind=kind,
-                            status=JobStatus.queued.value,
-                            params=params,
-                            progress=0.0,
-                            sequence=0,
+                        _job_row(
+                            job_id,
+                            kind,
+                            params,
                             owner=owner,
                             priority=priority,
-                            attempts=0,
                             idempotency_key=idempotency_key,
-                            idempotency_scope=scope,
-                            request_sha256=digest,
-                            inputs=stored,
-                            client_metadata=metadata,
+                            scope=scope,
+                            digest=digest,
+                            stored=stored,
+                            metadata=metadata,
                             retry_of=retry_of,
-                            created_at=utcnow(),
+                            webhook=webhook,
+                            webhook_events=webhook_events,
                         )
                     )
                     session.flush()
@@ -320,6 +324,7 @@ class JobService:
         kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        batch_id: uuid.UUID | None = None,
     ) -> tuple[list[JobView], str | None]:
         """Jobs newest first, at most ``limit`` (1–500); returns ``(jobs, next_cursor)`` where
         ``next_cursor`` is None on the last page. Raises ``ValueError`` for a bad limit or cursor."""
@@ -332,6 +337,8 @@ class JobService:
             query = query.where(Job.status == JobStatus(status).value)
         if kind is not None:
             query = query.where(Job.kind == kind)
+        if batch_id is not None:
+            query = query.where(Job.batch_id == batch_id)
         if cursor:
             created, last_id = _decode_cursor(cursor)
             query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
@@ -355,6 +362,7 @@ class JobService:
             job = self._job(session, job_id, owner)
             status, kind, params = JobStatus(job.status), job.kind, dict(job.params)
             priority, metadata, job_owner, stored = job.priority, job.client_metadata, job.owner, job.inputs
+            webhook, webhook_events = job.webhook_url, job.webhook_events
         if status not in (JobStatus.failed, JobStatus.cancelled):
             raise JobNotRetryable(f"job {job_id} is {status.value}; only failed or cancelled jobs are retried")
         inputs: dict[str, StagedInput] = {}
@@ -375,21 +383,37 @@ class JobService:
                 ) from None
             inputs[name] = StagedInput(path, facts, shared=True)
         view, _ = self.submit(
-            kind, params, owner=job_owner, priority=priority, metadata=metadata, inputs=inputs, retry_of=job_id
+            kind,
+            params,
+            owner=job_owner,
+            priority=priority,
+            metadata=metadata,
+            inputs=inputs,
+            retry_of=job_id,
+            webhook=webhook,
+            webhook_events=webhook_events,
         )
         return view
 
     def cancel_many(
-        self, owner: str | None, *, status: JobStatus | None = None, kind: str | None = None, limit: int = 1000
+        self,
+        owner: str | None,
+        *,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        batch_id: uuid.UUID | None = None,
+        limit: int = 1000,
     ) -> list[uuid.UUID]:
-        """Cancel the owner's (``None``: everyone's) queued and processing jobs matching ``status`` and ``kind``,
-        at most ``limit`` of them, oldest first; returns their ids (see :meth:`cancel`)."""
+        """Cancel the owner's (``None``: everyone's) queued and processing jobs matching ``status``, ``kind`` and
+        ``batch_id``, at most ``limit`` of them, oldest first; returns their ids (see :meth:`cancel`)."""
         wanted = [status] if status is not None else [JobStatus.queued, JobStatus.processing]
         query = select(Job.id).where(Job.status.in_([s.value for s in wanted if s not in FINAL]))
         if owner is not None:
             query = query.where(Job.owner == owner)
         if kind is not None:
             query = query.where(Job.kind == kind)
+        if batch_id is not None:
+            query = query.where(Job.batch_id == batch_id)
         with read_tx(self.engine) as session:
             ids = list(session.scalars(query.order_by(Job.created_at, Job.id).limit(limit)))
         for job_id in ids:
@@ -551,6 +575,9 @@ class JobService:
                 if len(ids) < 200:
                     break
         counts["jobs"] = sum(counts.values())
+        batches = self.batches.prune()
+        if batches:
+            counts["batches"] = batches
         uploads = self.prune_uploads(now)
         partial = self.sweep_partial_uploads()
         if uploads:
@@ -706,6 +733,59 @@ class JobService:
         if any(counts.values()):
             log.warning("recovered jobs left processing", **counts)
         return counts
+
+
+def _options_fingerprint(
+    priority: int, metadata: dict[str, Any] | None, webhook: str | None, webhook_events: list[str] | None
+) -> dict[str, Any]:
+    """The job options that differ from their defaults, as the idempotency fingerprint sees them."""
+    options: dict[str, Any] = {"priority": priority, "metadata": metadata}
+    if webhook is not None:
+        options |= {"webhook": webhook, "webhook_events_filter": webhook_events}
+    return {k: v for k, v in options.items() if v}
+
+
+def _job_row(
+    job_id: uuid.UUID,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    owner: str | None,
+    priority: int,
+    digest: str,
+    idempotency_key: str | None = None,
+    scope: str | None = None,
+    stored: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    retry_of: uuid.UUID | None = None,
+    webhook: str | None = None,
+    webhook_events: list[str] | None = None,
+    batch_id: uuid.UUID | None = None,
+    created_at: datetime | None = None,
+) -> Job:
+    """A new ``queued`` job row (its first event is appended after the row is flushed)."""
+    return Job(
+        id=job_id,
+        kind=kind,
+        status=JobStatus.queued.value,
+        params=params,
+        progress=0.0,
+        sequence=0,
+        owner=owner,
+        priority=priority,
+        attempts=0,
+        idempotency_key=idempotency_key,
+        idempotency_scope=scope,
+        request_sha256=digest,
+        inputs=stored,
+        client_metadata=metadata,
+        retry_of=retry_of,
+        batch_id=batch_id,
+        webhook_url=webhook,
+        webhook_events=(webhook_events or ["completed"]) if webhook else None,
+        webhook_sequence=0 if webhook else None,
+        created_at=created_at or utcnow(),
+    )
 
 
 def retry_allowed(engines: registry.Registry, kind: str, attempts: int) -> bool:

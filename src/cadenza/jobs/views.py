@@ -97,8 +97,136 @@ class JobView(BaseModel):
     metadata: dict[str, Any] | None = None
     retry_of: UUID | None = None
     retried_by: UUID | None = None
+    batch_id: UUID | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
     queue_position: int | None = None
     eta_s: float | None = None
+
+
+def job_links(view: JobView) -> dict[str, Any]:
+    """The job view as JSON-able data plus its URLs (``url``, ``links``, each output's ``url``): what the API
+    answers and what a webhook carries."""
+    base = f"/v1/jobs/{view.id}"
+    data: dict[str, Any] = view.model_dump(mode="json")
+    data["outputs"] = [{**o, "url": f"{base}/files/{o['name']}"} for o in data["outputs"]]
+    data["url"] = base
+    data["links"] = {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"}
+    return data
+
+
+class BatchJobView(BaseModel):
+    """One job of a batch, in submission order (``index``)."""
+
+    index: int
+    id: UUID
+    kind: str
+    status: JobStatus
+    progress: float
+
+
+_BATCH_ID = "0b7c6a52-3f1e-4b1a-9a57-6d1c0e2f9a10"
+_JOB_IDS = ("6f1c2e1e-5a35-4a8e-9d7b-0b8b0f7c2a11", "9a0e3c55-1f7b-4d43-8f0e-2b5d1c7e4a22")
+BATCH_EXAMPLE: dict[str, Any] = {
+    "id": _BATCH_ID,
+    "status": "processing",
+    "size": 2,
+    "counts": {"queued": 1, "processing": 0, "completed": 1, "failed": 0, "cancelled": 0},
+    "progress": 50.0,
+    "sequence": 5,
+    "owner": None,
+    "metadata": {"session": "beat-tape-3"},
+    "webhook": "https://example.com/hooks/cadenza",
+    "webhook_events_filter": ["completed"],
+    "created_at": "2026-12-03T10:00:00Z",
+    "completed_at": None,
+    "jobs": [
+        {"index": 0, "id": _JOB_IDS[0], "kind": "drums", "status": "completed", "progress": 100.0},
+        {"index": 1, "id": _JOB_IDS[1], "kind": "drums", "status": "queued", "progress": 0.0},
+    ],
+    "url": f"/v1/batches/{_BATCH_ID}",
+}
+DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": "msg_5b0f1e2d3c4b5a69788796a5b4c3d2e1",
+    "type": "job.completed",
+    "url": "https://example.com/hooks/cadenza",
+    "status": "delivered",
+    "attempts": [
+        {
+            "attempt": 1,
+            "attempted_at": "2026-12-03T10:00:02Z",
+            "status_code": 500,
+            "latency_ms": 12.5,
+            "error": "the receiver answered 500",
+            "response_excerpt": "Internal Server Error",
+        },
+        {
+            "attempt": 2,
+            "attempted_at": "2026-12-03T10:00:07Z",
+            "status_code": 200,
+            "latency_ms": 9.1,
+            "error": None,
+            "response_excerpt": "ok",
+        },
+    ],
+    "created_at": "2026-12-03T10:00:02Z",
+    "next_attempt_at": None,
+    "finished_at": "2026-12-03T10:00:07Z",
+}
+
+
+class BatchView(BaseModel):
+    """Jobs submitted together. ``status``: ``processing`` until every job is final, then ``completed``.
+    ``counts``: jobs per status (every status present). ``progress``: mean of the jobs' progress, percent.
+    ``sequence``: the sum of its jobs' event numbers, which grows with every job event (the SSE ``id``).
+    ``webhook``/``webhook_events_filter``: each job's unless the job named its own; the webhook is also told
+    ``batch.completed`` once. ``completed_at``: when the last job became final."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_EXAMPLE]})
+
+    id: UUID
+    status: Literal["processing", "completed"]
+    size: int
+    counts: dict[str, int]
+    progress: float
+    sequence: int
+    owner: str | None
+    metadata: dict[str, Any] | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
+    created_at: datetime
+    completed_at: datetime | None = None
+    jobs: list[BatchJobView]
+    url: str = ""
+
+
+class WebhookAttemptView(BaseModel):
+    """One try of a delivery: ``status_code`` None when no HTTP answer came (``error`` says why);
+    ``latency_ms`` from connect to the answer's first bytes; ``response_excerpt``: at most 200 characters."""
+
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    response_excerpt: str | None
+
+
+class WebhookDeliveryView(BaseModel):
+    """One webhook message (its ``id`` is the ``webhook-id`` header, the same on every attempt) and its state:
+    ``pending`` (retried at ``next_attempt_at``), ``delivered``, ``failed`` (retries exhausted, or the address
+    was refused) or ``gone`` (the receiver answered 410: not retried)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [DELIVERY_EXAMPLE]})
+
+    id: str
+    type: str
+    url: str
+    status: Literal["pending", "delivered", "failed", "gone"]
+    attempts: list[WebhookAttemptView]
+    created_at: datetime
+    next_attempt_at: datetime | None
+    finished_at: datetime | None
 
 
 class JobEventView(BaseModel):
@@ -143,6 +271,26 @@ class JobNotRetryable(RuntimeError):  # noqa: N818
 
 class JobGone(RuntimeError):  # noqa: N818
     """The job failed or was cancelled, or its files were pruned (API 410)."""
+
+
+class BatchPage(BaseModel):
+    """The latest batches, newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"batches": [BATCH_EXAMPLE]}]})
+
+    batches: list[BatchView]
+
+
+class WebhookLog(BaseModel):
+    """Webhook deliveries, oldest first, each with its attempts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"deliveries": [DELIVERY_EXAMPLE]}]})
+
+    deliveries: list[WebhookDeliveryView]
+
+
+class BatchNotFound(LookupError):  # noqa: N818
+    """Unknown batch id, or a batch of another owner (API 404)."""
 
 
 class UploadNotFound(LookupError):  # noqa: N818

@@ -18,6 +18,8 @@ from cadenza.api.deps import JobOut, JobPage, OwnerDep, ServiceDep, job_out, req
 from cadenza.api.problems import ProblemError, responses
 from cadenza.api.routes.submit import parse_prefer_wait
 from cadenza.jobs import FINAL, JobNotFound, JobService, JobStatus
+from cadenza.jobs.views import WebhookLog
+from cadenza.jobs.webhooks import job_deliveries
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -33,6 +35,7 @@ def list_jobs(
     owner: OwnerDep,
     status: JobStatus | None = Query(None, description="Only jobs with this status."),
     kind: str | None = Query(None, description="Only jobs of this engine kind."),
+    batch: UUID | None = Query(None, description="Only jobs of this batch."),
     limit: int = Query(50, ge=1, le=100, description="Page size."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
 ) -> JobPage:
@@ -41,7 +44,7 @@ def list_jobs(
             422, f"Unknown kind {kind!r}; kinds: {', '.join(service.registry.kinds)}.", title="Validation Failed"
         )
     try:
-        jobs, next_cursor = service.list(owner, status=status, kind=kind, limit=limit, cursor=cursor)
+        jobs, next_cursor = service.list(owner, status=status, kind=kind, limit=limit, cursor=cursor, batch_id=batch)
     except ValueError as exc:
         raise ProblemError(422, f"Invalid cursor: {exc}", title="Validation Failed") from exc
     return JobPage(jobs=[job_out(j) for j in jobs], next_cursor=next_cursor)
@@ -103,12 +106,14 @@ def retry_job(job_id: UUID, service: ServiceDep, owner: OwnerDep, response: Resp
 
 
 class BulkCancel(BaseModel):
-    """Which jobs to cancel: queued and processing ones (or only ``status``), of ``kind`` if given."""
+    """Which jobs to cancel: queued and processing ones (or only ``status``), of ``kind`` and ``batch`` if
+    given."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "queued", "kind": "drums"}]})
 
     status: Literal["queued", "processing"] | None = None
     kind: str | None = Field(None, max_length=32)
+    batch: UUID | None = Field(None, description="Only the jobs of this batch.")
 
 
 class BulkCancelled(BaseModel):
@@ -123,7 +128,7 @@ class BulkCancelled(BaseModel):
 @router.post(
     "/cancel",
     response_model=BulkCancelled,
-    summary="Cancel many jobs by status and kind (admin key when auth is on)",
+    summary="Cancel many jobs by status, kind and batch (admin key when auth is on)",
     dependencies=[Depends(require_admin)],
     responses=responses(400, 401, 403, 422, 429),
 )
@@ -135,8 +140,18 @@ def cancel_jobs(body: BulkCancel, service: ServiceDep, owner: OwnerDep) -> BulkC
             422, f"Unknown kind {body.kind!r}; kinds: {', '.join(service.registry.kinds)}.", title="Validation Failed"
         )
     status = JobStatus(body.status) if body.status else None
-    ids = service.cancel_many(owner, status=status, kind=body.kind)
+    ids = service.cancel_many(owner, status=status, kind=body.kind, batch_id=body.batch)
     return BulkCancelled(count=len(ids), ids=ids)
+
+
+@router.get(
+    "/{job_id}/webhooks",
+    response_model=WebhookLog,
+    summary="The job's webhook deliveries and each attempt (time, status code, latency, error)",
+    responses=responses(401, 404, 422, 429),
+)
+def job_webhooks(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> WebhookLog:
+    return WebhookLog(deliveries=job_deliveries(service, job_id, owner))
 
 
 @router.delete(

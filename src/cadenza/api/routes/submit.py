@@ -188,15 +188,16 @@ async def validate_params(request: Request, spec: EngineSpec, raw: Any) -> BaseM
     return params
 
 
-def split_options(raw: Any) -> tuple[Any, JobOptions]:
-    """The job-level options (``priority``, ``metadata``) out of a request's raw fields: (the engine's fields,
-    the options). Raises RequestValidationError (422) for invalid options."""
+def split_options(raw: Any, allowed_hosts: list[str], prefix: tuple[Any, ...] = ("body",)) -> tuple[Any, JobOptions]:
+    """The job-level options (``priority``, ``metadata``, ``webhook``, ``webhook_events_filter``) out of a
+    request's raw fields: (the engine's fields, the options); ``allowed_hosts`` is the setting
+    ``webhook_allowed_hosts``. Raises RequestValidationError (422) for invalid options."""
     if not isinstance(raw, dict):
         return raw, JobOptions()
     try:
-        return JobOptions.split(raw)
+        return JobOptions.split(raw, allowed_hosts)
     except ValidationError as exc:
-        raise validation_error(exc) from exc
+        raise validation_error(exc, prefix) from exc
 
 
 async def _submit(
@@ -219,6 +220,8 @@ async def _submit(
         inputs=inputs,
         priority=options.priority,
         metadata=options.metadata,
+        webhook=options.webhook,
+        webhook_events=options.webhook_events,
     )
     view, created = await anyio.to_thread.run_sync(submit)
     log_fields(request).update(job_id=str(view.id), kind=spec.kind, created=created)  # on the one access line
@@ -295,7 +298,8 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         _check_intake(request)
         _check_idempotency_key(idempotency_key)
         await _check_capacity(request)
-        raw, options = split_options(load_json(await request.body(), "body"))
+        hosts = request.app.state.settings.webhook_allowed_hosts
+        raw, options = split_options(load_json(await request.body(), "body"), hosts)
         params = await validate_params(request, spec, raw)
         view, created = await _submit(request, spec, params, principal, idempotency_key, options=options)
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
@@ -621,6 +625,11 @@ def _input_schemas(spec: EngineSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     form_options = {
         "priority": options["priority"],
         "metadata": {"type": "string", "description": options["metadata"]["description"] + " As JSON text."},
+        "webhook": options["webhook"],
+        "webhook_events_filter": {
+            "type": "string",
+            "description": options["webhook_events_filter"]["description"] + " As a JSON list or comma-separated.",
+        },
     }
     form_schema = {
         "type": "object",
@@ -687,7 +696,7 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
                 await receive_multipart(request, state)
                 references = {declared.name: state.fields.pop(declared.name, []) for declared in spec.inputs}
                 raw = _form_params(spec, state.fields)
-            raw, options = split_options(raw)
+            raw, options = split_options(raw, settings.webhook_allowed_hosts)
             params = await validate_params(request, spec, raw)
             inputs = await resolve_inputs(request, spec, state, references, principal)
             facts = {name: staged.info for name, staged in inputs.items()}

@@ -1,0 +1,274 @@
+"""Webhooks (Standard Webhooks): signed deliveries to real loopback receivers, retries with backoff, 410, timeouts,
+redirects not followed, a server restart between a failed and a successful attempt, address safety, isolation."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _api_helpers import DRUMS, assert_problem, make_settings
+from fastapi.testclient import TestClient
+
+from cadenza.api.app import create_app
+from cadenza.jobs.urls import WebhookAddressError, check_webhook_url, resolve_public
+from cadenza.jobs.webhooks import make_secret, retry_delay_s
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))
+from webhook_receiver import Receiver, verify  # noqa: E402
+
+SECRET = make_secret()
+FAST = {
+    "webhook_allowed_hosts": ["127.0.0.1"],
+    "webhook_retry_base_s": 0.2,
+    "webhook_retry_max_s": 1.0,
+    "webhook_timeout_s": 2.0,
+    "webhook_poll_interval_s": 0.05,
+}
+
+
+def until(read: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: float = 120.0) -> Any:
+    """``read()`` once ``ok`` holds of it (a condition with a generous deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"condition not met after {timeout_s} s: {value}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made: list[Receiver] = []
+
+    def make(*args: Any, **kwargs: Any) -> Receiver:
+        made.append(Receiver(*args, **kwargs))
+        return made[-1]
+
+    yield make  # type: ignore[misc]
+    for r in made:
+        r.close()
+
+
+def app_client(tmp_path: Path, **overrides: Any) -> TestClient:
+    settings = make_settings(tmp_path, workers=1, webhook_secret=SECRET, **(FAST | overrides))
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+def deliveries(client: TestClient, job_id: str) -> list[dict]:
+    response = client.get(f"/v1/jobs/{job_id}/webhooks")
+    assert response.status_code == 200, response.text
+    return response.json()["deliveries"]
+
+
+def test_completed_job_is_delivered_once_signed_with_the_job_view(tmp_path: Path, receiver) -> None:
+    hook = receiver()
+    with app_client(tmp_path) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url, "metadata": {"order": 7}}).json()
+        assert job["webhook"] == hook.url and job["webhook_events_filter"] == ["completed"]
+        got = hook.wait_for(lambda r: len(r) >= 1)
+        body = verify(SECRET, got[0])
+        assert body["type"] == "job.completed"
+        data = body["data"]
+        assert (data["id"], data["status"], data["metadata"]) == (job["id"], "completed", {"order": 7})
+        assert data["outputs"] and data["outputs"][0]["url"].startswith(f"/v1/jobs/{job['id']}/files/")
+        assert got[0].headers["content-type"] == "application/json"
+        [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d and d[0]["status"] == "delivered")
+        assert delivery["id"] == got[0].headers["webhook-id"] and delivery["type"] == "job.completed"
+        [attempt] = delivery["attempts"]
+        assert attempt["status_code"] == 200 and attempt["latency_ms"] > 0 and attempt["response_excerpt"] == "ok"
+        # a tampered body does not verify
+        got[0].body = got[0].body.replace(b"completed", b"c0mpleted")
+        with pytest.raises(AssertionError):
+            verify(SECRET, got[0])
+
+
+def test_events_filter_sends_start_and_completed_in_order(tmp_path: Path, receiver) -> None:
+    hook = receiver()
+    with app_client(tmp_path) as client:
+        body = {**DRUMS, "webhook": hook.url, "webhook_events_filter": ["completed", "start"]}
+        job = client.post("/v1/drums", json=body).json()
+        assert job["webhook_events_filter"] == ["start", "completed"]
+        got = hook.wait_for(lambda r: len(r) >= 2)
+        assert [verify(SECRET, r)["type"] for r in got] == ["job.started", "job.completed"]
+        assert len({r.headers["webhook-id"] for r in got}) == 2
+
+
+def test_a_receiver_failing_twice_gets_the_same_message_three_times_with_backoff(tmp_path: Path, receiver) -> None:
+    hook = receiver([(500, 0.0), (503, 0.0), (200, 0.0)])
+    with app_client(tmp_path) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url}).json()
+        got = hook.wait_for(lambda r: len(r) >= 3)
+        assert len({r.headers["webhook-id"] for r in got}) == 1  # one message, retried
+        assert {verify(SECRET, r)["data"]["id"] for r in got} == {job["id"]}
+        assert got[1].at - got[0].at >= 0.8 * FAST["webhook_retry_base_s"]  # backoff, not a hot loop
+        assert got[2].at - got[1].at >= 0.8 * 2 * FAST["webhook_retry_base_s"]
+        [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d and d[0]["status"] == "delivered")
+        assert [a["status_code"] for a in delivery["attempts"]] == [500, 503, 200]
+        assert "answered 500" in delivery["attempts"][0]["error"]
+
+
+def test_410_gone_stops_the_retries(tmp_path: Path, receiver) -> None:
+    hook = receiver([(410, 0.0)])
+    with app_client(tmp_path) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url}).json()
+        [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d and d[0]["status"] == "gone")
+        assert [a["status_code"] for a in delivery["attempts"]] == [410]
+        assert delivery["next_attempt_at"] is None and len(hook.requests) == 1
+
+
+def test_a_slow_receiver_times_out_and_is_retried(tmp_path: Path, receiver) -> None:
+    hook = receiver([(200, 6.0)])  # answers after the 2 s timeout, then at once
+    with app_client(tmp_path) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url}).json()
+        [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d and d[0]["status"] == "delivered")
+        first, second = delivery["attempts"]
+        assert first["status_code"] is None and "timed out" in first["error"]
+        assert first["latency_ms"] < 6000
+        assert second["status_code"] == 200
+
+
+def test_redirects_are_not_followed(tmp_path: Path, receiver) -> None:
+    target = receiver()
+    hook = receiver([(302, 0.0), (200, 0.0)], location=target.url)
+    with app_client(tmp_path) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url}).json()
+        [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d and d[0]["status"] == "delivered")
+        assert [a["status_code"] for a in delivery["attempts"]] == [302, 200]
+        assert target.requests == []  # the redirect's target never heard from the server
+
+
+def test_a_delivery_survives_a_server_restart_between_attempts(tmp_path: Path, receiver) -> None:
+    hook = receiver([(500, 0.0), (200, 0.0)])
+    slow_retry = {"webhook_retry_base_s": 4.0}  # the retry falls due only after this server stopped
+    with app_client(tmp_path, **slow_retry) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url}).json()
+        until(lambda: deliveries(client, job["id"]), lambda d: d and len(d[0]["attempts"]) == 1)
+    stopped = time.monotonic()
+    assert len(hook.requests) == 1
+    with app_client(tmp_path, **slow_retry) as client:
+        got = hook.wait_for(lambda r: len(r) >= 2)
+        assert got[1].at > stopped  # sent by the restarted server, from the stored row
+        assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
+        verify(SECRET, got[1])
+        [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d[0]["status"] == "delivered")
+        assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/hook",  # plain http to a host not allowed
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://[::ffff:192.168.0.1]/hook",
+        "https://localhost/hook",
+        "https://api.localhost/hook",
+        "ftp://example.com/hook",
+        "not a url",
+        "https:///nohost",
+    ],
+)
+def test_unsafe_webhook_urls_are_422_naming_the_field(tmp_path: Path, url: str) -> None:
+    with TestClient(create_app(make_settings(tmp_path), start_workers=False)) as client:
+        problem = assert_problem(client.post("/v1/drums", json={**DRUMS, "webhook": url}), 422)
+        assert problem["errors"][0]["loc"] == ["body", "webhook"]
+        multipart = {"params": (None, '{"bars": 4}')}
+        form = client.post("/v1/melodies", data={"webhook": url}, files=multipart)  # a multipart submit too
+        assert_problem(form, 422)
+        assert client.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_webhook_options_are_validated_in_forms_and_bodies(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, webhook_allowed_hosts=["127.0.0.1"])
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        bad = client.post(
+            "/v1/drums", json={**DRUMS, "webhook": "https://example.com/h", "webhook_events_filter": ["done"]}
+        )
+        assert assert_problem(bad, 422)["errors"][0]["loc"][:2] == ["body", "webhook_events_filter"]
+        form = client.post(
+            "/v1/melodies",
+            data={"webhook": "http://127.0.0.1:9/h", "webhook_events_filter": "start, completed"},
+            files={"params": (None, '{"bars": 4}')},
+        )
+        assert form.status_code == 202, form.text
+        assert form.json()["webhook_events_filter"] == ["start", "completed"]
+        public = client.post("/v1/drums", json={**DRUMS, "webhook": "https://hooks.example.com/c?x=1"})
+        assert public.status_code == 202 and public.json()["webhook"] == "https://hooks.example.com/c?x=1"
+
+
+def test_addresses_are_checked_when_sending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A public-looking name that resolves to a private address (DNS rebinding) is refused before connecting."""
+
+    def private(host: str, port: int, *args: Any, **kwargs: Any) -> list:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+
+    assert check_webhook_url("https://hooks.example.com/x") == "https://hooks.example.com/x"
+    monkeypatch.setattr(socket, "getaddrinfo", private)  # DNS is outside the project
+    with pytest.raises(WebhookAddressError, match="10.0.0.7"):
+        resolve_public("https://hooks.example.com/x")
+    assert resolve_public("https://hooks.example.com/x", ["hooks.example.com"]) == ("10.0.0.7", 443)
+
+
+def test_retry_delays_double_with_jitter_up_to_the_maximum() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [retry_delay_s(n, 5.0, 3600.0, rng) for n in range(1, 12)]
+    for n, delay in enumerate(delays, start=1):
+        nominal = min(3600.0, 5.0 * 2 ** (n - 1))
+        assert 0.8 * nominal <= delay <= min(3600.0, 1.2 * nominal)
+    assert delays[-1] <= 3600.0
+    # the defaults retry for about a day: 5, 10, 20 … 3600 s
+    total, attempts = 0.0, 0
+    while total < 86400:
+        attempts += 1
+        total += min(3600.0, 5.0 * 2 ** (attempts - 1))
+    assert 25 <= attempts <= 35
+
+
+def test_a_generated_secret_is_stored_once_and_shown_by_the_cli(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from cadenza.cli.main import app
+    from cadenza.db.session import make_engine
+    from cadenza.jobs.webhooks import webhook_secret
+
+    settings = make_settings(tmp_path)  # no webhook_secret set
+    with TestClient(create_app(settings, start_workers=False)):
+        pass
+    engine = make_engine(settings.database_url)
+    first = webhook_secret(settings, engine)
+    assert first.startswith("whsec_") and webhook_secret(settings, engine) == first
+    monkeypatch.setenv("CADENZA_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CADENZA_FILES_DIR", str(settings.files_dir))
+    shown = CliRunner().invoke(app, ["config", "show", "--secrets", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert f'"webhook_secret": "{first}"' in shown.output
+    masked = CliRunner().invoke(app, ["config", "show", "--format", "json"])
+    assert first not in masked.output
+
+
+def test_another_keys_webhook_log_is_404(tmp_path: Path) -> None:
+    from cadenza.jobs import JobService
+
+    settings = make_settings(tmp_path, auth_enabled=True, admin_key="admin-key-for-webhook-tests", **FAST)
+    service = JobService(settings)
+    alice, bob = service.keys.create("alice")[0], service.keys.create("bob")[0]
+    with TestClient(create_app(settings, start_workers=False)) as client:
+        job = client.post(
+            "/v1/drums",
+            json={**DRUMS, "webhook": "http://127.0.0.1:9/h"},
+            headers={"Authorization": f"Bearer {alice}"},
+        ).json()
+        own = client.get(f"/v1/jobs/{job['id']}/webhooks", headers={"Authorization": f"Bearer {alice}"})
+        assert own.status_code == 200
+        other = client.get(f"/v1/jobs/{job['id']}/webhooks", headers={"Authorization": f"Bearer {bob}"})
+        assert_problem(other, 404)
