@@ -244,7 +244,7 @@ class Batches:
 def _view(session: Session, batch: Batch) -> BatchView:
     """The view of a batch row (one query for its jobs)."""
     rows = session.execute(
-        select(Job.id, Job.kind, Job.status, Job.progress, Job.sequence, Job.created_at)
+        select(Job.id, Job.kind, Job.status, Job.progress, Job.sequence, Job.created_at, Job.completed_at)
         .where(Job.batch_id == batch.id)
         .order_by(Job.created_at, Job.id)
     ).all()
@@ -267,7 +267,9 @@ def _view(session: Session, batch: Batch) -> BatchView:
         webhook=batch.webhook_url,
         webhook_events_filter=batch.webhook_events,
         created_at=batch.created_at,
-        completed_at=batch.completed_at if final else None,
+        completed_at=(batch.completed_at or max((r.completed_at for r in rows if r.completed_at), default=None))
+        if final
+        else None,
         jobs=jobs,
         url=f"/v1/batches/{batch.id}",
     )
