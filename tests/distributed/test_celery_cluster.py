@@ -1,0 +1,113 @@
+"""The Celery executor with real parts: Redis, PostgreSQL, ``cadenza serve`` and two ``cadenza worker`` processes.
+
+20 mixed jobs complete, each run once; routing puts a job only on a worker of its queue; SIGKILL of the worker
+running a job → the job is re-queued and completes on a worker, or fails clearly, never stuck or run twice; a
+Redis restart that loses every queued message → all jobs still complete; cancel reaches a remote worker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cadenza.client import CadenzaClient
+
+from .conftest import Cluster, Redis, new_database
+
+DRUMS = {"producer_style": "J Dilla", "bars": 1, "tempo": 90}
+# melody runs only on the "solo" queue, which only worker B serves; track on "gpu"; drums on "cpu"
+QUEUES = '{"drums": "cpu", "melody": "solo", "track": "gpu", "separation": "gpu"}'
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: Redis, pg_server: Path):
+    cluster = Cluster(tmp_path, redis_server, new_database(pg_server), queues=QUEUES)
+    cluster.start_api()
+    cluster.start_worker("cpu,gpu", name="worker-a")
+    cluster.start_worker("cpu,gpu,solo", name="worker-b")
+    cluster.wait_workers(2)
+    yield cluster
+    cluster.close()
+
+
+def _worker_of(cluster: Cluster, job: dict) -> str:
+    """The name of the worker whose process claimed the job last (its ``processing`` event names the process)."""
+    events = httpx.get(f"{cluster.base_url}/v1/jobs/{job['id']}/events?last_event_id=0", timeout=30).text
+    claims = [line for line in events.splitlines() if line.startswith("data:") and '"worker"' in line]
+    pid = int(claims[-1].split('"worker": "')[1].split('"')[0].rpartition(":")[2])
+    for worker in cluster.workers:
+        if pid in worker.children() or pid == worker.process.pid:
+            return worker.log.stem
+    raise AssertionError(f"no worker runs pid {pid}")
+
+
+def _until(read, ok, timeout_s: float = 180.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"not reached after {timeout_s} s: {value}"
+        time.sleep(0.1)
+
+
+def test_mixed_jobs_complete_once_and_route_by_queue(cluster: Cluster) -> None:
+    with CadenzaClient(cluster.base_url) as client:
+        ready = httpx.get(f"{cluster.base_url}/ready", timeout=30).json()
+        assert ready["checks"]["broker"]["ok"] and ready["checks"]["workers"]["ok"]
+        jobs = []
+        for i in range(20):
+            if i % 4 == 3:
+                jobs.append(client.submit("melodies", {"bars": 2, "seed": i}))
+            else:
+                jobs.append(client.submit("drums", {**DRUMS, "seed": i}))
+        done = [client.wait(job["id"], timeout_s=300) for job in jobs]
+        assert [j["status"] for j in done] == ["completed"] * 20, [j.get("error") for j in done]
+        assert all(j["attempts"] == 1 for j in done)  # each ran exactly once
+        for job in done:
+            if job["kind"] == "melody":
+                assert _worker_of(cluster, job) == "worker-b"  # only worker B serves "solo"
+        metrics = httpx.get(f"{cluster.base_url}/metrics", timeout=30).text
+        assert 'cadenza_broker_queue_depth{queue="solo"}' in metrics
+        assert 'cadenza_queue_workers{queue="solo"} 1.0' in metrics
+        assert 'cadenza_queue_workers{queue="cpu"} 2.0' in metrics
+
+
+def test_sigkill_of_the_worker_running_a_job_requeues_it(cluster: Cluster) -> None:
+    with CadenzaClient(cluster.base_url) as client:
+        job = client.submit("tracks", {"prompt": "lo-fi hip hop, 84 bpm", "duration_s": 120, "seed": 1})
+        running = _until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing" and j["progress"] > 0)
+        victim = _worker_of(cluster, running)
+        [proc] = [w for w in cluster.workers if w.log.stem == victim]
+        proc.kill_group()  # the whole worker host dies mid-job
+        final = client.wait(job["id"], timeout_s=300)
+        assert final["status"] in ("completed", "failed"), final
+        if final["status"] == "completed":
+            assert final["attempts"] == 2 and _worker_of(cluster, final) != victim
+        else:
+            assert final["error"]["type"] == "WorkerLost"
+
+
+def test_a_redis_restart_that_loses_queued_messages_loses_no_job(cluster: Cluster) -> None:
+    for worker in cluster.workers:
+        assert worker.stop(60) == 0  # SIGTERM: a warm shutdown
+    cluster.workers.clear()
+    with CadenzaClient(cluster.base_url) as client:
+        jobs = [client.submit("drums", {**DRUMS, "seed": i}) for i in range(6)]
+        cluster.redis.restart()  # no persistence: the six messages are gone
+        cluster.start_worker("cpu,gpu,solo", name="worker-c")
+        done = [client.wait(job["id"], timeout_s=300) for job in jobs]
+        assert [j["status"] for j in done] == ["completed"] * 6
+        assert all(j["attempts"] == 1 for j in done)
+
+
+def test_cancel_reaches_a_running_job_on_a_remote_worker(cluster: Cluster) -> None:
+    with CadenzaClient(cluster.base_url) as client:
+        job = client.submit("tracks", {"prompt": "ambient, 70 bpm", "duration_s": 120, "seed": 2})
+        _until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing" and j["progress"] > 0)
+        client.cancel(job["id"])
+        final = client.wait(job["id"], timeout_s=120)
+        assert final["status"] == "cancelled"
+        assert final["outputs"] == []
