@@ -33,8 +33,8 @@ serve: $(STAMP)
 	$(BIN)/cadenza serve
 
 # Real services the tests drive, from Debian's packages (CI runs as root on a fresh machine):
-# Chromium renders /docs offline.
-APT_PACKAGES := chromium
+# Chromium renders /docs offline; redis-server is the broker of the distributed (Celery) tests.
+APT_PACKAGES := chromium redis-server
 services:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

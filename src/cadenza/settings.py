@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,8 +66,26 @@ class Settings(BaseSettings):
     min_free_disk_mb: int = Field(500, ge=0, description="/ready fails below this much free disk.")
 
     # Workers
-    executor: Literal["local"] = Field("local", description="Who runs jobs: `local` worker processes.")
-    workers: int = Field(1, ge=0, le=64, description="Local worker processes started by `cadenza serve`.")
+    executor: Literal["local", "celery"] = Field(
+        "local",
+        description="Who runs jobs: `local` worker processes of `cadenza serve`, or `celery`: `cadenza worker` "
+        "processes on any host, fed through `broker_url` (Redis), with a PostgreSQL `database_url`.",
+    )
+    workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Local worker processes started by `cadenza serve`; with `celery`, each `cadenza worker`'s "
+        "processes (one job each).",
+    )
+    broker_url: str | None = Field(None, description="The Celery broker (Redis), e.g. redis://host:6379/0.")
+    queues: dict[str, str] = Field(
+        default_factory=dict,
+        description='Celery queue per engine kind (default: the kind), e.g. {"separation": "gpu", "drums": "cpu"}.',
+    )
+    celery_resend_after_s: float = Field(
+        30.0, gt=0, description="Queued this long with no message left in the broker: the job is sent again."
+    )
     device: str = Field("cpu", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     job_timeout_s: float = Field(600.0, gt=0)
     max_queued_jobs: int = Field(
@@ -119,6 +137,18 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="One attempt's connect + answer limit.")
     webhook_concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once by one server.")
     webhook_poll_interval_s: float = Field(0.25, gt=0, description="How often the dispatcher looks for work.")
+
+    @model_validator(mode="after")
+    def _celery_needs(self) -> Settings:
+        if self.executor == "celery":
+            if not self.broker_url:
+                raise ValueError("executor 'celery' needs broker_url (a Redis URL, e.g. redis://127.0.0.1:6379/0)")
+            if self.database_url.startswith("sqlite"):
+                raise ValueError(
+                    "executor 'celery' needs a PostgreSQL database_url (postgresql+psycopg://…): workers on other "
+                    "hosts share it, and SQLite is refused for this executor"
+                )
+        return self
 
     @field_validator("data_dir")
     @classmethod

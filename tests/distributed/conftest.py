@@ -5,6 +5,7 @@ except in CI (``CI=true``), where ``make services`` installs it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -86,10 +87,17 @@ class Proc:
         return self.log.read_text(errors="replace")
 
     def kill_group(self) -> None:
-        """SIGKILL the process and every child (a worker host dying)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """SIGKILL the process and all its descendants (a worker host dying; Celery's pool processes may sit in
+        their own process groups, so the tree is walked rather than the group signalled)."""
+        victims, frontier = [], [self.process.pid]
+        while frontier:
+            pid = frontier.pop()
+            victims.append(pid)
+            frontier.extend(_children(pid))
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self, timeout_s: float = 60) -> int:
         if self.process.poll() is None:
@@ -101,16 +109,21 @@ class Proc:
         return self.process.returncode
 
     def children(self) -> set[int]:
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid:
-                    found.add(int(entry.name))
-        return found
+        return _children(self.process.pid)
+
+
+def _children(parent: int) -> set[int]:
+    """Pids whose parent is ``parent`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.add(int(entry.name))
+    return found
 
 
 class Cluster:
@@ -146,7 +159,11 @@ class Cluster:
         log = self.folder / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [CADENZA, *args], env=self.env, cwd=self.folder, stdout=out, stderr=subprocess.STDOUT,
+                [CADENZA, *args],
+                env=self.env,
+                cwd=self.folder,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return Proc(process, log)

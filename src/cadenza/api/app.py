@@ -78,7 +78,8 @@ def create_app(
             app.state.catalogues = {}
         executor = None
         maintenance = None
-        if start_workers and settings.workers > 0:
+        # celery: the workers are `cadenza worker` processes elsewhere; this server only sends them jobs
+        if start_workers and (settings.workers > 0 or settings.executor == "celery"):
             executor = create_executor(settings, service)
             await anyio.to_thread.run_sync(executor.start)
         else:

@@ -217,25 +217,45 @@ class DrainingServer(uvicorn.Server):
 
 
 @app.command()
-def worker(config: ConfigOption = None) -> None:
+def worker(
+    config: ConfigOption = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            help="executor celery: comma-separated queues to serve (default: every engine's).", show_default=False
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="cpu, cuda, cuda:N or auto for this worker (setting `device`).", show_default=False),
+    ] = None,
+) -> None:
     """Run worker processes only (scale-out) against the configured database, until SIGTERM.
 
     Never migrates the database (run `cadenza db upgrade` or `cadenza serve` first), so many workers can
-    start together. Sweeps expired job leases of dead workers on any host.
+    start together. With `executor: local` it polls the database and sweeps expired job leases of dead workers
+    on any host; with `executor: celery` it is a Celery worker of Cadenza's app serving `--queues`, `workers`
+    processes, one job each.
     """
     from cadenza.db.session import SchemaOutdated
     from cadenza.jobs import JobService, create_executor
 
-    settings = get_settings(config)
+    settings = get_settings(config, **({"device": device} if device else {}))
     _setup_logging(settings)
     if settings.workers < 1:
         err.print("Invalid configuration: workers = 0; `cadenza worker` needs workers >= 1.")
+        raise typer.Exit(EXIT_CONFIG)
+    if queues is not None and settings.executor != "celery":
+        err.print("--queues needs executor: celery (local workers take every engine's jobs).")
         raise typer.Exit(EXIT_CONFIG)
     try:
         service = JobService(settings, migrate=False)
     except SchemaOutdated as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
+    if settings.executor == "celery":
+        _celery_worker(settings, service, queues)
+        return
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -261,6 +281,64 @@ def db_upgrade(config: ConfigOption = None) -> None:
     finally:
         engine.dispose()
     console.print(f"Database schema is current: {settings.database_url.split('@')[-1]}")
+
+
+def _celery_worker(settings: Settings, service: Any, queues: str | None) -> None:
+    """A Celery worker of Cadenza's app (prefork, ``workers`` processes, prefetch 1, late acks); SIGTERM is
+    Celery's warm shutdown: running jobs finish, nothing new is taken."""
+    import socket
+
+    from cadenza.jobs.celery_app import all_queues, init_worker, make_app
+
+    known = all_queues(settings, list(service.registry.kinds))
+    wanted = [q.strip() for q in queues.split(",") if q.strip()] if queues else known
+    unknown = [q for q in wanted if q not in known]
+    if unknown or not wanted:
+        err.print(f"No engine is routed to queue(s) {', '.join(unknown) or '(none)'}; queues: {', '.join(known)}.")
+        raise typer.Exit(EXIT_CONFIG)
+    service.dispose()  # the processes open their own connections after the fork
+    init_worker(settings)
+    name = f"cadenza-{os.getpid()}.{settings.device}@{socket.gethostname()}"
+    console.print(f"[green]Celery worker {name}[/]: {settings.workers} process(es), queues {', '.join(wanted)}.")
+    make_app(settings).worker_main(
+        [
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(settings.workers),
+            "--queues",
+            ",".join(wanted),
+            "--hostname",
+            name,
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command("workers")
+def workers_list(config: ConfigOption = None) -> None:
+    """List live Celery workers: their queues, device, processes and running jobs (executor celery)."""
+    settings = get_settings(config)
+    if settings.executor != "celery":
+        console.print("executor: local — workers are the processes of `cadenza serve` and `cadenza worker`.")
+        return
+    from cadenza.jobs.celery_executor import CeleryExecutor
+
+    executor = CeleryExecutor(settings, _service(settings))
+    found = executor.workers()
+    table = Table("worker", "queues", "device", "processes", "running", box=box.SIMPLE_HEAD)
+    for item in found:
+        table.add_row(
+            item["name"], ",".join(item["queues"]), item["device"], str(item["concurrency"]), str(item["active"])
+        )
+    console.print(table)
+    depths = executor.queue_depths()
+    console.print("broker queues: " + ", ".join(f"{q} {n}" for q, n in depths.items()))
 
 
 # --------------------------------------------------------------------------- jobs

@@ -1,8 +1,9 @@
 """The executor interface: who runs the jobs that :class:`JobService` stores.
 
 The API and the CLI hold an ``Executor`` and never a concrete class; :func:`create_executor` picks one
-by the ``executor`` setting. Today's one is ``local`` (:class:`cadenza.jobs.pool.WorkerPool`: spawned
-worker processes on this host plus a supervisor). Whatever runs a job, its state, progress, events and
+by the ``executor`` setting: ``local`` (:class:`cadenza.jobs.pool.WorkerPool`: spawned worker processes on
+this host plus a supervisor) or ``celery`` (:class:`cadenza.jobs.celery_executor.CeleryExecutor`: Celery
+workers on any host, over Redis). Whatever runs a job, its state, progress, events and
 outputs live in the database, so the job API, SSE, metrics and retention work the same.
 """
 
@@ -41,9 +42,14 @@ class Executor(Protocol):
 
 
 def create_executor(settings: Settings, service: JobService) -> Executor:
-    """The executor of ``settings.executor`` (``local``: ``settings.workers`` spawned processes)."""
+    """The executor of ``settings.executor`` (``local``: ``settings.workers`` spawned processes; ``celery``:
+    :class:`cadenza.jobs.celery_executor.CeleryExecutor`, which sends jobs to ``cadenza worker`` processes)."""
     if settings.executor == "local":
         from cadenza.jobs.pool import WorkerPool
 
         return WorkerPool(settings, service)
+    if settings.executor == "celery":
+        from cadenza.jobs.celery_executor import CeleryExecutor
+
+        return CeleryExecutor(settings, service)
     raise ValueError(f"unknown executor {settings.executor!r}")

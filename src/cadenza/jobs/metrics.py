@@ -96,7 +96,9 @@ class JobsCollector(Collector):
             yield CounterMetricFamily(
                 "cadenza_worker_restarts", "Worker processes replaced after a crash or kill.", value=status["restarts"]
             )
-            workers = GaugeMetricFamily("cadenza_workers", "Local worker processes.", labels=["state"])
+            if hasattr(self.pool, "queue_depths"):  # a distributed executor
+                yield from _queue_metrics(self.pool, status)
+            workers = GaugeMetricFamily("cadenza_workers", "Worker processes.", labels=["state"])
             workers.add_metric(["configured"], status["workers"])
             workers.add_metric(["alive"], status["alive"])
             workers.add_metric(["busy"], status["busy"])
@@ -104,3 +106,23 @@ class JobsCollector(Collector):
         yield GaugeMetricFamily(
             "cadenza_uptime_seconds", "Seconds since the service started.", value=time.monotonic() - self.started
         )
+
+
+def _queue_metrics(executor: Any, status: dict[str, Any]) -> Iterator[Metric]:
+    """Per-queue figures of a distributed executor: broker messages, queued jobs, live workers serving it."""
+    try:
+        depths = executor.queue_depths()
+    except Exception:  # the broker is away: /ready says so
+        depths = {}
+    broker = GaugeMetricFamily("cadenza_broker_queue_depth", "Messages waiting in the broker.", labels=["queue"])
+    for queue, depth in sorted(depths.items()):
+        broker.add_metric([queue], depth)
+    yield broker
+    queued = GaugeMetricFamily("cadenza_queue_jobs", "Queued jobs per queue (database).", labels=["queue"])
+    for queue, count in sorted(executor.queued_by_queue().items()):
+        queued.add_metric([queue], count)
+    yield queued
+    serving = GaugeMetricFamily("cadenza_queue_workers", "Live workers serving each queue.", labels=["queue"])
+    for queue, count in sorted(status.get("queues", {}).items()):
+        serving.add_metric([queue], count)
+    yield serving

@@ -699,8 +699,9 @@ class JobService:
     def _worker_lost(
         self, job_id: uuid.UUID, kind: str, worker_id: str, attempts: int, message: str
     ) -> JobStatus | None:
-        """Re-queue (engine allows, < 2 attempts) or fail with ``WorkerLost`` a job whose worker is gone."""
-        return store.requeue_or_fail(
+        """Re-queue (engine allows, < 2 attempts) or fail with ``WorkerLost`` a job whose worker is gone; a
+        re-queued job is dispatched again (the executor's listener)."""
+        new = store.requeue_or_fail(
             self.engine,
             self.files_dir,
             job_id,
@@ -709,6 +710,9 @@ class JobService:
             error_type="WorkerLost",
             message=message,
         )
+        if new is JobStatus.queued:
+            self._notify(job_id)
+        return new
 
     def recover_orphans(self) -> dict[str, int]:
         """Start-up fast path: ``processing`` jobs whose worker process on this host is gone are handled

@@ -51,7 +51,20 @@ def readiness_checks(app_state: Any) -> dict[str, Check]:
         ok=free_mb >= settings.min_free_disk_mb, detail=f"{free_mb} MB free, need {settings.min_free_disk_mb} MB"
     )
 
-    if pool is not None:
+    if pool is not None and hasattr(pool, "ping_broker"):  # a distributed executor: its broker and live workers
+        try:
+            pool.ping_broker()
+            checks["broker"] = Check(ok=True, detail="PING ok")
+        except Exception as exc:
+            checks["broker"] = Check(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        status = pool.status()
+        serving = ", ".join(f"{queue}: {n}" for queue, n in status.get("queues", {}).items())
+        checks["workers"] = Check(
+            ok=status.get("alive", 0) > 0,
+            detail=f"{status.get('alive', 0)} worker(s) seen, {status.get('workers', 0)} processes; "
+            f"per queue {serving}",
+        )
+    elif pool is not None:
         status = pool.status()
         checks["workers"] = Check(
             ok=status.get("alive", 0) > 0, detail=f"{status.get('alive', 0)}/{status.get('workers', 0)} alive"
