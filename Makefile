@@ -6,7 +6,8 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
-.PHONY: serve test services lint install install-test train-drums eval-drums eval-separation bench soak clean
+# `make cluster`: Redis, PostgreSQL, the API and two Celery workers on this machine (deploy/cluster.py).
+.PHONY: serve cluster test services lint install install-test train-drums eval-drums eval-separation bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +32,10 @@ install-test: $(TSTAMP)
 
 serve: $(STAMP)
 	$(BIN)/cadenza serve
+
+cluster: $(STAMP) services
+	$(BIN)/pip install -q -e '.[distributed]' pgserver
+	$(BIN)/python deploy/cluster.py
 
 # Real services the tests drive, from Debian's packages (CI runs as root on a fresh machine):
 # Chromium renders /docs offline; redis-server is the broker of the distributed (Celery) tests.

@@ -7,6 +7,8 @@ Redis restart that loses every queued message → all jobs still complete; cance
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,3 +120,21 @@ def test_cancel_reaches_a_running_job_on_a_remote_worker(cluster: Cluster) -> No
         final = client.wait(job["id"], timeout_s=120)
         assert final["status"] == "cancelled"
         assert final["outputs"] == []
+
+
+def test_the_readme_quick_start_runs_unchanged_against_the_cluster(cluster: Cluster) -> None:
+    """The README's quick start (drums, reference groove, events, separation, uploads) with jobs on the workers."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+    from test_readme import quick_start_commands
+
+    work = cluster.folder / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)  # the commands call .venv/bin/cadenza
+    script = quick_start_commands().replace("http://127.0.0.1:8000", cluster.base_url)
+    env = {k: v for k, v in cluster.env.items() if k != "CADENZA_EXECUTOR"}  # the local CLI drums command
+    env["CADENZA_EXECUTOR"] = "local"
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert any(work.glob("j-dilla_89bpm_4bars_s42_*.mid")) and any(work.glob("*drums*.wav"))
+    jobs = httpx.get(f"{cluster.base_url}/v1/jobs", params={"limit": 100}, timeout=30).json()["jobs"]
+    assert len(jobs) >= 4 and all(j["status"] == "completed" for j in jobs)
