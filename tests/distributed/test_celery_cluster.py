@@ -77,6 +77,25 @@ def test_mixed_jobs_complete_once_and_route_by_queue(cluster: Cluster) -> None:
         for job in done:
             if job["kind"] == "melody":
                 assert _worker_of(cluster, job) == "worker-b"  # only worker B serves "solo"
+        # a duplicated or redelivered message never runs a job twice: the worker's claim skips it
+        from cadenza.jobs.celery_app import TASK_NAME, make_app
+        from cadenza.settings import Settings
+
+        sender = make_app(Settings(executor="celery", broker_url=cluster.redis.url, database_url="postgresql://x@y/z"))
+        for _ in range(2):
+            sender.send_task(TASK_NAME, args=[done[0]["id"]], queue="cpu")
+        _until(lambda: sum(w.logs().count("message skipped") for w in cluster.workers), lambda n: n >= 2)
+        again = client.get(done[0]["id"])
+        assert (again["attempts"], again["sequence"]) == (1, done[0]["sequence"])
+        listed = subprocess.run(
+            [str(Path(sys.executable).with_name("cadenza")), "workers"],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.count("cadenza-") == 2 and "solo" in listed.stdout
         metrics = httpx.get(f"{cluster.base_url}/metrics", timeout=30).text
         assert 'cadenza_broker_queue_depth{queue="solo"}' in metrics
         assert 'cadenza_queue_workers{queue="solo"} 1.0' in metrics

@@ -68,3 +68,16 @@ def test_the_image_recipe_command_is_accepted() -> None:
     cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
     _accepted(json.loads(cmd[4:]))
     assert "torch==$TORCH_VERSION" in dockerfile and ".[distributed]" in dockerfile
+
+
+def test_the_celery_executor_refuses_sqlite_and_a_missing_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    for key in [k for k in os.environ if k.startswith("CADENZA_")]:
+        monkeypatch.delenv(key)
+    with pytest.raises(ValidationError, match="needs broker_url"):
+        load_settings(executor="celery", database_url="postgresql+psycopg://u@h/db")
+    with pytest.raises(ValidationError, match="SQLite is refused"):
+        load_settings(executor="celery", broker_url="redis://127.0.0.1:6379/0", database_url="sqlite:///x.db")
+    settings = load_settings(executor="celery", broker_url="redis://h:6379/0", database_url="postgresql://u@h/d")
+    assert settings.queues == {}
