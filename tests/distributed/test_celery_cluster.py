@@ -157,3 +157,20 @@ def test_the_readme_quick_start_runs_unchanged_against_the_cluster(cluster: Clus
     assert any(work.glob("j-dilla_89bpm_4bars_s42_*.mid")) and any(work.glob("*drums*.wav"))
     jobs = httpx.get(f"{cluster.base_url}/v1/jobs", params={"limit": 100}, timeout=30).json()["jobs"]
     assert len(jobs) >= 4 and all(j["status"] == "completed" for j in jobs)
+
+
+def test_model_load_and_unload_reach_the_workers_of_the_engines_queue(cluster: Cluster) -> None:
+    base = cluster.base_url
+    loaded = httpx.post(f"{base}/v1/models/melody-transformer/load", timeout=120)
+    assert loaded.status_code == 200, loaded.text
+    assert loaded.json()["loaded"] is True
+    assert httpx.get(f"{base}/v1/models/melody-transformer", timeout=30).json()["loaded"] is True
+    cadenza = str(Path(sys.executable).with_name("cadenza"))
+    listed = subprocess.run(
+        [cadenza, "workers"], env={**cluster.env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120
+    )
+    lines = [line for line in listed.stdout.splitlines() if "cadenza-" in line]
+    with_model = [line for line in lines if "melody-transformer" in line]
+    assert len(lines) == 2 and len(with_model) == 1 and "solo" in with_model[0]  # only worker B serves "solo"
+    unloaded = httpx.post(f"{base}/v1/models/melody-transformer/unload", timeout=120)
+    assert unloaded.status_code == 200 and unloaded.json()["loaded"] is False

@@ -297,8 +297,8 @@ def _celery_worker(settings: Settings, service: Any, queues: str | None) -> None
         err.print(f"No engine is routed to queue(s) {', '.join(unknown) or '(none)'}; queues: {', '.join(known)}.")
         raise typer.Exit(EXIT_CONFIG)
     service.dispose()  # the processes open their own connections after the fork
-    init_worker(settings)
     name = f"cadenza-{os.getpid()}.{settings.device}@{socket.gethostname()}"
+    init_worker(settings, name, wanted)
     console.print(f"[green]Celery worker {name}[/]: {settings.workers} process(es), queues {', '.join(wanted)}.")
     make_app(settings).worker_main(
         [
@@ -331,10 +331,15 @@ def workers_list(config: ConfigOption = None) -> None:
 
     executor = CeleryExecutor(settings, _service(settings))
     found = executor.workers()
-    table = Table("worker", "queues", "device", "processes", "running", box=box.SIMPLE_HEAD)
+    table = Table("worker", "queues", "device", "processes", "running", "models loaded", box=box.SIMPLE_HEAD)
     for item in found:
         table.add_row(
-            item["name"], ",".join(item["queues"]), item["device"], str(item["concurrency"]), str(item["active"])
+            item["name"],
+            ",".join(item["queues"]),
+            item["device"],
+            str(item["concurrency"]),
+            str(item["active"]),
+            ", ".join(item["models"]),
         )
     console.print(table)
     depths = executor.queue_depths()

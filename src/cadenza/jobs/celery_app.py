@@ -6,6 +6,12 @@ runs a job twice, then runs it with the local worker's code (:func:`cadenza.jobs
 cancel checks, outputs and events in the database; a heartbeat renews the lease). Nothing else lives in the
 broker: when Redis loses its data, the API's sweeper sends the queued jobs again.
 
+Models: each worker process listens on the Redis channel ``cadenza:models:<queue>`` of each queue its worker
+serves; a load or unload request (:meth:`cadenza.jobs.celery_executor.CeleryExecutor.request_model`) reaches
+every process serving the engine's queue, which acts between jobs (a process lock keeps it off a running job)
+and answers on the request's reply channel. Each process keeps ``cadenza:loaded:<worker>:<pid>`` (a JSON list
+of its loaded models, expiring unless refreshed) for ``GET /v1/models`` and ``cadenza workers``.
+
 Worker settings suit long GPU jobs (Celery's "optimizing" guide): one message prefetched per process
 (``worker_prefetch_multiplier = 1``), late acknowledgement, and a message whose process died is rejected and
 redelivered (``task_reject_on_worker_lost``). Each engine kind has a queue (``queues`` setting; default: its
@@ -14,7 +20,10 @@ kind), so a worker serves the engines its hardware suits.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,13 +52,25 @@ def all_queues(settings: Settings, kinds: list[str]) -> list[str]:
     return list(dict.fromkeys(queue_for(settings, kind) for kind in kinds))
 
 
+MODELS_CHANNEL = "cadenza:models:{queue}"
+REPLY_CHANNEL = "cadenza:models:reply:{request}"
+LOADED_KEY = "cadenza:loaded:{node}:{pid}"
+LOADED_TTL_S = 60
+REFRESH_S = 15.0
+
+
 @dataclass
 class _WorkerState:
-    """What one worker process holds: its settings, a database engine made after the fork, its model cache."""
+    """What one worker process holds: its settings, node name and queues, a database engine made after the fork,
+    its model cache, and the lock that keeps model requests and jobs apart."""
 
     settings: Settings
+    node: str = ""
+    queues: list[str] = field(default_factory=list)
     engine: Engine | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    loaded: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _STATE: _WorkerState | None = None
@@ -77,16 +98,74 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def init_worker(settings: Settings) -> None:
-    """Called by ``cadenza worker`` before Celery forks its processes: they inherit these settings."""
+def init_worker(settings: Settings, node: str = "", queues: list[str] | None = None) -> None:
+    """Called by ``cadenza worker`` before Celery forks its processes: they inherit these settings, the
+    worker's node name and the queues it serves."""
     global _STATE
-    _STATE = _WorkerState(settings)
+    _STATE = _WorkerState(settings, node=node, queues=list(queues or []))
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     if _STATE is not None:
         _STATE.engine = make_engine(_STATE.settings.database_url)  # never share a parent's connections
+        if _STATE.queues:
+            threading.Thread(target=_listen_for_models, args=(_STATE,), name="cadenza-models", daemon=True).start()
+
+
+def _redis(settings: Settings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def _report_loaded(state: _WorkerState, client: Any) -> None:
+    """Publish this process's loaded models (after evicting idle ones) under its expiring key."""
+    from cadenza.engines.base import evict_idle_models
+    from cadenza.jobs.worker import loaded_names
+
+    evict_idle_models(state.cache, state.settings)
+    key = LOADED_KEY.format(node=state.node, pid=os.getpid())
+    client.set(key, json.dumps(loaded_names(state.cache, state.loaded)), ex=LOADED_TTL_S)
+
+
+def _listen_for_models(state: _WorkerState) -> None:
+    """The model-request listener of one worker process (a daemon thread): serve load/unload requests on the
+    queues' channels between jobs, refresh this process's loaded-models key."""
+    from cadenza.jobs.worker import apply_model_command
+
+    while True:
+        try:
+            client = _redis(state.settings)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(*[MODELS_CHANNEL.format(queue=q) for q in state.queues])
+            last_report = 0.0
+            while True:
+                message = pubsub.get_message(timeout=REFRESH_S)
+                if message is not None and message.get("type") == "message":
+                    request = json.loads(message["data"])
+                    with state.lock:  # never while a job of this process runs
+                        error = apply_model_command(
+                            state.settings,
+                            state.cache,
+                            state.loaded,
+                            request["kind"],
+                            request["name"],
+                            request["action"],
+                        )
+                        _report_loaded(state, client)
+                    reply = {"pid": os.getpid(), "node": state.node, "error": error}
+                    client.publish(REPLY_CHANNEL.format(request=request["request"]), json.dumps(reply))
+                    last_report = time.monotonic()
+                elif time.monotonic() - last_report >= REFRESH_S and state.lock.acquire(blocking=False):
+                    try:
+                        _report_loaded(state, client)
+                    finally:
+                        state.lock.release()
+                    last_report = time.monotonic()
+        except Exception:  # the broker restarted: subscribe again
+            log.warning("model listener lost the broker; reconnecting", exc_info=True)
+            time.sleep(1.0)
 
 
 def run_job_task(job_id: str) -> str:
@@ -110,6 +189,6 @@ def run_job_task(job_id: str) -> str:
     if job is None:
         log.info("job not queued any more: message skipped", job_id=job_id)
         return "skipped"
-    with Heartbeat(state.engine, job.id, worker_id, settings.job_lease_s):
+    with state.lock, Heartbeat(state.engine, job.id, worker_id, settings.job_lease_s):
         status = run_job(state.engine, settings, job, worker_id, state.cache)
     return status.value if status is not None else "lost"

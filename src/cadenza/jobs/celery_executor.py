@@ -11,7 +11,9 @@ as with any executor.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -21,7 +23,15 @@ from sqlalchemy import func, select
 
 from cadenza.db.models import Job, utcnow
 from cadenza.db.session import read_tx
-from cadenza.jobs.celery_app import TASK_NAME, all_queues, make_app, queue_for
+from cadenza.jobs.celery_app import (
+    LOADED_KEY,
+    MODELS_CHANNEL,
+    REPLY_CHANNEL,
+    TASK_NAME,
+    all_queues,
+    make_app,
+    queue_for,
+)
 from cadenza.jobs.maintenance import Maintenance
 from cadenza.jobs.service import JobService
 from cadenza.jobs.views import JobStatus
@@ -144,11 +154,13 @@ class CeleryExecutor:
         self._client().ping()
 
     def workers(self) -> list[dict[str, Any]]:
-        """Live workers (Celery's remote control): ``name``, ``queues``, ``concurrency``, ``device``, ``active``."""
+        """Live workers (Celery's remote control): ``name``, ``queues``, ``concurrency``, ``device``, ``active``
+        (jobs running), ``models`` (loaded in its processes)."""
         inspect = self.app.control.inspect(timeout=INSPECT_TIMEOUT_S)
         queues = inspect.active_queues() or {}
         stats = inspect.stats() or {}
         active = inspect.active() or {}
+        loaded = self.loaded_by_process()
         found = []
         for name in sorted(set(queues) | set(stats)):
             pool = (stats.get(name) or {}).get("pool", {})
@@ -159,6 +171,7 @@ class CeleryExecutor:
                     "concurrency": int(pool.get("max-concurrency", 0) or 0),
                     "device": name.split("@", 1)[0].rpartition(".")[2] if "." in name.split("@", 1)[0] else "",
                     "active": len(active.get(name, []) or []),
+                    "models": sorted(set().union(*(m for key, m in loaded.items() if key.rpartition(":")[0] == name))),
                 }
             )
         return found
@@ -183,13 +196,48 @@ class CeleryExecutor:
         }
 
     def request_model(self, name: str, action: str, wait_s: float = 30.0) -> int:
-        raise NotImplementedError(
-            "with the celery executor each worker process loads a model on its first job and unloads it after "
-            "model_idle_s unused; load and unload requests are served by local workers only"
-        )
+        """Ask every worker process serving the queue of model ``name``'s engine to ``"load"`` or ``"unload"`` it
+        (Redis pub/sub; a busy process acts after its job); waits up to ``wait_s`` for their answers and returns
+        how many were asked. Raises ValueError (bad action), KeyError (unknown model)."""
+        if action not in ("load", "unload"):
+            raise ValueError("action must be 'load' or 'unload'")
+        kind = self.service.registry.model_kind(name, self.settings.models_dir)
+        request = uuid.uuid4().hex
+        client = self._client()
+        replies = client.pubsub(ignore_subscribe_messages=True)
+        replies.subscribe(REPLY_CHANNEL.format(request=request))
+        try:
+            message = json.dumps({"kind": kind, "name": name, "action": action, "request": request})
+            asked = int(client.publish(MODELS_CHANNEL.format(queue=queue_for(self.settings, kind)), message))
+            answered, deadline = 0, time.monotonic() + wait_s
+            while answered < asked and time.monotonic() < deadline:
+                reply = replies.get_message(timeout=max(0.01, deadline - time.monotonic()))
+                if reply is not None and reply.get("type") == "message":
+                    answered += 1
+                    error = json.loads(reply["data"]).get("error")
+                    if error:
+                        log.warning("model request failed", model=name, action=action, error=error)
+        finally:
+            replies.close()
+        return asked
+
+    def loaded_by_process(self) -> dict[str, set[str]]:
+        """``{"<worker>:<pid>": models}`` of every live worker process (keys expire unless refreshed)."""
+        client = self._client()
+        found: dict[str, set[str]] = {}
+        for key in client.scan_iter(match=LOADED_KEY.format(node="*", pid="*"), count=500):
+            value = client.get(key)
+            if value is not None:
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                found[name.removeprefix("cadenza:loaded:")] = set(json.loads(value))
+        return found
 
     def loaded_models(self) -> set[str]:
-        return set()
+        """Models loaded in at least one live worker process."""
+        try:
+            return set().union(*self.loaded_by_process().values())
+        except Exception:  # the broker is away
+            return set()
 
     def queued_by_queue(self) -> dict[str, int]:
         """Queued jobs per queue, from the database."""

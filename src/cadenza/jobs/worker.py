@@ -323,11 +323,12 @@ def _status(engine: Engine, job_id: uuid.UUID) -> JobStatus | None:
     return None if value is None else JobStatus(value)
 
 
-def _model_command(
-    cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str], kind: str, name: str, action: str
+def apply_model_command(
+    settings: Settings, cache: dict[str, Any], loaded: set[str], kind: str, name: str, action: str
 ) -> str | None:
-    """Load or unload model ``name`` of engine ``kind`` in this process; returns an error message or None."""
-    settings = cfg.settings
+    """Load or unload model ``name`` of engine ``kind`` in this process (``EngineSpec.load_model`` /
+    ``unload_model`` on its cache); returns an error message or None. ``loaded`` tracks the models an engine
+    keeps itself (not through ``base.cached_model``)."""
     try:
         spec = registry.of(settings).get(kind)
         fn = spec.resolve("load_model" if action == "load" else "unload_model")
@@ -351,7 +352,7 @@ def _model_command(
     return None
 
 
-def _loaded_names(cache: dict[str, Any], loaded: set[str]) -> list[str]:
+def loaded_names(cache: dict[str, Any], loaded: set[str]) -> list[str]:
     """Models loaded in this process: those loaded on request that their engine keeps itself, plus every
     model held by ``base.cached_model`` (loaded by a request or a job, until an LRU or idle eviction)."""
     return sorted(loaded | cached_model_ids(cache))
@@ -366,8 +367,8 @@ def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) 
             message = conn.recv()
             if message[0] == "model":
                 _, kind, name, action = message
-                error = _model_command(cfg, cache, loaded, kind, name, action)
-                conn.send(("models", _loaded_names(cache, loaded), name, action, error))
+                error = apply_model_command(cfg.settings, cache, loaded, kind, name, action)
+                conn.send(("models", loaded_names(cache, loaded), name, action, error))
     except (EOFError, OSError):
         return
 
@@ -376,7 +377,7 @@ def _report_models(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str], r
     """Unload models idle past their engine's ``model_idle_s``; tell the pool when the loaded set changed
     (explicit loads, models jobs loaded, LRU and idle evictions). Returns what was reported."""
     evict_idle_models(cache, cfg.settings)
-    names = _loaded_names(cache, loaded)
+    names = loaded_names(cache, loaded)
     if names != reported:
         _tell(cfg, ("loaded", names))
     return names

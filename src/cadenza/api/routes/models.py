@@ -93,8 +93,5 @@ async def change_model(
             f"Weights of {name!r} are missing: {', '.join(info.missing_files) or 'unknown files'}.",
             title="Weights Missing",
         )
-    try:
-        await anyio.to_thread.run_sync(pool.request_model, name, action)
-    except NotImplementedError as exc:
-        raise ProblemError(409, str(exc).capitalize() + ".", title="Not Supported By This Executor") from exc
+    await anyio.to_thread.run_sync(pool.request_model, name, action)
     return _out(info, await anyio.to_thread.run_sync(pool.loaded_models))
