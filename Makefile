@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
 # `make cluster`: Redis, PostgreSQL, the API and two Celery workers on this machine (deploy/cluster.py).
-.PHONY: serve cluster test services lint install install-test train-drums eval-drums eval-separation bench soak clean
+.PHONY: serve cluster screenshots test services lint install install-test train-drums eval-drums eval-separation bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ install-test: $(TSTAMP)
 
 serve: $(STAMP)
 	$(BIN)/cadenza serve
+
+# Screenshots of Cadenza Studio's panels for the README (docs/img/studio-*.png), from the browser test.
+screenshots: $(TSTAMP) services
+	CADENZA_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_studio_browser.py -k offline
 
 cluster: $(STAMP) services
 	$(BIN)/pip install -q -e '.[distributed]' pgserver

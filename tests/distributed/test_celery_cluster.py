@@ -7,6 +7,7 @@ Redis restart that loses every queued message → all jobs still complete; cance
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -174,3 +175,14 @@ def test_model_load_and_unload_reach_the_workers_of_the_engines_queue(cluster: C
     assert len(lines) == 2 and len(with_model) == 1 and "solo" in with_model[0]  # only worker B serves "solo"
     unloaded = httpx.post(f"{base}/v1/models/melody-transformer/unload", timeout=120)
     assert unloaded.status_code == 200 and unloaded.json()["loaded"] is False
+
+
+def test_sigterm_on_a_worker_lets_its_running_job_finish(cluster: Cluster) -> None:
+    with CadenzaClient(cluster.base_url) as client:
+        job = client.submit("tracks", {"prompt": "boom bap, 90 bpm", "duration_s": 60, "seed": 3})
+        running = _until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
+        [proc] = [w for w in cluster.workers if w.log.stem == _worker_of(cluster, running)]
+        proc.process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+        final = client.wait(job["id"], timeout_s=300)
+        assert final["status"] == "completed" and final["attempts"] == 1
+        assert proc.process.wait(timeout=120) == 0

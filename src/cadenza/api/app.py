@@ -33,7 +33,7 @@ from cadenza.api.middleware import (
 )
 from cadenza.api.problems import install_handlers
 from cadenza.api.reload import snapshot_catalogues
-from cadenza.api.routes import admin, batches, files, health, jobs, models, submit, uploads
+from cadenza.api.routes import admin, batches, files, health, jobs, models, studio, submit, uploads
 from cadenza.engines import registry as engine_registry
 from cadenza.engines.base import resolve
 from cadenza.jobs import JobsCollector, JobService, Maintenance, create_executor
@@ -136,6 +136,8 @@ def create_app(
         if spec.router is not None:
             app.include_router(resolve(spec.router))
     app.include_router(health.router)
+    app.include_router(studio.router)
+    app.mount(studio.ASSETS_PATH, studio.studio_files(), name="studio")
     _install_openapi(app, engines)
 
     # Added last = outermost: CORS, request id/logging/metrics, key check + rate limit, body limit.

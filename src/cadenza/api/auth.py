@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Paths that never need a key (liveness, readiness, API docs).
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+STUDIO_ASSETS_PATH = "/studio"
 #: Where the Swagger UI and ReDoc assets are served from the package (``fastapi-offline``): public too.
 DOCS_ASSETS_PATH = "/docs/assets"
 
 
 def is_public(path: str) -> bool:
-    """True for :data:`PUBLIC_PATHS` and the docs' static assets."""
-    return path in PUBLIC_PATHS or path.startswith(DOCS_ASSETS_PATH + "/")
+    """True for :data:`PUBLIC_PATHS` and the static assets of the docs and of the Studio page."""
+    return path in PUBLIC_PATHS or path.startswith((DOCS_ASSETS_PATH + "/", STUDIO_ASSETS_PATH + "/"))
 
 
 @dataclass(frozen=True)
