@@ -105,7 +105,7 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
     page.wait_for_function("a => a.currentTime > 0.2", arg=audio.element_handle())
     playhead = job.locator(".playhead").element_handle()
     page.wait_for_function("p => parseFloat(p.style.left) > 0", arg=playhead)  # it follows the audio
-    assert job.locator(".downloads button").count() >= 2
+    assert job.locator(".downloads button").count() >= 2 and job.locator(".downloads button.zip").count() == 1
     assert "j-dilla_90bpm_2bars" in job.locator(".downloads").inner_text()  # the descriptive names
     _shot(page, "drums")
 

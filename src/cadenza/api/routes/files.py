@@ -7,10 +7,14 @@ multiple ranges -> multipart/byteranges); unsatisfiable ranges are answered here
 
 from __future__ import annotations
 
+import tempfile
+import zipfile
+from pathlib import Path
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from cadenza.api.deps import OwnerDep, ServiceDep
@@ -77,3 +81,38 @@ router.add_api_route(
     response_class=FileResponse,
     responses={200: {"description": "The headers GET would send."}, **responses(401, 404, 409, 410, 422, 429)},
 )
+
+
+@router.get(
+    "/{job_id}/archive.zip",
+    summary="Download every output of a completed job as one ZIP (MIDI, stems, mix: ready for a DAW)",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "A ZIP of the outputs, each under its download name.", "content": {"application/zip": {}}},
+        **responses(401, 404, 409, 410, 422, 429),
+    },
+)
+def download_archive(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> Response:
+    """The files are stored, not recompressed (audio and MIDI gain little), so building the archive costs about
+    one read of the files; it is written to a temporary file that is removed once sent."""
+    view = service.get(job_id, owner)
+    files = [service.output_file(job_id, owner, output.name) for output in view.outputs]
+    if not files:  # a queued, running, failed or cancelled job: the same answers as a single file
+        service.output_file(job_id, owner, "-")
+    scratch = Path(service.files_dir) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=scratch, suffix=".zip", delete=False)  # noqa: SIM115 (sent, then removed)
+    try:
+        with handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+            for output, path in files:
+                archive.write(path, arcname=output.download_name)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    name = f"{view.kind}_{view.id.hex[:8]}.zip"
+    return FileResponse(
+        handle.name,
+        media_type="application/zip",
+        filename=name,
+        background=BackgroundTask(Path(handle.name).unlink, missing_ok=True),
+    )

@@ -455,7 +455,9 @@ async function renderOutputs(job, box) {
   if (stems.length >= 2) await mixer(stems, box);
   box.append(
     el("div", { class: "downloads", role: "group", "aria-label": "Downloads" },
-      job.outputs.map((o) => el("button", { type: "button", text: `⬇ ${o.download_name}`, onclick: () => download(o) }))),
+      job.outputs.map((o) => el("button", { type: "button", text: `⬇ ${o.download_name}`, onclick: () => download(o) })),
+      job.outputs.length > 1 ? el("button", { type: "button", class: "zip", text: "⬇ all files (.zip)",
+        onclick: () => download({ url: `${job.url}/archive.zip`, download_name: `${job.kind}_${job.id.slice(0, 8)}.zip` }) }) : null),
     el("p", { class: "daw", text: dawHint(job) }),
   );
 }
