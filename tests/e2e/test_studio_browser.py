@@ -107,6 +107,11 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
     page.wait_for_function("p => parseFloat(p.style.left) > 0", arg=playhead)  # it follows the audio
     assert job.locator(".downloads button").count() >= 2 and job.locator(".downloads button.zip").count() == 1
     assert "j-dilla_90bpm_2bars" in job.locator(".downloads").inner_text()  # the descriptive names
+    with page.expect_download() as fetched:  # the MIDI file, saved under its descriptive name
+        job.locator(".downloads button", has_text=".mid").first.click()
+    saved = fetched.value
+    assert saved.suggested_filename.startswith("j-dilla_90bpm_2bars") and saved.suggested_filename.endswith(".mid")
+    assert Path(saved.path()).read_bytes().startswith(b"MThd")
     _shot(page, "drums")
 
     # separation: a short WAV uploaded (progress bar) and its stems in the mixer
