@@ -136,8 +136,10 @@ function engineFromOperation(path, operation) {
   const fields = Object.entries(schema.properties)
     .filter(([name]) => !JOB_OPTIONS.has(name) && !inputNames.has(name))
     .map(([name, prop]) => ({ name, prop: resolveSchema(prop), required: (schema.required || []).includes(name) }));
-  const example = content["application/json"]?.examples?.default?.value || {};
-  return { kind: operation.operationId.slice("submit_".length), path, summary: operation.summary, fields, inputs, example };
+  const examples = content["application/json"]?.examples || content["multipart/form-data"]?.examples || {};
+  const presets = Object.entries(examples).map(([name, e]) => ({ name: e.summary || name, value: e.value || {} }));
+  const example = presets[0]?.value || {};
+  return { kind: operation.operationId.slice("submit_".length), path, summary: operation.summary, fields, inputs, example, presets };
 }
 
 function help(text) { return text ? el("p", { class: "help", text }) : null; }
@@ -301,10 +303,33 @@ function buildPanel(engine, paths) {
     el("p", { class: "error form-error", role: "alert" }),
     el("button", { type: "submit", class: "primary", text: `Make it (${engine.kind})` }),
   );
+  if (engine.presets.length > 1) {  // the OpenAPI's examples of this engine, as presets that fill the form
+    const id = `preset-${engine.kind}`;
+    const select = el("select", { id }, engine.presets.map((p, i) => el("option", { value: String(i), text: p.name })));
+    select.addEventListener("change", () => applyPreset(form, engine, engine.presets[Number(select.value)].value));
+    form.prepend(el("div", { class: "field" }, el("label", { for: id, text: "Preset" }), select));
+  }
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(form, engine); });
   styleExtras(engine, form);
   interpretExtras(engine, form, paths);
   return form;
+}
+
+function applyPreset(form, engine, values) {
+  for (const { name, prop } of engine.fields) {
+    if (!(name in values)) continue;
+    const value = values[name];
+    if (prop.type === "array" && resolveSchema(prop.items).enum) {
+      form.querySelectorAll(`input[name="${name}"]`).forEach((box) => { box.checked = value.includes(box.value); });
+      continue;
+    }
+    const input = form.querySelector(`[name="${name}"]:not([type="range"])`);
+    if (!input) continue;
+    if (input.type === "checkbox") input.checked = value === true;
+    else input.value = Array.isArray(value) ? value.join(name.includes("time_signature") ? "/" : ",") : value ?? "";
+    input.dispatchEvent(new Event("input"));
+    input.dispatchEvent(new Event("change"));
+  }
 }
 
 async function submit(form, engine) {
@@ -448,8 +473,9 @@ async function renderOutputs(job, box) {
   const stems = audio.filter((o) => job.kind === "separation" || o.name.startsWith("stem-"));
   const mixes = audio.filter((o) => !stems.includes(o));
   let player = null;
-  for (const output of (mixes.length ? mixes.slice(0, 1) : stems.length ? [] : audio.slice(0, 1))) {
-    player = await waveform(output, box);
+  for (const output of mixes.slice(0, 4)) {  // every audio output (stems go to the mixer)
+    const surfer = await waveform(output, box);
+    player = player || surfer;
   }
   for (const output of job.outputs.filter(isMidi).slice(0, 4)) await pianoRoll(output, job, box, player);
   if (stems.length >= 2) await mixer(stems, box);
