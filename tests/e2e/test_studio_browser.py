@@ -148,6 +148,15 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
     page.click("text=Interpret the prompt")
     page.wait_for_selector("form[data-kind=track] dl.plan:not([hidden])")
     assert "84" in page.inner_text("form[data-kind=track] dl.plan")
+    page.click("form[data-kind=track] button[type=submit]")
+    track = page.locator("li.job[data-kind=track][data-status=completed]").first
+    track.wait_for()
+    track.locator(".mixer").wait_for()
+    assert int(track.locator(".mixer").get_attribute("data-stems")) >= 3  # a mixer of its stems
+    lanes = track.locator("canvas.roll").first
+    lanes.wait_for()
+    assert "part(s)" in lanes.get_attribute("aria-label") and int(lanes.get_attribute("data-notes")) > 20
+    assert track.locator(".wave audio").count() >= 1  # the mastered mix
     _shot(page, "track")
     assert foreign == []  # nothing was asked of another origin
     page.close()

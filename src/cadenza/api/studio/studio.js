@@ -279,10 +279,14 @@ function interpretExtras(engine, form, paths) {
     try {
       const plan = await (await api(interpret, { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify(readForm(form, engine)) })).json();
-      out.replaceChildren(...Object.entries(plan.interpretation || {}).flatMap(([name, v]) => [
-        el("dt", { text: name }),
-        el("dd", { text: `${typeof v.value === "object" ? JSON.stringify(v.value) : v.value} (${v.source}${v.words ? `: “${v.words}”` : ""})` }),
-      ]), ...(plan.warnings || []).map((w) => el("dd", { class: "error", text: w })));
+      const shown = (value) => Array.isArray(value)
+        ? value.map((item) => (item && typeof item === "object" ? item.name ?? JSON.stringify(item) : item)).join(value.every(Number.isFinite) ? "/" : ", ")
+        : (value && typeof value === "object" ? JSON.stringify(value) : String(value));
+      out.replaceChildren(...Object.entries(plan.interpretation || {}).flatMap(([name, v]) => (
+        v && typeof v === "object" && "value" in v
+          ? [el("dt", { text: name }), el("dd", { text: `${shown(v.value)} (${v.source}${v.words ? `: “${v.words}”` : ""})` })]
+          : (Array.isArray(v) && v.length ? [el("dt", { text: name.replace(/_/g, " ") }), el("dd", { text: shown(v) })] : [])
+      )), ...(plan.warnings || []).map((w) => el("dd", { class: "error", text: w })));
       out.hidden = false;
     } catch (error) { showErrors(form, engine, error); }
   });
@@ -527,6 +531,7 @@ async function pianoRoll(output, job, box, player) {
   let rows;
   let rowOf;
   let labels;
+  let labelRows = null;  // piano mode: the first row of each part's lane
   if (drums) {
     const pitches = [...new Set(notes.map((n) => n.midi))].sort((a, b) => a - b);
     rows = pitches.length;
@@ -547,6 +552,7 @@ async function pianoRoll(output, job, box, player) {
       return offsets[i] + (ranges[i][1] - n.midi);
     };
     labels = lanes.map((lane) => midi.tracks[lane].name || `track ${lane + 1}`);
+    labelRows = offsets;
     canvas.setAttribute("aria-label", `Piano roll: ${notes.length} notes in ${lanes.length} part(s): ${labels.join(", ")}`);
   }
   const height = Math.max(120, Math.min(360, rows * (drums ? 18 : 5)));
@@ -572,10 +578,14 @@ async function pianoRoll(output, job, box, player) {
     ctx.fillRect(x, rowOf(note) * rowHeight + 1, w, Math.max(2, rowHeight - 2));
   }
   ctx.globalAlpha = 1;
-  if (drums) {
-    ctx.fillStyle = styles.getPropertyValue("--muted").trim() || "#666";
-    ctx.font = "11px system-ui";
-    labels.forEach((label, i) => ctx.fillText(label, 4, i * rowHeight + Math.min(rowHeight - 4, 12)));
+  ctx.fillStyle = styles.getPropertyValue("--muted").trim() || "#666";
+  ctx.font = "11px system-ui";
+  if (drums) labels.forEach((label, i) => ctx.fillText(label, 4, i * rowHeight + Math.min(rowHeight - 4, 12)));
+  else if (labels.length > 1) {
+    labels.forEach((label, i) => {
+      ctx.fillText(label, 4, labelRows[i] * rowHeight + 11);
+      if (i) ctx.fillRect(0, labelRows[i] * rowHeight, width, 1);  // a lane per part
+    });
   }
   canvas.dataset.notes = String(notes.length);
   canvas.dataset.mode = drums ? "drums" : "piano";
