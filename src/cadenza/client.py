@@ -358,27 +358,7 @@ class CadenzaClient(_Client):
     def batch_events(self, batch_id: str) -> Iterator[dict[str, Any]]:
         """The batch view at each change (Server-Sent Events) until every job is final; a dropped connection
         is resumed with ``Last-Event-ID``. Raises CadenzaError."""
-        after, failures = None, 0
-        while True:
-            headers = {"Last-Event-ID": str(after)} if after is not None else {}
-            parser = _SSEParser()
-            try:
-                with self._stream(f"/v1/batches/{batch_id}/events", headers=headers, **self._idle_ok) as response:
-                    for line in response.iter_lines():
-                        view = parser.feed(line)
-                        if view is None:
-                            continue
-                        after, failures = view["sequence"], 0
-                        yield view
-                        if view["status"] == "completed":
-                            return
-            except httpx.TransportError:
-                failures += 1
-                if failures > self._options.max_retries:
-                    raise
-                time.sleep(min(2.0**failures, self._options.max_retry_wait_s))
-                continue
-            return
+        yield from self._follow(f"/v1/batches/{batch_id}/events", None, lambda view: view["status"] == "completed")
 
     def wait_batch(self, batch_id: str) -> dict[str, Any]:
         """Follow the batch until every job is final; returns its last view."""
@@ -426,19 +406,24 @@ class CadenzaClient(_Client):
         """The job's events (``{"sequence", "type", "data", "created_at"}``) after ``last_event_id``,
         until its final status. A dropped connection is resumed with ``Last-Event-ID`` (at most
         ``max_retries`` times in a row without a new event). Raises CadenzaError."""
-        after, failures = last_event_id, 0
+        yield from self._follow(f"/v1/jobs/{job_id}/events", last_event_id, _is_final)
+
+    def _follow(self, url: str, after: int | None, last: Callable[[dict[str, Any]], bool]) -> Iterator[dict[str, Any]]:
+        """Each Server-Sent Event's data (every one carries ``sequence``, its id) until ``last(data)``, resuming a
+        dropped connection with ``Last-Event-ID``."""
+        failures = 0
         while True:
             headers = {"Last-Event-ID": str(after)} if after is not None else {}
             parser = _SSEParser()
             try:
-                with self._stream(f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok) as response:
+                with self._stream(url, headers=headers, **self._idle_ok) as response:
                     for line in response.iter_lines():
-                        event = parser.feed(line)
-                        if event is None:
+                        data = parser.feed(line)
+                        if data is None:
                             continue
-                        after, failures = event["sequence"], 0
-                        yield event
-                        if _is_final(event):
+                        after, failures = data["sequence"], 0
+                        yield data
+                        if last(data):
                             return
             except httpx.TransportError:
                 failures += 1

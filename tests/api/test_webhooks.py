@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from cadenza.jobs.urls import WebhookAddressError, check_webhook_url, resolve_pu
 from cadenza.jobs.webhooks import make_secret, retry_delay_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))
+from polling import until  # noqa: E402
 from webhook_receiver import Receiver, verify  # noqa: E402
 
 SECRET = make_secret()
@@ -29,17 +30,6 @@ FAST = {
     "webhook_timeout_s": 2.0,
     "webhook_poll_interval_s": 0.05,
 }
-
-
-def until(read: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: float = 120.0) -> Any:
-    """``read()`` once ``ok`` holds of it (a condition with a generous deadline)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, f"condition not met after {timeout_s} s: {value}"
-        time.sleep(0.05)
 
 
 @pytest.fixture

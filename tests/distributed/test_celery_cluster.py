@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,9 @@ import pytest
 from cadenza.client import CadenzaClient
 
 from .conftest import Cluster, Redis, new_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))
+from polling import until  # noqa: E402
 
 DRUMS = {"producer_style": "J Dilla", "bars": 1, "tempo": 90}
 # melody runs only on the "solo" queue, which only worker B serves; track on "gpu"; drums on "cpu"
@@ -52,16 +54,6 @@ def _worker_of(cluster: Cluster, job: dict) -> str:
     raise AssertionError(f"no worker runs pid {pid}")
 
 
-def _until(read, ok, timeout_s: float = 180.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, f"not reached after {timeout_s} s: {value}"
-        time.sleep(0.1)
-
-
 def test_mixed_jobs_complete_once_and_route_by_queue(cluster: Cluster) -> None:
     with CadenzaClient(cluster.base_url) as client:
         ready = httpx.get(f"{cluster.base_url}/ready", timeout=30).json()
@@ -85,7 +77,7 @@ def test_mixed_jobs_complete_once_and_route_by_queue(cluster: Cluster) -> None:
         sender = make_app(Settings(executor="celery", broker_url=cluster.redis.url, database_url="postgresql://x@y/z"))
         for _ in range(2):
             sender.send_task(TASK_NAME, args=[done[0]["id"]], queue="cpu")
-        _until(lambda: sum(w.logs().count("message skipped") for w in cluster.workers), lambda n: n >= 2)
+        until(lambda: sum(w.logs().count("message skipped") for w in cluster.workers), lambda n: n >= 2)
         again = client.get(done[0]["id"])
         assert (again["attempts"], again["sequence"]) == (1, done[0]["sequence"])
         listed = subprocess.run(
@@ -106,7 +98,7 @@ def test_mixed_jobs_complete_once_and_route_by_queue(cluster: Cluster) -> None:
 def test_sigkill_of_the_worker_running_a_job_requeues_it(cluster: Cluster) -> None:
     with CadenzaClient(cluster.base_url) as client:
         job = client.submit("tracks", {"prompt": "lo-fi hip hop, 84 bpm", "duration_s": 240, "seed": 1})
-        running = _until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
+        running = until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
         victim = _worker_of(cluster, running)
         [proc] = [w for w in cluster.workers if w.log.stem == victim]
         proc.kill_group()  # the whole worker host dies mid-job
@@ -135,7 +127,7 @@ def test_a_redis_restart_that_loses_queued_messages_loses_no_job(cluster: Cluste
 def test_cancel_reaches_a_running_job_on_a_remote_worker(cluster: Cluster) -> None:
     with CadenzaClient(cluster.base_url) as client:
         job = client.submit("tracks", {"prompt": "ambient, 70 bpm", "duration_s": 240, "seed": 2})
-        _until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
+        until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
         client.cancel(job["id"])
         final = client.wait(job["id"], timeout_s=120)
         assert final["status"] == "cancelled"
@@ -180,7 +172,7 @@ def test_model_load_and_unload_reach_the_workers_of_the_engines_queue(cluster: C
 def test_sigterm_on_a_worker_lets_its_running_job_finish(cluster: Cluster) -> None:
     with CadenzaClient(cluster.base_url) as client:
         job = client.submit("tracks", {"prompt": "boom bap, 90 bpm", "duration_s": 60, "seed": 3})
-        running = _until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
+        running = until(lambda: client.get(job["id"]), lambda j: j["status"] == "processing")
         [proc] = [w for w in cluster.workers if w.log.stem == _worker_of(cluster, running)]
         proc.process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
         final = client.wait(job["id"], timeout_s=300)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (``make services`` installs it); skipped without it, except in CI where it fails."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (make test installs it)")
+    return found
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ import httpx
 from .conftest import start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))
+from polling import until  # noqa: E402
 from webhook_receiver import Receiver, verify  # noqa: E402
 
 WEBHOOKS = {
@@ -42,16 +43,6 @@ def _batch(base_url: str, batch_id: str) -> dict:
     return httpx.get(f"{base_url}/v1/batches/{batch_id}", timeout=30).json()
 
 
-def _until(read, ok, timeout_s: float = 300.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, f"not reached after {timeout_s} s: {value}"
-        time.sleep(0.1)
-
-
 def test_a_100_job_batch_gives_one_signed_delivery_per_job_across_a_restart_and_failures(tmp_path: Path) -> None:
     hook = Receiver(per_message=[500, 500])  # every message fails twice, then 200
     try:
@@ -65,13 +56,15 @@ def test_a_100_job_batch_gives_one_signed_delivery_per_job_across_a_restart_and_
             queued_last = [j["id"] for j in batch["jobs"][-3:]]
             for job_id in queued_last:  # three are cancelled while queued: counts must say so
                 httpx.post(f"{server.base_url}/v1/jobs/{job_id}/cancel", timeout=30)
-            _until(lambda: _batch(server.base_url, batch["id"]), lambda b: b["counts"]["completed"] >= 20)
+            until(lambda: _batch(server.base_url, batch["id"]), lambda b: b["counts"]["completed"] >= 20, timeout_s=300)
         finally:
             assert server.stop() == 0  # SIGTERM mid-batch: running jobs finish, the rest stays queued
         restarted_at = time.monotonic()
         server = start_server(tmp_path, **WEBHOOKS)
         try:
-            final = _until(lambda: _batch(server.base_url, batch["id"]), lambda b: b["status"] == "completed")
+            final = until(
+                lambda: _batch(server.base_url, batch["id"]), lambda b: b["status"] == "completed", timeout_s=300
+            )
             assert final["counts"] == {"queued": 0, "processing": 0, "completed": 97, "failed": 0, "cancelled": 3}
             assert final["progress"] == 100.0
             secret = _secret(server.env)

@@ -3,8 +3,6 @@ proxy (no internet): the rendered DOM holds the operations of the live server's 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import Server  # noqa: E402
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (make test installs it)")
-    return found
+from conftest import Server, chromium_path  # noqa: E402
 
 
 def _render(chromium: str, url: str, profile: Path) -> str:
@@ -46,6 +35,6 @@ def _render(chromium: str, url: str, profile: Path) -> str:
 
 @pytest.mark.parametrize(("page", "rendered"), [("/docs", "opblock"), ("/redoc", "operation/submit_drums")])
 def test_docs_render_without_network(server: Server, tmp_path: Path, page: str, rendered: str) -> None:
-    dom = _render(_chromium(), server.base_url + page, tmp_path / "profile")
+    dom = _render(chromium_path(), server.base_url + page, tmp_path / "profile")
     assert rendered in dom, dom[:2000]
     assert "/v1/drums" in dom

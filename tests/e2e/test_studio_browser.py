@@ -8,7 +8,6 @@ validation error shows next to its field; with auth on, a missing key is explain
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,27 +18,18 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import Server, start_server  # noqa: E402
+from conftest import Server, chromium_path, start_server  # noqa: E402
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 SCREENSHOTS = os.environ.get("CADENZA_SCREENSHOTS") == "1"
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (make test installs it)")
-    return found
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=_chromium(),
+            executable_path=chromium_path(),
             args=["--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"],
         )
         yield browser
