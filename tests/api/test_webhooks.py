@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,21 @@ def test_a_delivery_survives_a_server_restart_between_attempts(tmp_path: Path, r
         verify(SECRET, got[1])
         [delivery] = until(lambda: deliveries(client, job["id"]), lambda d: d[0]["status"] == "delivered")
         assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
+
+
+def test_a_job_deleted_before_its_delivery_succeeds_still_notifies(tmp_path: Path, receiver) -> None:
+    hook = receiver([(500, 0.0), (200, 0.0)])
+    with app_client(tmp_path, webhook_retry_base_s=1.0) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": hook.url}).json()
+        first = hook.wait_for(lambda r: len(r) >= 1)
+        until(lambda: client.get(f"/v1/jobs/{job['id']}").json(), lambda j: j["status"] == "completed")
+        assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+        got = hook.wait_for(lambda r: len(r) >= 2)
+        assert got[1].status == 200 and got[1].headers["webhook-id"] == first[0].headers["webhook-id"]
+        assert verify(SECRET, got[1])["data"]["id"] == job["id"]
+        service = client.app.state.service
+        far = datetime.now(UTC) + timedelta(days=30)
+        until(lambda: service.prune(now=far), lambda counts: counts.get("webhook_deliveries") == 1)  # then retention
 
 
 @pytest.mark.parametrize(

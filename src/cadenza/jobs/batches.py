@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.db.models import Batch, Job, WebhookAttempt, WebhookDelivery, utcnow
+from cadenza.db.models import Batch, Job, utcnow
 from cadenza.db.session import read_tx, write_tx
 from cadenza.jobs import store
 from cadenza.jobs.options import JobOptions
@@ -233,10 +233,7 @@ class Batches:
                     .limit(500)
                 )
             )
-            if ids:
-                deliveries = select(WebhookDelivery.id).where(WebhookDelivery.batch_id.in_(ids))
-                session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
-                session.execute(delete(WebhookDelivery).where(WebhookDelivery.batch_id.in_(ids)))
+            if ids:  # their deliveries go with the delivery retention (JobService.prune)
                 session.execute(delete(Batch).where(Batch.id.in_(ids)))
         return len(ids)
 

@@ -31,7 +31,7 @@ from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.db.models import Job, JobEvent, JobOutput, Upload, utcnow
+from cadenza.db.models import Job, JobEvent, JobOutput, Upload, WebhookAttempt, WebhookDelivery, utcnow
 from cadenza.db.session import check_schema, make_engine, read_tx, upgrade_database, write_tx
 from cadenza.engines import registry
 from cadenza.jobs import store
@@ -578,6 +578,10 @@ class JobService:
         batches = self.batches.prune()
         if batches:
             counts["batches"] = batches
+        hours = self.settings.retention_failed_h  # finished deliveries are kept as long as failed jobs (0: always)
+        deliveries = prune_deliveries(self.engine, now - timedelta(hours=hours)) if hours > 0 else 0
+        if deliveries:
+            counts["webhook_deliveries"] = deliveries
         uploads = self.prune_uploads(now)
         partial = self.sweep_partial_uploads()
         if uploads:
@@ -737,6 +741,23 @@ class JobService:
         if any(counts.values()):
             log.warning("recovered jobs left processing", **counts)
         return counts
+
+
+def prune_deliveries(engine: Any, before: datetime) -> int:
+    """Delete webhook deliveries that finished (delivered, failed, gone) before ``before``, with their attempts;
+    returns how many."""
+    with write_tx(engine) as session:
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(WebhookDelivery.status != "pending", WebhookDelivery.finished_at < before)
+                .limit(1000)
+            )
+        )
+        if ids:
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    return len(ids)
 
 
 def _options_fingerprint(

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from cadenza.db.models import Job, JobEvent, JobOutput, WebhookAttempt, WebhookDelivery, utcnow
+from cadenza.db.models import Job, JobEvent, JobOutput, utcnow
 from cadenza.db.session import write_tx
 from cadenza.jobs.views import JobError, JobStatus, JobView, OutputView
 
@@ -356,12 +356,11 @@ def to_view(job: Job, outputs: list[JobOutput]) -> JobView:
 
 
 def delete_jobs(session: Session, job_ids: list[uuid.UUID]) -> None:
-    """Delete jobs with their events and outputs (explicitly, so it does not rely on FK cascades)."""
+    """Delete jobs with their events and outputs (explicitly, so it does not rely on FK cascades). Their webhook
+    deliveries stay until they are sent (a job deleted or pruned right after it finished still notifies); retention
+    removes finished deliveries (:meth:`cadenza.jobs.service.JobService.prune`)."""
     if not job_ids:
         return
-    deliveries = select(WebhookDelivery.id).where(WebhookDelivery.job_id.in_(job_ids))
-    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
-    session.execute(delete(WebhookDelivery).where(WebhookDelivery.job_id.in_(job_ids)))
     session.execute(delete(JobEvent).where(JobEvent.job_id.in_(job_ids)))
     session.execute(delete(JobOutput).where(JobOutput.job_id.in_(job_ids)))
     session.execute(delete(Job).where(Job.id.in_(job_ids)))
