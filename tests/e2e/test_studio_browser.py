@@ -124,6 +124,8 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
 
     # a melody: its MIDI as a piano roll (not a drum grid)
     page.click("#tab-melody")
+    profiles = page.eval_on_selector_all("#f-melody-profile option", "os => os.map(o => o.value)")  # the presets
+    assert "conservative" in profiles and page.locator("#f-melody-profile").input_value() == "balanced"
     page.click("form[data-kind=melody] button[type=submit]")
     melody = page.locator("li.job[data-kind=melody][data-status=completed]").first
     melody.wait_for()
@@ -134,6 +136,8 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
 
     # the track panel interprets its prompt before submitting
     page.click("#tab-track")
+    genres = page.eval_on_selector_all("#f-track-genre option", "os => os.map(o => o.value)")
+    assert "lo-fi hip hop" in genres and genres[0] == ""  # the genres catalogue; none: from the prompt
     page.fill("#f-track-prompt", "lo-fi hip hop, 84 bpm, A minor, 20 s")
     page.click("text=Interpret the prompt")
     page.wait_for_selector("form[data-kind=track] dl.plan:not([hidden])")

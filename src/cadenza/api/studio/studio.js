@@ -250,22 +250,34 @@ function inputZone(engine, input) {
     el("p", { class: "error", id: `err-${engine.kind}-${input.name}`, role: "alert" }));
 }
 
-async function styleExtras(engine, form) {
-  // The drums style picker: each style's description and tempo range (GET /v1/styles), when the server has it.
-  const input = form.querySelector('[name="producer_style"]');
-  if (!input) return;
-  let styles;
-  try { styles = (await getJson("/v1/styles")).styles; } catch { return; }
-  const select = el("select", { id: input.id, name: "producer_style", "aria-describedby": input.getAttribute("aria-describedby") },
-    styles.map((s) => el("option", { value: s.name, text: s.name, selected: s.name === input.value })));
-  const about = input.closest(".field").querySelector(".help");
-  const describe = () => {
-    const style = styles.find((s) => s.name === select.value);
-    if (style) about.textContent = `${style.description} Tempo ${style.preferred_tempo_range.join("–")} BPM.`;
-  };
-  select.addEventListener("change", describe);
-  input.replaceWith(select);
-  describe();
+async function catalogueExtras(engine, form) {
+  // A field whose schema names a catalogue (`x-catalogue`: the drums styles, melody presets, track genres) becomes
+  // a picker of its entries, each entry's description (and tempo range) shown as the field's help.
+  for (const { name, prop, required } of engine.fields) {
+    const url = prop["x-catalogue"];
+    const input = form.querySelector(`[name="${name}"]`);
+    if (!url || !input) continue;
+    let entries;
+    try {
+      const body = await getJson(url);
+      entries = Object.values(body).find(Array.isArray) || [];
+    } catch { continue; }
+    const current = input.value;
+    const select = el("select", { id: input.id, name, "aria-describedby": input.getAttribute("aria-describedby") },
+      (!required && prop.nullable ? el("option", { value: "", text: "— (none)" }) : null),
+      entries.map((entry) => el("option", { value: entry.name, text: entry.name, selected: entry.name === current })));
+    const about = input.closest(".field").querySelector(".help");
+    const original = about.textContent;
+    const describe = () => {
+      const entry = entries.find((e) => e.name === select.value);
+      if (!entry) { about.textContent = original; return; }
+      const tempo = entry.preferred_tempo_range || entry.tempo_bpm;
+      about.textContent = [entry.description, tempo ? `Tempo ${tempo[0]}–${tempo[1]} BPM.` : ""].filter(Boolean).join(" ") || original;
+    };
+    select.addEventListener("change", describe);
+    input.replaceWith(select);
+    describe();
+  }
 }
 
 function interpretExtras(engine, form, paths) {
@@ -314,7 +326,7 @@ function buildPanel(engine, paths) {
     form.prepend(el("div", { class: "field" }, el("label", { for: id, text: "Preset" }), select));
   }
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(form, engine); });
-  styleExtras(engine, form);
+  catalogueExtras(engine, form);
   interpretExtras(engine, form, paths);
   return form;
 }

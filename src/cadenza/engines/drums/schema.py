@@ -44,6 +44,7 @@ class DrumsRequest(BaseModel):
     producer_style: str = Field(
         description="Style name from GET /v1/styles (case, spaces, '_' and '-' ignored: 'j dilla' = 'J Dilla').",
         examples=["J Dilla", "Metro Boomin", "Questlove"],
+        json_schema_extra={"x-catalogue": "/v1/styles"},  # clients (Cadenza Studio) offer the catalogue's names
     )
     bars: int = Field(4, ge=1, le=32, description="Number of bars to generate.", examples=[4])
     tempo: float | None = Field(

@@ -48,7 +48,11 @@ class MelodyRequest(BaseModel):
     instrument: int = Field(
         73, ge=0, le=127, description="General MIDI program (0-based) of the MIDI and audio; 73 = flute."
     )
-    profile: str = Field("balanced", description="Sampling profile from GET /v1/melodies/presets.")
+    profile: str = Field(
+        "balanced",
+        description="Sampling profile from GET /v1/melodies/presets.",
+        json_schema_extra={"x-catalogue": "/v1/melodies/presets"},
+    )
     temperature: float | None = Field(None, ge=0.1, le=2.0, description="Overrides the profile.")
     top_k: int | None = Field(None, ge=0, le=100, description="Overrides the profile (0 = off).")
     top_p: float | None = Field(None, gt=0, le=1, description="Overrides the profile.")

@@ -42,7 +42,11 @@ class TrackRequest(BaseModel):
     time_signature: tuple[int, int] | None = Field(
         None, description="[3, 4], [4, 4], [6, 8], [12, 8], [2, 4]; overrides the text."
     )
-    genre: str | None = Field(None, description="A genre of GET /v1/tracks/genres; overrides the text.")
+    genre: str | None = Field(
+        None,
+        description="A genre of GET /v1/tracks/genres; overrides the text.",
+        json_schema_extra={"x-catalogue": "/v1/tracks/genres"},
+    )
     instruments: list[str] | None = Field(
         None, max_length=8, description="Instrument words ('rhodes', '808', 'strings'); override the text's."
     )
