@@ -4,7 +4,8 @@ Messages follow the Standard Webhooks specification (https://www.standardwebhook
 ``webhook-id`` (the message id, the same on every attempt), ``webhook-timestamp`` (integer seconds) and
 ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` under the server's ``whsec_`` secret,
 signed by the spec's reference library (``standardwebhooks``, MIT). The body is
-``{"type": "job.completed", "timestamp": <event time>, "data": <the job view>}``.
+``{"type": "job.completed", "timestamp": <event time>, "sequence": <event number>, "data": <the job view>}``;
+deliveries are sent concurrently, so receivers order a job's messages by ``sequence``.
 
 The dispatcher never runs on a worker's or a request's path. It reads the events workers already write:
 each job with a webhook keeps ``webhook_sequence``, the last event it looked at, and the dispatcher turns the
@@ -174,8 +175,11 @@ def job_deliveries(service: JobService, job_id: uuid.UUID, owner: str | None) ->
     return deliveries(service.engine, job_id=job_id)
 
 
-def _message(type_: str, timestamp: datetime, data: dict[str, Any]) -> str:
-    return json.dumps({"type": type_, "timestamp": timestamp.isoformat(), "data": data}, separators=(",", ":"))
+def _message(type_: str, timestamp: datetime, sequence: int, data: dict[str, Any]) -> str:
+    """The body: ``type``, ``timestamp`` (the event's time), ``sequence`` (the job's event number, or the batch's
+    ``sequence``: deliveries are concurrent, so receivers order by it), ``data`` (the view)."""
+    body = {"type": type_, "timestamp": timestamp.isoformat(), "sequence": sequence, "data": data}
+    return json.dumps(body, separators=(",", ":"))
 
 
 class WebhookDispatcher:
@@ -306,7 +310,7 @@ class WebhookDispatcher:
                         owner=job.owner,
                         url=job.webhook_url,
                         event_type=MESSAGE_TYPES[name],
-                        payload=_message(MESSAGE_TYPES[name], event.created_at, data),
+                        payload=_message(MESSAGE_TYPES[name], event.created_at, event.sequence, data),
                         status="pending",
                         attempts=0,
                         created_at=now,
@@ -332,7 +336,9 @@ class WebhookDispatcher:
                         owner=batch.owner,
                         url=batch.webhook_url,
                         event_type="batch.completed",
-                        payload=_message("batch.completed", view.completed_at or now, view.model_dump(mode="json")),
+                        payload=_message(
+                            "batch.completed", view.completed_at or now, view.sequence, view.model_dump(mode="json")
+                        ),
                         status="pending",
                         attempts=0,
                         created_at=now,
