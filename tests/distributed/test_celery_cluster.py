@@ -148,8 +148,13 @@ def test_the_readme_quick_start_runs_unchanged_against_the_cluster(cluster: Clus
     done = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert any(work.glob("j-dilla_89bpm_4bars_s42_*.mid")) and any(work.glob("*drums*.wav"))
-    jobs = httpx.get(f"{cluster.base_url}/v1/jobs", params={"limit": 100}, timeout=30).json()["jobs"]
-    assert len(jobs) >= 4 and all(j["status"] == "completed" for j in jobs)
+    # the script's last separation is submitted without waiting: wait for every job to be final
+    final = {"completed", "failed", "cancelled"}
+    jobs = until(
+        lambda: httpx.get(f"{cluster.base_url}/v1/jobs", params={"limit": 100}, timeout=30).json()["jobs"],
+        lambda jobs: all(j["status"] in final for j in jobs),
+    )
+    assert len(jobs) >= 4 and all(j["status"] == "completed" for j in jobs), [j.get("error") for j in jobs]
 
 
 def test_model_load_and_unload_reach_the_workers_of_the_engines_queue(cluster: Cluster) -> None:
