@@ -51,6 +51,10 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 status, delay_s = receiver._next(self.headers.get("webhook-id", ""))
+                # recorded before the answer: whoever saw the sender get its answer sees the request here
+                with receiver._cond:
+                    receiver.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body, status))
+                    receiver._cond.notify_all()
                 if delay_s:
                     time.sleep(delay_s)
                 try:
@@ -62,9 +66,6 @@ class Receiver:
                     self.wfile.write(b"ok")
                 except OSError:
                     pass  # the sender gave up (timeout)
-                with receiver._cond:
-                    receiver.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body, status))
-                    receiver._cond.notify_all()
 
             def log_message(self, *args: Any) -> None:
                 pass
