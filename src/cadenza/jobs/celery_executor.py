@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +41,8 @@ from cadenza.settings import Settings
 log = structlog.get_logger(__name__)
 
 INSPECT_TIMEOUT_S = 1.0
+INSPECT_CACHE_S = 2.0
+"""``/ready`` and ``/metrics`` (a scrape usually asks both) share one look at the workers for this long."""
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
@@ -53,6 +56,8 @@ class CeleryExecutor:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._redis: Any = None
+        self._inspect_lock = threading.Lock()
+        self._inspected: tuple[float, list[dict[str, Any]]] = (float("-inf"), [])
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -156,10 +161,21 @@ class CeleryExecutor:
     def workers(self) -> list[dict[str, Any]]:
         """Live workers (Celery's remote control): ``name``, ``queues``, ``concurrency``, ``device``, ``active``
         (jobs running), ``models`` (loaded in its processes)."""
-        inspect = self.app.control.inspect(timeout=INSPECT_TIMEOUT_S)
-        queues = inspect.active_queues() or {}
-        stats = inspect.stats() or {}
-        active = inspect.active() or {}
+        with self._inspect_lock:
+            if time.monotonic() - self._inspected[0] < INSPECT_CACHE_S:
+                return self._inspected[1]
+            found = self._inspect_workers()
+            self._inspected = (time.monotonic(), found)
+            return found
+
+    def _inspect_workers(self) -> list[dict[str, Any]]:
+        # Each remote-control call waits its whole timeout for replies: the three run at once, not one after another
+        with ThreadPoolExecutor(3) as pool:
+            calls = [
+                pool.submit(getattr(self.app.control.inspect(timeout=INSPECT_TIMEOUT_S), name))
+                for name in ("active_queues", "stats", "active")
+            ]
+            queues, stats, active = (call.result() or {} for call in calls)
         loaded = self.loaded_by_process()
         found = []
         for name in sorted(set(queues) | set(stats)):
