@@ -165,7 +165,7 @@ class Batches:
                 raise IdempotencyConflict(
                     f"idempotency key {key!r} was already used for a different batch ({batch.id})"
                 )
-            return _view(session, batch)
+            return batch_view(session, batch)
 
     def _batch(self, session: Session, batch_id: uuid.UUID | str, owner: str | None) -> Batch:
         try:
@@ -180,7 +180,7 @@ class Batches:
     def get(self, batch_id: uuid.UUID | str, owner: str | None = None) -> BatchView:
         """The batch with its jobs' statuses. Raises BatchNotFound (unknown, or another owner's)."""
         with read_tx(self.service.engine) as session:
-            return _view(session, self._batch(session, batch_id, owner))
+            return batch_view(session, self._batch(session, batch_id, owner))
 
     def list(self, owner: str | None = None, limit: int = 50) -> list[BatchView]:
         """The owner's (``None``: everyone's) latest batches, newest first."""
@@ -188,7 +188,7 @@ class Batches:
         if owner is not None:
             query = query.where(Batch.owner == owner)
         with read_tx(self.service.engine) as session:
-            return [_view(session, batch) for batch in session.scalars(query)]
+            return [batch_view(session, batch) for batch in session.scalars(query)]
 
     def cancel(self, batch_id: uuid.UUID | str, owner: str | None = None) -> BatchView:
         """Cancel every queued and processing job of the batch (as :meth:`JobService.cancel`). Raises
@@ -238,7 +238,7 @@ class Batches:
         return len(ids)
 
 
-def _view(session: Session, batch: Batch) -> BatchView:
+def batch_view(session: Session, batch: Batch) -> BatchView:
     """The view of a batch row (one query for its jobs)."""
     rows = session.execute(
         select(Job.id, Job.kind, Job.status, Job.progress, Job.sequence, Job.created_at, Job.completed_at)

@@ -43,7 +43,7 @@ import cadenza
 from cadenza.db.models import Batch, Job, JobEvent, JobOutput, ServerSecret, WebhookAttempt, WebhookDelivery, utcnow
 from cadenza.db.session import read_tx, write_tx
 from cadenza.jobs import store
-from cadenza.jobs.batches import _view as batch_view
+from cadenza.jobs.batches import batch_view
 from cadenza.jobs.urls import WebhookAddressError, resolve_public
 from cadenza.jobs.views import (
     FINAL,

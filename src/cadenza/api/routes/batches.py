@@ -30,12 +30,13 @@ from cadenza.api.routes.submit import (
     _check_idempotency_key,
     _check_intake,
     _json_references,
+    _UploadState,
     content_type_route,
-    input_limit,
     load_json,
+    resolve_inputs,
 )
 from cadenza.engines.base import EngineInputError, EngineSpec, UploadRejected
-from cadenza.jobs import JobService, StagedInput, UploadNotFound
+from cadenza.jobs import JobService
 from cadenza.jobs.batches import BatchItem
 from cadenza.jobs.options import JobOptions
 from cadenza.jobs.views import BatchPage, BatchView, WebhookLog
@@ -120,25 +121,12 @@ async def _item(
     except EngineInputError as exc:
         errors.append(_at(index, {"loc": (), "msg": str(exc), "type": "engine_input"}, "params"))
         return None
-    inputs: dict[str, StagedInput] = {}
-    for declared in spec.inputs:
-        reference = [v for v in references.get(declared.name, []) if v.strip()]
-        if not reference:
-            if declared.required:
-                msg = "Field required: the id of a POST /v1/uploads file"
-                errors.append(_at(index, {"loc": (declared.name,), "msg": msg, "type": "missing"}, "inputs"))
-            continue
-        try:
-            upload, path = await anyio.to_thread.run_sync(service.get_upload, reference[-1].strip(), principal.owner)
-            limit = input_limit(settings, spec, declared)
-            if upload.size_bytes > limit:
-                raise UploadRejected(413, "Content Too Large", f"{upload.size_bytes} bytes; the limit is {limit}")
-            probed = await anyio.to_thread.run_sync(declared.run_probe, path, settings)
-        except (UploadNotFound, UploadRejected) as exc:
-            errors.append(_at(index, {"loc": (declared.name,), "msg": str(exc), "type": "upload_rejected"}, "inputs"))
-            continue
-        info = {"filename": upload.filename, "size_bytes": upload.size_bytes, "sha256": upload.sha256}
-        inputs[declared.name] = StagedInput(path, {**probed, **info, "upload_id": upload.id}, shared=True)
+    try:  # the single submit's path: each input from its upload, size-checked and probed (first problem only)
+        staged = _UploadState({}, service.staging_path)  # a batch carries no file parts
+        inputs = await resolve_inputs(request, spec, staged, references, principal)
+    except (ProblemError, UploadRejected) as exc:
+        where = (exc.errors or [{}])[0].get("loc", ["body"])[1:] if isinstance(exc, ProblemError) else []
+        errors.append(_at(index, {"loc": tuple(where), "msg": exc.detail, "type": "input_rejected"}, "inputs"))
     if len(errors) > first_error:
         return None
     try:
