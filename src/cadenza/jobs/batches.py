@@ -168,14 +168,7 @@ class Batches:
             return batch_view(session, batch)
 
     def _batch(self, session: Session, batch_id: uuid.UUID | str, owner: str | None) -> Batch:
-        try:
-            key = batch_id if isinstance(batch_id, uuid.UUID) else uuid.UUID(str(batch_id))
-        except ValueError:
-            raise BatchNotFound(f"no batch {batch_id}") from None
-        batch = session.get(Batch, key)
-        if batch is None or (owner is not None and batch.owner != owner):
-            raise BatchNotFound(f"no batch {batch_id}")
-        return batch
+        return store.owned(session, Batch, batch_id, owner, BatchNotFound, "batch")
 
     def get(self, batch_id: uuid.UUID | str, owner: str | None = None) -> BatchView:
         """The batch with its jobs' statuses. Raises BatchNotFound (unknown, or another owner's)."""

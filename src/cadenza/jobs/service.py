@@ -166,14 +166,7 @@ class JobService:
         self.engine.dispose()
 
     def _job(self, session: Session, job_id: uuid.UUID | str, owner: str | None) -> Job:
-        try:
-            key = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
-        except ValueError:
-            raise JobNotFound(f"no job {job_id}") from None
-        job = session.get(Job, key)
-        if job is None or (owner is not None and job.owner != owner):
-            raise JobNotFound(f"no job {job_id}")
-        return job
+        return store.owned(session, Job, job_id, owner, JobNotFound, "job")
 
     def _outputs(self, session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[JobOutput]]:
         result: dict[uuid.UUID, list[JobOutput]] = {jid: [] for jid in job_ids}

@@ -81,6 +81,20 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
+def owned(
+    session: Session, model: type, key: uuid.UUID | str, owner: str | None, missing: type[Exception], label: str
+) -> Any:
+    """The row of ``model`` (a job, a batch) with id ``key`` if ``owner`` is None (admin, auth off) or owns it;
+    else raises ``missing("no <label> <key>")`` (a 404: another owner's rows look unknown; a malformed id too)."""
+    try:
+        row = session.get(model, key if isinstance(key, uuid.UUID) else uuid.UUID(str(key)))
+    except ValueError:
+        raise missing(f"no {label} {key}") from None
+    if row is None or (owner is not None and row.owner != owner):
+        raise missing(f"no {label} {key}")
+    return row
+
+
 def append_event(
     session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any], *, values: dict[str, Any] | None = None
 ) -> int:
