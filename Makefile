@@ -17,10 +17,13 @@ $(BIN)/python:
 # TinySoundFont renders audio in tune (symusic 0.5.9's synthesizer does not); its wheel declares pyaudio, which
 # only live playback needs and which does not build without PortAudio, so it is installed without dependencies.
 TSF     := tinysoundfont==0.3.7
+# The drums sampler is compiled by Numba once per machine and kept in its on-disk cache (~10 s): done here, so
+# neither the first drums job nor every test process pays for it.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps $(TSF)
+	$(BIN)/python -c "from cadenza.engines.drums.model import load_model; load_model()"
 	touch $@
 
 $(TSTAMP): pyproject.toml $(STAMP)

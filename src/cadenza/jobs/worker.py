@@ -82,7 +82,8 @@ class JobProgress:
     """The ``progress(percent, stage)`` callback of one job.
 
     Writes a ``progress`` event (and the job's ``progress``/``stage`` columns) at most every
-    :data:`PROGRESS_MIN_INTERVAL_S`, always for the first call and (via :meth:`flush`) the last one.
+    :data:`PROGRESS_MIN_INTERVAL_S`, always for the first call; the last reported progress, if throttled
+    (:meth:`take_pending`), goes into the final transaction.
     Reads the cancel flag at most every :data:`CANCEL_CHECK_INTERVAL_S` and raises
     :class:`JobCancelled` once it is set or the job was deleted.
     """
@@ -107,10 +108,10 @@ class JobProgress:
                 self._check_cancel()
                 self.last_check = now
 
-    def flush(self) -> None:
-        """Write the last reported progress if it was throttled."""
-        if self.pending is not None:
-            self._write(*self.pending)
+    def take_pending(self) -> tuple[float, str] | None:
+        """The last reported progress not written yet (for the final transaction), or None."""
+        pending, self.pending = self.pending, None
+        return pending
 
     def _write(self, percent: float, stage: str) -> None:
         self.pending = None
@@ -215,10 +216,12 @@ def _finish(
     error: tuple[str, str] | None = None,
     outputs: list[dict[str, Any]] | None = None,
     result: dict[str, Any] | None = None,
+    last_progress: tuple[float, str] | None = None,
 ) -> JobStatus | None:
-    """Final transition written by the worker, with the outputs and their ``output`` events in the same
-    transaction; a cancel requested meanwhile wins over completion. Returns the status written, or
-    None when the job is no longer this worker's (deleted, timed out): then nothing is written."""
+    """Final transition written by the worker, with the engine's last unwritten ``progress`` event, the
+    outputs and their ``output`` events in the same transaction; a cancel requested meanwhile wins over
+    completion. Returns the status written, or None when the job is no longer this worker's (deleted,
+    timed out): then nothing is written."""
     with write_tx(engine) as session:
         # the row stays locked until commit (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite)
         row = session.execute(
@@ -234,6 +237,9 @@ def _finish(
         values["stage"] = None  # a final job has no stage ("encoding" stayed on completed jobs)
         if status is JobStatus.completed:
             values.update(progress=100.0, result=result)
+            if last_progress is not None:
+                percent, stage = last_progress
+                store.append_event(session, job_id, "progress", {"progress": percent, "stage": stage})
         if error is not None:
             values.update(error_type=error[0], error_message=error[1])
             event["error"] = {"type": error[0], "message": error[1]}
@@ -294,11 +300,18 @@ def run_job(
         )
         bound.info("job started")
         result = spec.resolve("run")(params, progress, ctx)
-        progress.flush()
         outputs = _record_outputs(workdir, folder, result)
         payload = dict(result.metadata)
         payload["warnings"] = list(result.warnings)
-        status = _finish(engine, job.id, worker_id, JobStatus.completed, outputs=outputs, result=payload)
+        status = _finish(
+            engine,
+            job.id,
+            worker_id,
+            JobStatus.completed,
+            outputs=outputs,
+            result=payload,
+            last_progress=progress.take_pending(),
+        )
     except JobCancelled:
         status = _finish(engine, job.id, worker_id, JobStatus.cancelled)
     except EngineInputError as exc:

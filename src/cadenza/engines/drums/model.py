@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import special
 from torch import nn
 
 from cadenza.music.drum_map import N_CLASSES
 
+from . import decoder
 from .data import (
     GMD_STYLES,
     MAX_BEATS_PER_BAR,
@@ -53,7 +53,6 @@ CHECKPOINT_FORMAT = "cadenza-drums-groove-transformer-1"
 BOS = N_PATTERNS  # pattern index of the "no previous step" token
 TEMPO_CENTER_BPM = 120.0
 TEMPO_SCALE_BPM = 40.0
-_INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 
 
 @dataclass
@@ -73,7 +72,7 @@ def tempo_feature(tempo_bpm: torch.Tensor) -> torch.Tensor:
 
 
 class _Block(nn.Module):
-    """Pre-norm transformer block with causal self-attention (step-by-step sampling: ``_NumpyStepper``)."""
+    """Pre-norm transformer block with causal self-attention (step-by-step sampling: ``decoder.py``)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -206,7 +205,7 @@ class DrumModel:
         self.info = info
         self.version = str(info.get("version", "groove-transformer-1.0"))
         self.device = torch.device(device)
-        self._numpy_stepper: _NumpyStepper | None = None
+        self._weights: decoder.DecoderWeights | None = None
 
     def style_vector(self, style_weights: dict[str, float]) -> torch.Tensor:
         """Normalised style weights as a (n_styles,) tensor. Raises ValueError for bad input."""
@@ -287,7 +286,7 @@ class DrumModel:
         rows = [net.condition(cond)[0]]
         if guidance != 1.0:  # second row: the same conditioning without style
             rows.append(net.condition({**cond, "style": torch.zeros_like(cond["style"])})[0])
-        cond_emb = torch.stack(rows, 1).float().cpu().numpy()  # (n_steps, rows, d)
+        cond_emb = np.ascontiguousarray(torch.stack(rows, 1).float().cpu().numpy())  # (n_steps, rows, d)
 
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         # All randomness drawn up front, so a step is a few array operations: Gumbel noise for the hit pattern
@@ -295,180 +294,60 @@ class DrumModel:
         # draw from softmax(logits/T); Gumbel 1954, Maddison et al. 2014), then a uniform inside each bin.
         noise = torch.rand((n_steps, N_PATTERNS + N_CLASSES * (N_VELOCITY_BINS + N_OFFSET_BINS)), generator=generator)
         gumbel = -np.log(-np.log(noise.double().clamp(1e-12, 1 - 1e-12).numpy())).astype(np.float32)
-        pattern_noise = gumbel[:, :N_PATTERNS]
-        detail_noise = gumbel[:, N_PATTERNS:].reshape(n_steps, N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS)
-        inside = torch.rand((n_steps, 2, N_CLASSES), generator=generator, dtype=torch.float64).numpy()
+        pattern_noise = np.ascontiguousarray(gumbel[:, :N_PATTERNS])  # C-contiguous: the compiled signature
+        detail_noise = np.ascontiguousarray(gumbel[:, N_PATTERNS:])
+        inside = np.ascontiguousarray(torch.rand((n_steps, 2, N_CLASSES), generator=generator, dtype=torch.float64))
         patterns = np.zeros(n_steps, dtype=np.int64)
         vel_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
         off_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
         bits = np.arange(N_CLASSES)
-        stepper = self._stepper()
-        stepper.reset(len(rows))
-        inv_t = np.float32(1.0 / temperature)
-        weight = np.float32(guidance)
+        weights = self._decoder_weights()
+        state = decoder.new_state(weights, len(rows), net.cfg.n_heads, net.cfg.context_steps)
+        bias = np.zeros((0, N_PATTERNS), dtype=np.float32)
         if pattern_bias is not None:
-            pattern_bias = np.asarray(pattern_bias, dtype=np.float32)
-
-        def guided(logits: np.ndarray) -> np.ndarray:
-            """The sampling logits of (rows, …) model logits: guidance, then temperature."""
-            if len(logits) == 1:
-                return logits[0] * inv_t
-            return (logits[1] + weight * (logits[0] - logits[1])) * inv_t
-
-        prev_pattern = BOS
-        prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
-        for t in range(n_steps):
-            states = stepper.step(stepper.step_input(prev_pattern, prev_details) + cond_emb[t])
-            logits = guided(stepper.pattern_logits(states))
-            if pattern_bias is not None:
-                logits += pattern_bias[t] * inv_t
-            if top_k or top_p < 1.0:
-                logits = filter_logits(logits, top_k, top_p)
-            pattern = int(np.argmax(logits + pattern_noise[t]))
-            patterns[t] = pattern
-            if pattern:
-                detail = guided(np.concatenate(stepper.detail_logits(states, pattern), -1)) + detail_noise[t]
-                velocity_bin = np.argmax(detail[:, :N_VELOCITY_BINS], -1)
-                offset_bin = np.argmax(detail[:, N_VELOCITY_BINS:], -1)
-                hit = (pattern >> bits) & 1
-                vel_out[t] = hit * np.clip((velocity_bin + inside[t, 0]) / N_VELOCITY_BINS, 1.0 / 127.0, 1.0)
-                off_out[t] = hit * np.clip((offset_bin + inside[t, 1]) / N_OFFSET_BINS - 0.5, -0.5, 0.5 - 1e-6)
-                prev_details = np.concatenate((vel_out[t], off_out[t]))
-            else:
-                prev_details = np.zeros(2 * N_CLASSES, dtype=np.float32)
-            prev_pattern = pattern
-            if progress is not None and (t + 1) % steps_per_bar == 0:
-                progress(100.0 * (t + 1) / n_steps)
+            bias = np.ascontiguousarray(pattern_bias, dtype=np.float32)
+        for start in range(0, n_steps, steps_per_bar):
+            stop = start + steps_per_bar
+            decoder.sample(
+                weights,
+                state,
+                cond_emb,
+                pattern_noise,
+                detail_noise,
+                inside,
+                bias,
+                np.float32(guidance),
+                np.float32(1.0 / temperature),
+                int(top_k),
+                float(top_p),
+                start,
+                stop,
+                patterns,
+                vel_out,
+                off_out,
+            )
+            if progress is not None:
+                progress(100.0 * stop / n_steps)
         hits = ((patterns[:, None] >> bits) & 1).astype(bool)
         return Grid(hits=hits, velocity=vel_out, offset=off_out)
 
-    def _stepper(self) -> _NumpyStepper:
-        if self._numpy_stepper is None:
-            self._numpy_stepper = _NumpyStepper(self.net)
-        return self._numpy_stepper
+    def prepare(self) -> None:
+        """Pack the weights for the compiled sampler and compile it, or load it from Numba's on-disk cache
+        (``decoder.warm_up``: ~10 s the first time on a machine, then ~0.4 s per process). ``load_model``
+        calls it, so the cost falls on loading, not on the first groove."""
+        weights = self._decoder_weights()
+        decoder.warm_up(weights, self.net.cfg.n_heads, self.net.cfg.context_steps)
+
+    def _decoder_weights(self) -> decoder.DecoderWeights:
+        if self._weights is None:
+            state_dict = {k: v.detach().double().cpu().numpy() for k, v in self.net.state_dict().items()}
+            self._weights = decoder.pack_weights(state_dict, self.net.cfg.n_layers)
+        return self._weights
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(-1, keepdims=True))
     return z / z.sum(-1, keepdims=True)
-
-
-def _sample_rows(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Inverse-CDF sampling of one index per row of ``probs`` (rows, n) with ``uniforms`` (rows,)."""
-    cdf = np.cumsum(probs, axis=-1)
-    target = uniforms * cdf[:, -1]
-    return np.minimum((cdf <= target[:, None]).sum(-1), probs.shape[-1] - 1)
-
-
-class _NumpyStepper:
-    """One-step-at-a-time evaluation of the network in float32 NumPy (eval mode), for fast sampling.
-
-    Same function as ``GrooveTransformer`` (pre-norm blocks, exact GELU), with a ring-buffer key/value
-    cache of ``context_steps`` entries: without absolute positions and with a single query, attention
-    does not depend on the order of the cached keys, so the ring equals a sliding window.
-
-    Per step the cost is the weights' memory traffic (about 3 MB) and per-call overhead, so the work
-    is arranged in few, large operations: every LayerNorm's gain and bias are folded into the linear
-    layer that reads it (``W·(g⊙n + b) + c = (W·diag g)·n + (W·b + c)``), weights stay in torch's
-    (out, in) layout (``W @ xᵀ``, the faster BLAS path for 2 rows), the current pattern's embedding is
-    pre-projected through the detail head's first layer (one table row per pattern), and keys and values
-    are written into one cache array with one assignment.
-    """
-
-    def __init__(self, net: GrooveTransformer) -> None:
-        cfg = net.cfg
-        sd = {k: v.detach().double().cpu().numpy() for k, v in net.state_dict().items()}
-        self.n_heads = cfg.n_heads
-        self.head_dim = cfg.d_model // cfg.n_heads
-        self.context = cfg.context_steps
-        self.d_model = cfg.d_model
-        self.n_layers = cfg.n_layers
-
-        def folded(weight: str, bias: str, norm: str) -> tuple[np.ndarray, np.ndarray]:
-            """(out, in) weight and (out,) bias of a linear layer that reads LayerNorm ``norm``'s output."""
-            w, b = sd[weight], sd[bias]
-            gain, shift = sd[f"{norm}.weight"], sd[f"{norm}.bias"]
-            return np.ascontiguousarray(w * gain, dtype=np.float32), (b + w @ shift).astype(np.float32)
-
-        def plain(name: str) -> tuple[np.ndarray, np.ndarray]:
-            return np.ascontiguousarray(sd[f"{name}.weight"], dtype=np.float32), sd[f"{name}.bias"].astype(np.float32)
-
-        self.blocks = [
-            (
-                *folded(f"blocks.{i}.qkv.weight", f"blocks.{i}.qkv.bias", f"blocks.{i}.ln1"),
-                *plain(f"blocks.{i}.proj"),
-                *folded(f"blocks.{i}.ff.0.weight", f"blocks.{i}.ff.0.bias", f"blocks.{i}.ln2"),
-                *plain(f"blocks.{i}.ff.2"),
-            )
-            for i in range(cfg.n_layers)
-        ]
-        self.prev_pattern = sd["prev_pattern.weight"].astype(np.float32)
-        self.prev_details = plain("prev_details")
-        self.pattern_head = folded("pattern_head.weight", "pattern_head.bias", "ln_f")
-        # detail head layer 1 reads ln_f(x) + cur_pattern[p]: fold ln_f and pre-project every pattern's embedding
-        w1, b1 = sd["detail_head.0.weight"], sd["detail_head.0.bias"]
-        self.detail_in = np.ascontiguousarray(w1 * sd["ln_f.weight"], dtype=np.float32)
-        self.detail_pattern = ((sd["cur_pattern.weight"] + sd["ln_f.bias"]) @ w1.T + b1).astype(np.float32)
-        self.detail_out = plain("detail_head.2")
-        self.scale = np.float32(1.0 / math.sqrt(self.head_dim))
-        self.reset(1)
-
-    def reset(self, rows: int = 1) -> None:
-        """Start a new sequence of ``rows`` parallel rows (2 for guided sampling)."""
-        # (layer, key/value, rows, heads, context, head_dim)
-        self.cache = np.zeros((self.n_layers, 2, rows, self.n_heads, self.context, self.head_dim), dtype=np.float32)
-        self.length = 0
-
-    @staticmethod
-    def _normalize(x: np.ndarray) -> np.ndarray:
-        """LayerNorm without gain and bias (folded into the next layer) over the last axis of (rows, d)."""
-        inv_d = np.float32(1.0 / x.shape[-1])
-        centered = x - np.add.reduce(x, -1, keepdims=True) * inv_d
-        variance = np.einsum("rd,rd->r", centered, centered)[:, None] * inv_d
-        return centered / np.sqrt(variance + np.float32(1e-5))
-
-    @staticmethod
-    def _gelu(x: np.ndarray) -> np.ndarray:
-        """Exact (erf) GELU, as ``nn.GELU()`` in training (Hendrycks & Gimpel 2016)."""
-        return np.float32(0.5) * x * (np.float32(1.0) + special.erf(x * _INV_SQRT2))
-
-    def step_input(self, prev_pattern: int, prev_details: np.ndarray) -> np.ndarray:
-        weight, bias = self.prev_details
-        return self.prev_pattern[prev_pattern] + weight @ prev_details + bias
-
-    def step(self, x: np.ndarray) -> np.ndarray:
-        """x: (rows, d_model) float32 input embeddings of the next step → the final states before ``ln_f``'s
-        gain and bias, (rows, d_model), for :meth:`pattern_logits` and :meth:`detail_logits`."""
-        slot = self.length % self.context
-        filled = min(self.length + 1, self.context)
-        d, heads, hd = self.d_model, self.n_heads, self.head_dim
-        x = x.astype(np.float32)
-        rows = x.shape[0]
-        for i, (wq, bq, wp, bp, w1, c1, w2, c2) in enumerate(self.blocks):
-            qkv = (wq @ self._normalize(x).T).T + bq
-            cache = self.cache[i]
-            cache[:, :, :, slot] = qkv[:, d:].reshape(rows, 2, heads, hd).transpose(1, 0, 2, 3)
-            q = qkv[:, :d].reshape(rows, heads, hd, 1)
-            scores = np.matmul(cache[0, :, :, :filled], q)[..., 0] * self.scale  # (rows, heads, filled)
-            weights = np.exp(scores - scores.max(-1, keepdims=True))
-            weights /= weights.sum(-1, keepdims=True)
-            attn = np.matmul(weights[:, :, None, :], cache[1, :, :, :filled]).reshape(rows, d)
-            x = x + (wp @ attn.T).T + bp
-            x = x + (w2 @ self._gelu((w1 @ self._normalize(x).T).T + c1).T).T + c2
-        self.length += 1
-        return self._normalize(x)
-
-    def pattern_logits(self, states: np.ndarray) -> np.ndarray:
-        """(rows, 512) hit-pattern logits of :meth:`step`'s states."""
-        weight, bias = self.pattern_head
-        return (weight @ states.T).T + bias
-
-    def detail_logits(self, states: np.ndarray, pattern: int) -> tuple[np.ndarray, np.ndarray]:
-        """Velocity (rows, 9, 8) and offset (rows, 9, 9) logits of :meth:`step`'s states given ``pattern``."""
-        weight, bias = self.detail_out
-        inner = self._gelu((self.detail_in @ states.T).T + self.detail_pattern[pattern])
-        out = ((weight @ inner.T).T + bias).reshape(-1, N_CLASSES, N_VELOCITY_BINS + N_OFFSET_BINS)
-        return out[..., :N_VELOCITY_BINS], out[..., N_VELOCITY_BINS:]
 
 
 def save_checkpoint(
@@ -526,4 +405,6 @@ def load_model(path: Path | None = None, device: str = "cpu") -> DrumModel:
     info = dict(payload["info"])
     info["style_tempo_bpm"] = payload.get("style_tempo_bpm", {})
     info["parameters"] = sum(p.numel() for p in net.parameters())
-    return DrumModel(net, payload["styles"], info, device)
+    model = DrumModel(net, payload["styles"], info, device)
+    model.prepare()
+    return model
