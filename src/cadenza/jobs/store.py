@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.db.models import Job, JobEvent, JobOutput, utcnow
@@ -99,18 +99,22 @@ def append_event(
     session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any], *, values: dict[str, Any] | None = None
 ) -> int:
     """Bump the job's ``sequence`` (setting the columns in ``values`` in the same ``UPDATE … RETURNING``)
-    and insert an event with it; returns the new sequence number. Raises LookupError for a missing job."""
-    seq = session.scalar(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(sequence=Job.sequence + 1, **(values or {}))
-        .returning(Job.sequence)
-        .execution_options(synchronize_session=False)
-    )
+    and insert an event with it; returns the new sequence number. Raises LookupError for a missing job.
+
+    Both statements are SQLAlchemy Core on the tables (no unit of work): events are the hottest writes of a
+    job, and ``values`` name ``jobs`` columns."""
+    jobs = Job.__table__
+    seq = session.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(sequence=jobs.c.sequence + 1, **(values or {}))
+        .returning(jobs.c.sequence)
+    ).scalar()
     if seq is None:
         raise LookupError(f"job {job_id} does not exist")
-    session.add(JobEvent(job_id=job_id, sequence=seq, type=type_, data=data, created_at=utcnow()))
-    session.flush()
+    session.execute(
+        insert(JobEvent.__table__).values(job_id=job_id, sequence=seq, type=type_, data=data, created_at=utcnow())
+    )
     return seq
 
 
