@@ -309,6 +309,12 @@ class JobService:
         with read_tx(self.engine) as session:
             return self._view(session, self._job(session, job_id, owner))
 
+    def status(self, job_id: uuid.UUID, owner: str | None = None) -> JobStatus:
+        """The job's status alone: one row read, no outputs, no queue estimate (what :meth:`wait` re-reads).
+        Raises JobNotFound."""
+        with read_tx(self.engine) as session:
+            return JobStatus(self._job(session, job_id, owner).status)
+
     def list(
         self,
         owner: str | None = None,
@@ -478,9 +484,10 @@ class JobService:
         self, job_id: uuid.UUID, owner: str | None = None, timeout_s: float = 0, *, until_status_change: bool = False
     ) -> JobView:
         """Return the job once it is final (or, with ``until_status_change``, once its status differs from
-        the status it had when the wait began) or ``timeout_s`` passed. Re-reads the status off the event
-        loop whenever the executor reports a change (:meth:`job_changed`) and otherwise polls (workers of
-        other processes or hosts may have no channel to this one): every :data:`WAIT_POLL_MIN_S` for the
+        the status it had when the wait began) or ``timeout_s`` passed. Re-reads the status alone
+        (:meth:`status`; the whole view once, at the end) off the event loop whenever the executor reports a
+        change (:meth:`job_changed`) and otherwise polls (workers of other processes or hosts may have no
+        channel to this one): every :data:`WAIT_POLL_MIN_S` for the
         first :data:`WAIT_POLL_FAST_S`, then backing off to :data:`WAIT_POLL_MAX_S`, so a long wait costs a
         few queries per second, not 50. Raises JobNotFound."""
         start = time.monotonic()
@@ -493,12 +500,11 @@ class JobService:
         try:
             while True:
                 waiter[1].clear()
-                view = await asyncio.to_thread(self.get, job_id, owner)
-                status = JobStatus(view.status)
+                status = await asyncio.to_thread(self.status, job_id, owner)
                 first = first or status
                 now = time.monotonic()
                 if status in FINAL or (until_status_change and status is not first) or now >= deadline:
-                    return view
+                    return await asyncio.to_thread(self.get, job_id, owner)
                 if now - start >= WAIT_POLL_FAST_S:
                     interval_s = min(WAIT_POLL_MAX_S, interval_s * 1.5)
                 with contextlib.suppress(TimeoutError):
