@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.db.models import Job, JobEvent, JobOutput, utcnow
@@ -95,25 +95,30 @@ def owned(
     return row
 
 
+_JOBS = Job.__table__
+# Built once: constructing a statement costs more than running it. Columns named in the execution parameters
+# besides ``event_job_id`` are SET as well (SQLAlchemy Core: parameters of an UPDATE without .values() for them).
+_BUMP_SEQUENCE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("event_job_id", type_=_JOBS.c.id.type))
+    .values(sequence=_JOBS.c.sequence + 1)
+    .returning(_JOBS.c.sequence)
+)
+_INSERT_EVENT = insert(JobEvent.__table__)
+
+
 def append_event(
     session: Session, job_id: uuid.UUID, type_: str, data: dict[str, Any], *, values: dict[str, Any] | None = None
 ) -> int:
-    """Bump the job's ``sequence`` (setting the columns in ``values`` in the same ``UPDATE … RETURNING``)
-    and insert an event with it; returns the new sequence number. Raises LookupError for a missing job.
-
-    Both statements are SQLAlchemy Core on the tables (no unit of work): events are the hottest writes of a
-    job, and ``values`` name ``jobs`` columns."""
-    jobs = Job.__table__
-    seq = session.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id)
-        .values(sequence=jobs.c.sequence + 1, **(values or {}))
-        .returning(jobs.c.sequence)
-    ).scalar()
+    """Bump the job's ``sequence`` (setting the ``jobs`` columns in ``values`` in the same ``UPDATE …
+    RETURNING``) and insert an event with it; returns the new sequence number. Raises LookupError for a
+    missing job. Both statements are prebuilt SQLAlchemy Core (no unit of work): events are a job's hottest
+    writes."""
+    seq = session.execute(_BUMP_SEQUENCE, {"event_job_id": job_id, **(values or {})}).scalar()
     if seq is None:
         raise LookupError(f"job {job_id} does not exist")
     session.execute(
-        insert(JobEvent.__table__).values(job_id=job_id, sequence=seq, type=type_, data=data, created_at=utcnow())
+        _INSERT_EVENT, {"job_id": job_id, "sequence": seq, "type": type_, "data": data, "created_at": utcnow()}
     )
     return seq
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from cadenza.db.models import Job, JobOutput, utcnow
@@ -243,18 +243,12 @@ def _finish(
         if error is not None:
             values.update(error_type=error[0], error_message=error[1])
             event["error"] = {"type": error[0], "message": error[1]}
-        for out in outputs or []:
-            session.add(
-                JobOutput(
-                    job_id=job_id,
-                    name=out["name"],
-                    media_type=out["media_type"],
-                    size_bytes=out["size_bytes"],
-                    sha256=out["sha256"],
-                    path=out["path"],
-                    meta=out["metadata"],
-                )
+        if outputs:
+            columns = ("name", "media_type", "size_bytes", "sha256", "path", "metadata")
+            session.execute(
+                insert(JobOutput.__table__), [{"job_id": job_id} | {k: o[k] for k in columns} for o in outputs]
             )
+        for out in outputs or []:
             store.append_event(
                 session,
                 job_id,
