@@ -73,7 +73,7 @@ eval-separation: $(TSTAMP)
 	$(BIN)/cadenza eval separation --data $(DATA)
 
 bench: $(TSTAMP)
-	for script in drums_model melody api_latency jobs_pickup separation_rtf client_batch; do $(BIN)/python benchmarks/$$script.py || exit 1; done
+	for script in drums_model drums_job_breakdown melody api_latency jobs_pickup separation_rtf client_batch; do $(BIN)/python benchmarks/$$script.py || exit 1; done
 
 # Not part of `make test`: ~11 min against a live server, e.g. SOAK_ARGS='--duration-s 120 --worker-kills 10'.
 SOAK_ARGS ?=

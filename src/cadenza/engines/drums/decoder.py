@@ -27,7 +27,8 @@ on the CPU's SIMD width, as with any BLAS; on one machine the same request and s
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -131,10 +132,25 @@ def new_state(weights: DecoderWeights, rows: int, n_heads: int, context: int) ->
     )
 
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+def _compiled(**options: Any) -> Callable:
+    """``numba.njit`` with Numba's on-disk cache, or without it where no cache folder is writable (Numba then
+    raises at decoration): such a process compiles the sampler for itself. ``error_model="numpy"``: a division
+    by zero gives inf instead of a Python exception, which lets LLVM vectorise the loops that divide."""
+    options = {"nogil": True, "error_model": "numpy", **options}
+
+    def decorate(fn: Callable) -> Callable:
+        try:
+            return numba.njit(cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function …: no locator available"
+            return numba.njit(cache=False, **options)(fn)
+
+    return decorate
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+_jit = _compiled()
+
+
+@_compiled(fastmath={"reassoc", "contract"})
 def _affine(x, w, bias, out):  # pragma: no cover - compiled
     """out[r] = w @ x[r] + bias for each row r; x (rows, in), w (out, in), out (rows, out). Each output is a
     dot product that LLVM vectorises by reassociating its sum (so the last bits depend on the SIMD width)."""
