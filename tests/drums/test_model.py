@@ -160,8 +160,12 @@ def test_compiled_decoder_matches_full_forward(model: DrumModel) -> None:
     assert np.allclose(vel.numpy(), detail[:, :8], atol=1e-3) and np.allclose(off.numpy(), detail[:, 8:], atol=1e-3)
 
 
-def _torch_reference(
+TIE_MARGIN = 1e-3  # a draw whose runner-up is this close (in logit + noise) may go either way between machines
+
+
+def _check_against_torch(
     model: DrumModel,
+    grid: Grid,
     *,
     seed: int,
     guidance: float,
@@ -169,9 +173,12 @@ def _torch_reference(
     top_k: int,
     top_p: float,
     bias: np.ndarray | None,
-) -> Grid:
-    """Slow reference sampler: the torch network re-run teacher-forced over the whole prefix at every step,
-    with the noise drawn exactly as ``DrumModel.generate`` draws it (Gumbel-max; see its docstring)."""
+) -> int:
+    """Check every draw of ``grid`` (2 bars, funk, fill in bar 2, 100 BPM, as ``_generate``) with the torch network:
+    at each step the network is re-run teacher-forced over the grid's own prefix, and with the noise drawn
+    exactly as ``DrumModel.generate`` draws it (Gumbel-max; see its docstring) the grid's hit pattern and each
+    hit's velocity and offset bin must be the argmax, or within ``TIE_MARGIN`` of it (float rounding differs
+    between the compiled decoder and torch, and between CPUs). Returns the number of draws checked."""
     from cadenza.engines.drums.data import metric_positions
     from cadenza.engines.drums.model import BOS
 
@@ -183,13 +190,21 @@ def _torch_reference(
     noise = torch.rand((n_steps, 512 + n_detail), generator=generator)
     gumbel = -np.log(-np.log(noise.double().clamp(1e-12, 1 - 1e-12).numpy())).astype(np.float32)
     inside = torch.rand((n_steps, 2, 9), generator=generator, dtype=torch.float64).numpy()
-    patterns, prev_details = [BOS], torch.zeros(1, n_steps, 18)
-    velocity, offset = np.zeros((n_steps, 9), np.float32), np.zeros((n_steps, 9), np.float32)
+    patterns = (grid.hits.astype(np.int64) << np.arange(9)).sum(1)
+    prev_patterns = torch.tensor([[BOS, *patterns[:-1].tolist()]])
+    prev_details = torch.zeros(1, n_steps, 18)
+    prev_details[0, 1:] = torch.from_numpy(np.concatenate((grid.velocity, grid.offset), 1)[:-1])
     inv_t = np.float32(1.0 / temperature)
+    checked = 0
 
     def guided(rows: list[torch.Tensor]) -> np.ndarray:
         rows = [r.numpy() for r in rows]
         return (rows[0] if len(rows) == 1 else rows[1] + np.float32(guidance) * (rows[0] - rows[1])) * inv_t
+
+    def drawn(scores: np.ndarray, choice: int, what: str) -> None:
+        nonlocal checked
+        assert scores[choice] >= scores.max() - TIE_MARGIN, f"{what}: drew {choice}, the network says {scores.argmax()}"
+        checked += 1
 
     with torch.inference_mode():
         for t in range(n_steps):
@@ -199,25 +214,28 @@ def _torch_reference(
                     "style": style,
                     "tempo_bpm": torch.tensor([100.0]),
                 }
-                x = net.step_inputs(torch.tensor([patterns]), prev_details[:, : t + 1]) + net.condition(cond)
+                x = net.step_inputs(prev_patterns[:, : t + 1], prev_details[:, : t + 1]) + net.condition(cond)
                 hidden.append(net.hidden_states(x)[0, -1])
             logits = guided([net.pattern_head(h) for h in hidden])
             if bias is not None:
                 logits = logits + bias[t] * inv_t
             if top_k or top_p < 1:
                 logits = filter_logits(logits, top_k, top_p)
-            pattern = int(np.argmax(logits + gumbel[t, :512]))
-            patterns.append(pattern)
-            if pattern:
-                detail = guided([torch.cat(net.detail_logits(h, torch.tensor(pattern)), -1) for h in hidden])
-                detail = detail + gumbel[t, 512:].reshape(9, 17)
-                hit = (pattern >> np.arange(9)) & 1
-                velocity[t] = hit * np.clip((detail[:, :8].argmax(-1) + inside[t, 0]) / 8, 1 / 127, 1)
-                offset[t] = hit * np.clip((detail[:, 8:].argmax(-1) + inside[t, 1]) / 9 - 0.5, -0.5, 0.5 - 1e-6)
-            if t + 1 < n_steps:
-                prev_details[0, t + 1] = torch.from_numpy(np.concatenate((velocity[t], offset[t])))
-    hits = ((np.array(patterns[1:])[:, None] >> np.arange(9)) & 1).astype(bool)
-    return Grid(hits=hits, velocity=velocity, offset=offset)
+            pattern = int(patterns[t])
+            drawn(logits + gumbel[t, :512], pattern, f"step {t} pattern")
+            if not pattern:
+                continue
+            detail = guided([torch.cat(net.detail_logits(h, torch.tensor(pattern)), -1) for h in hidden])
+            detail = detail + gumbel[t, 512:].reshape(9, 17)
+            for c in np.flatnonzero(grid.hits[t]):
+                # the bins whose value (drawn uniformly inside them with the step's uniforms) is the grid's
+                velocities = np.clip((np.arange(8) + inside[t, 0, c]) / 8, 1 / 127, 1).astype(np.float32)
+                offsets = np.clip((np.arange(9) + inside[t, 1, c]) / 9 - 0.5, -0.5, 0.5 - 1e-6).astype(np.float32)
+                (velocity_bin,) = np.flatnonzero(velocities == grid.velocity[t, c])
+                (offset_bin,) = np.flatnonzero(offsets == grid.offset[t, c])
+                drawn(detail[c, :8], int(velocity_bin), f"step {t} instrument {c} velocity")
+                drawn(detail[c, 8:], int(offset_bin), f"step {t} instrument {c} offset")
+    return checked
 
 
 @pytest.mark.parametrize(
@@ -229,16 +247,15 @@ def _torch_reference(
     ],
 )
 def test_compiled_sampler_draws_what_the_torch_network_says(model: DrumModel, sampling: dict) -> None:
-    """Every hit, velocity and offset of a 2-bar groove equals the slow torch reference's, drawn with the same
-    noise: the compiled decoder computes the network's distribution (guidance, temperature, top-k/top-p and a
-    pattern bias included) and samples it as documented."""
+    """Every draw of a 2-bar groove (hit pattern, each hit's velocity and offset bin) is the one the torch
+    network makes with the same noise: the compiled decoder computes the network's distribution (guidance,
+    temperature, top-k/top-p and a pattern bias included) and samples it as documented."""
     bias = np.random.default_rng(0).normal(0.0, 2.0, (32, 512)).astype(np.float32) if sampling["bias"] else None
     options = {k: sampling[k] for k in ("seed", "temperature", "top_k", "top_p")}
-    got = _generate(model, **options, style_guidance=sampling["guidance"], pattern_bias=bias)
-    expected = _torch_reference(model, **{**options, "guidance": sampling["guidance"], "bias": bias})
-    assert got.hits.any()
-    assert np.array_equal(got.hits, expected.hits)
-    assert np.array_equal(got.velocity, expected.velocity) and np.array_equal(got.offset, expected.offset)
+    grid = _generate(model, **options, style_guidance=sampling["guidance"], pattern_bias=bias)
+    assert grid.hits.sum() >= 10
+    checked = _check_against_torch(model, grid, **options, guidance=sampling["guidance"], bias=bias)
+    assert checked == 32 + 2 * grid.hits.sum()
 
 
 def test_decoder_gelu_is_exact_to_float32_rounding() -> None:
