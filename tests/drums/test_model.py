@@ -258,6 +258,49 @@ def test_compiled_sampler_draws_what_the_torch_network_says(model: DrumModel, sa
     assert checked == 32 + 2 * grid.hits.sum()
 
 
+def _torch_windowed_states(net, x: torch.Tensor, window: int) -> torch.Tensor:
+    """Reference for generation past the context: the torch blocks one step at a time, each layer attending to
+    the keys and values of its last ``window`` steps (a sliding window). x: (steps, d) → ln_f states (steps, d)."""
+    d, heads = net.cfg.d_model, net.cfg.n_heads
+    head_dim = d // heads
+    caches: list[tuple[list, list]] = [([], []) for _ in net.blocks]
+    out = []
+    for step in x:
+        h = step[None]
+        for block, (keys, values) in zip(net.blocks, caches, strict=True):
+            q, k, v = block.qkv(block.ln1(h)).split(d, dim=-1)
+            keys.append(k.view(heads, head_dim))
+            values.append(v.view(heads, head_dim))
+            del keys[:-window], values[:-window]
+            scores = torch.einsum("he,nhe->hn", q.view(heads, head_dim), torch.stack(keys)) / head_dim**0.5
+            attn = torch.einsum("hn,nhe->he", scores.softmax(-1), torch.stack(values)).reshape(1, d)
+            h = h + block.proj(attn)
+            h = h + block.ff(block.ln2(h))
+        out.append(net.ln_f(h)[0])
+    return torch.stack(out)
+
+
+def test_compiled_decoder_slides_its_window_past_the_context(model: DrumModel) -> None:
+    """Past ``context_steps`` (64) the ring buffer overwrites the oldest keys and values: 2.5 windows of steps
+    give the logits of a torch sliding-window reference."""
+    net = model.net
+    steps, window = 160, net.cfg.context_steps
+    x = torch.randn(steps, net.cfg.d_model, generator=torch.Generator().manual_seed(1))
+    weights = model._decoder_weights()
+    state = decoder.new_state(weights, 1, net.cfg.n_heads, window)
+    states = np.stack([decoder.trunk_step(weights, state, x[t : t + 1].numpy())[0] for t in range(steps)])
+    with torch.inference_mode():
+        expected = net.pattern_head(_torch_windowed_states(net, x, window)).numpy()
+    got = states @ weights.pattern_head.T + weights.pattern_head_bias
+    assert np.allclose(got, expected, atol=1e-3)
+    # and the window matters: the full-context torch pass differs after step 64
+    with torch.inference_mode():
+        full = net.pattern_head(net.hidden_states(x[None])[0]).numpy()
+    assert np.allclose(got[:window], full[:window], atol=1e-3) and not np.allclose(
+        got[window:], full[window:], atol=1e-2
+    )
+
+
 def test_decoder_gelu_is_exact_to_float32_rounding() -> None:
     """GELU's erf (Eigen's rational approximation) against SciPy's erf in float64, over its whole range."""
     x = np.linspace(-12.0, 12.0, 20_001, dtype=np.float32)[None, :].copy()

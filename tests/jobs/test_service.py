@@ -27,6 +27,22 @@ from cadenza.jobs import (
 )
 
 
+def test_an_event_sets_only_jobs_columns_and_refuses_other_names(service: JobService) -> None:
+    """``append_event`` writes with SQLAlchemy Core, which would drop a parameter that names no column (an ORM
+    attribute such as ``inputs``, stored in ``upload_info``, or a typo): such a name is refused, nothing written."""
+    from cadenza.jobs import store
+
+    job, _ = service.submit("testjob", {})
+    with write_tx(service.engine) as session:
+        assert store.append_event(session, job.id, "progress", {"progress": 5.0}, values={"progress": 5.0}) == 2
+    for bad in ({"inputs": {}}, {"progres": 1.0}):
+        with write_tx(service.engine) as session, pytest.raises(ValueError, match="not columns of jobs"):
+            store.append_event(session, job.id, "progress", {}, values=bad)
+    view = service.get(job.id)
+    assert view.progress == 5.0 and view.sequence == 2
+    assert [e.type for e in service.events(job.id)] == ["status", "progress"]
+
+
 def test_submit_stores_queued_job_with_first_event(service: JobService) -> None:
     job, created = service.submit("testjob", {"payload": "x"}, owner="key_a", priority=3)
     assert created

@@ -112,8 +112,11 @@ def append_event(
 ) -> int:
     """Bump the job's ``sequence`` (setting the ``jobs`` columns in ``values`` in the same ``UPDATE …
     RETURNING``) and insert an event with it; returns the new sequence number. Raises LookupError for a
-    missing job. Both statements are prebuilt SQLAlchemy Core (no unit of work): events are a job's hottest
-    writes."""
+    missing job and ValueError for a ``values`` key that is no ``jobs`` column. Both statements are prebuilt
+    SQLAlchemy Core (no unit of work): events are a job's hottest writes."""
+    unknown = set(values or ()) - set(_JOBS.c.keys())
+    if unknown:  # Core ignores parameters that name no column: a typo would be lost silently
+        raise ValueError(f"not columns of jobs: {sorted(unknown)}")
     seq = session.execute(_BUMP_SEQUENCE, {"event_job_id": job_id, **(values or {})}).scalar()
     if seq is None:
         raise LookupError(f"job {job_id} does not exist")

@@ -4,8 +4,9 @@ Sampling a groove evaluates the network one 16th step at a time, each step condi
 drawn. Arranged as NumPy array operations a step costs ~180 small calls, whose overhead, not arithmetic,
 dominated: about 7× one teacher-forced forward pass over the same 64 steps. Here the step loop, the
 transformer blocks, both heads and the Gumbel-max draws run inside one ``numba.njit`` function per call
-(:func:`sample`), compiled once per machine and cached on disk (``cache=True``); the model calls it once
-per bar, between progress reports.
+(:func:`sample`), compiled once per machine and cached on disk (``cache=True``; Numba needs the cache folder
+writable even to load from it, see ``NUMBA_CACHE_DIR``, and invalidates it when this file changes, not when
+the constants it imports from ``data.py`` do); the model calls it once per bar, between progress reports.
 
 Arithmetic is the network's (:class:`~cadenza.engines.drums.model.GrooveTransformer` in eval mode) in
 float32:
@@ -308,7 +309,8 @@ def _guided(logits, guidance, inv_t, out):  # pragma: no cover - compiled
 @_jit
 def _filtered_argmax(logits, noise, top_k, top_p):  # pragma: no cover - compiled
     """argmax(logits + noise) over the symbols kept by top-k and top-p (nucleus; Holtzman et al. 2020),
-    in float64 as ``model.filter_logits``."""
+    in float64 as ``model.filter_logits`` (its sums run in another order: a symbol exactly on the top-p boundary
+    may fall the other way)."""
     values = logits.astype(np.float64)
     n = values.shape[0]
     if 0 < top_k < n:
@@ -352,7 +354,9 @@ def sample(
     velocity,
     offset,
 ):  # pragma: no cover - compiled
-    """Sample steps ``start..stop-1`` of a groove, continuing ``state``.
+    """Sample steps ``start..stop-1`` of a groove, continuing ``state``. Called by ``DrumModel.generate``, which
+    passes C-contiguous arrays of the dtypes below and shapes that agree (the compiled code checks no bounds;
+    other dtypes or layouts compile another signature, ~10 s).
 
     ``cond`` (steps, rows, d) float32 conditioning embeddings (row 0 style-conditioned, row 1 style-free
     when guided); ``pattern_noise`` (steps, 512) and ``detail_noise`` (steps, 9 × 17) float32 Gumbel noise;

@@ -289,7 +289,7 @@ class DrumModel:
         cond_emb = np.ascontiguousarray(torch.stack(rows, 1).float().cpu().numpy())  # (n_steps, rows, d)
 
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        # All randomness drawn up front, so a step is a few array operations: Gumbel noise for the hit pattern
+        # All randomness drawn up front, so the compiled sampler needs no generator: Gumbel noise for the hit pattern
         # and for each instrument's velocity and offset bin (Gumbel-max sampling: argmax(logits/T + G) is a
         # draw from softmax(logits/T); Gumbel 1954, Maddison et al. 2014), then a uniform inside each bin.
         noise = torch.rand((n_steps, N_PATTERNS + N_CLASSES * (N_VELOCITY_BINS + N_OFFSET_BINS)), generator=generator)
