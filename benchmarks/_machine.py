@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, for its printed summary and its ``results/*.json``.
+"""The machine a benchmark ran on, for its printed summary and its ``results/*.json``, and writing those files.
 
 Scripts run as ``python benchmarks/X.py`` (so this folder is on ``sys.path``) and import it as
 ``from _machine import describe_machine``.
@@ -6,6 +6,7 @@ Scripts run as ``python benchmarks/X.py`` (so this folder is on ``sys.path``) an
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -42,3 +43,10 @@ def describe_machine(**extra: object) -> dict[str, object]:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
     return {**info, **extra}
+
+
+def write_results(path: Path, payload: dict) -> None:
+    """Write a benchmark's results as indented JSON (creating ``results/``) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from _machine import describe_machine
+from _machine import describe_machine, write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from cluster import running  # noqa: E402
@@ -93,8 +93,7 @@ def main() -> None:
     }
     results = {"machine": describe_machine(), "date": datetime.now(UTC).isoformat(), "runs": runs, "ratios": ratios}
     print(json.dumps(ratios, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Writes ``benchmarks/results/drums_job_breakdown.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from _machine import describe_machine
+from _machine import describe_machine, write_results
 
 from cadenza.engines.drums import engine as drums_engine
 from cadenza.engines.drums import model as drums_model
@@ -114,9 +113,7 @@ def main() -> None:
         "ratio_run_job_to_model": round(run / model_ms, 2),
         "machine": info,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, payload)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Prints the machine and writes ``benchmarks/results/drums_model.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
-from _machine import describe_machine
+from _machine import describe_machine, write_results
 
 from cadenza.engines.drums.data import metric_positions
 from cadenza.engines.drums.model import DEFAULT_CHECKPOINT, load_model
@@ -216,9 +215,7 @@ def main() -> None:
         "api": api,
         "machine": info,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, payload)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _machine import describe_machine
+from _machine import describe_machine, write_results
 
 from cadenza.jobs import FINAL, JobService, WorkerPool
 from cadenza.settings import Settings
@@ -76,8 +76,7 @@ def main() -> None:
         results["db_poll"] = {**polled, "poll_interval_s": settings.worker_poll_interval_s}
         remote.stop()
     print(json.dumps(results, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(RESULTS, results)
 
 
 if __name__ == "__main__":
