@@ -15,6 +15,7 @@ from cadenza.engines.drums.model import (
     Grid,
     filter_logits,
     load_model,
+    sampling_noise,
 )
 
 
@@ -176,20 +177,17 @@ def _check_against_torch(
 ) -> int:
     """Check every draw of ``grid`` (2 bars, funk, fill in bar 2, 100 BPM, as ``_generate``) with the torch network:
     at each step the network is re-run teacher-forced over the grid's own prefix, and with the noise drawn
-    exactly as ``DrumModel.generate`` draws it (Gumbel-max; see its docstring) the grid's hit pattern and each
+    as ``DrumModel.generate`` draws it (``sampling_noise``) the grid's hit pattern and each
     hit's velocity and offset bin must be the argmax, or within ``TIE_MARGIN`` of it (float rounding differs
     between the compiled decoder and torch, and between CPUs). Returns the number of draws checked."""
     from cadenza.engines.drums.data import metric_positions
     from cadenza.engines.drums.model import BOS
 
-    net, n_steps, n_detail = model.net, 32, 9 * 17
+    net, n_steps = model.net, 32
     metric = {k: torch.from_numpy(v)[None] for k, v in metric_positions(n_steps, 16, 4).items()}
     metric["fill"] = torch.tensor([[0] * 16 + [1] * 16])
     styles = [model.style_vector({"funk": 1.0})[None]] + ([torch.zeros(1, len(model.styles))] if guidance != 1 else [])
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.rand((n_steps, 512 + n_detail), generator=generator)
-    gumbel = -np.log(-np.log(noise.double().clamp(1e-12, 1 - 1e-12).numpy())).astype(np.float32)
-    inside = torch.rand((n_steps, 2, 9), generator=generator, dtype=torch.float64).numpy()
+    pattern_noise, detail_noise, inside = sampling_noise(seed, n_steps)
     patterns = (grid.hits.astype(np.int64) << np.arange(9)).sum(1)
     prev_patterns = torch.tensor([[BOS, *patterns[:-1].tolist()]])
     prev_details = torch.zeros(1, n_steps, 18)
@@ -222,11 +220,11 @@ def _check_against_torch(
             if top_k or top_p < 1:
                 logits = filter_logits(logits, top_k, top_p)
             pattern = int(patterns[t])
-            drawn(logits + gumbel[t, :512], pattern, f"step {t} pattern")
+            drawn(logits + pattern_noise[t], pattern, f"step {t} pattern")
             if not pattern:
                 continue
             detail = guided([torch.cat(net.detail_logits(h, torch.tensor(pattern)), -1) for h in hidden])
-            detail = detail + gumbel[t, 512:].reshape(9, 17)
+            detail = detail + detail_noise[t].reshape(9, 17)
             for c in np.flatnonzero(grid.hits[t]):
                 # the bins whose value (drawn uniformly inside them with the step's uniforms) is the grid's
                 velocities = np.clip((np.arange(8) + inside[t, 0, c]) / 8, 1 / 127, 1).astype(np.float32)

@@ -196,6 +196,19 @@ def filter_logits(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray:
     return logits
 
 
+def sampling_noise(seed: int, n_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All the randomness of one groove, drawn up front so the compiled sampler needs no generator:
+    Gumbel noise for the hit pattern (n_steps, 512) and for each instrument's velocity and offset bins
+    (n_steps, 9 × 17), float32 (Gumbel-max sampling: argmax(logits/T + G) is a draw from softmax(logits/T);
+    Gumbel 1954, Maddison et al. 2014), then uniforms placing each value inside its bin (n_steps, 2, 9),
+    float64. C-contiguous (the compiled signature). Deterministic for ``seed`` (torch's CPU generator)."""
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    noise = torch.rand((n_steps, N_PATTERNS + N_CLASSES * (N_VELOCITY_BINS + N_OFFSET_BINS)), generator=generator)
+    gumbel = -np.log(-np.log(noise.double().clamp(1e-12, 1 - 1e-12).numpy())).astype(np.float32)
+    inside = torch.rand((n_steps, 2, N_CLASSES), generator=generator, dtype=torch.float64).numpy()
+    return np.ascontiguousarray(gumbel[:, :N_PATTERNS]), np.ascontiguousarray(gumbel[:, N_PATTERNS:]), inside
+
+
 class DrumModel:
     """A loaded groove transformer ready to generate grids. Not thread-safe; CPU-deterministic."""
 
@@ -288,15 +301,7 @@ class DrumModel:
             rows.append(net.condition({**cond, "style": torch.zeros_like(cond["style"])})[0])
         cond_emb = np.ascontiguousarray(torch.stack(rows, 1).float().cpu().numpy())  # (n_steps, rows, d)
 
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        # All randomness drawn up front, so the compiled sampler needs no generator: Gumbel noise for the hit pattern
-        # and for each instrument's velocity and offset bin (Gumbel-max sampling: argmax(logits/T + G) is a
-        # draw from softmax(logits/T); Gumbel 1954, Maddison et al. 2014), then a uniform inside each bin.
-        noise = torch.rand((n_steps, N_PATTERNS + N_CLASSES * (N_VELOCITY_BINS + N_OFFSET_BINS)), generator=generator)
-        gumbel = -np.log(-np.log(noise.double().clamp(1e-12, 1 - 1e-12).numpy())).astype(np.float32)
-        pattern_noise = np.ascontiguousarray(gumbel[:, :N_PATTERNS])  # C-contiguous: the compiled signature
-        detail_noise = np.ascontiguousarray(gumbel[:, N_PATTERNS:])
-        inside = np.ascontiguousarray(torch.rand((n_steps, 2, N_CLASSES), generator=generator, dtype=torch.float64))
+        pattern_noise, detail_noise, inside = sampling_noise(seed, n_steps)
         patterns = np.zeros(n_steps, dtype=np.int64)
         vel_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
         off_out = np.zeros((n_steps, N_CLASSES), dtype=np.float32)
