@@ -62,6 +62,7 @@ OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 
 MAX_LIST_LIMIT = 500
 UPLOADS_DIR = "uploads"
+SCRATCH_DIR = "tmp"  # files built for one response (archives), removed once sent
 """``<files_dir>/uploads/``: streamed uploads (``*.part`` while they arrive) and ``POST /v1/uploads`` files."""
 STALE_PART_S = 600.0
 """A ``*.part`` file not written to for this long belongs to an interrupted upload and is removed."""
@@ -523,23 +524,44 @@ class JobService:
         processing), JobGone (failed, cancelled, or its file was pruned).
         """
         with read_tx(self.engine) as session:
-            job = self._job(session, job_id, owner)
-            status = JobStatus(job.status)
-            if status in (JobStatus.queued, JobStatus.processing):
-                raise JobNotReady(f"job {job.id} is {status.value}")
-            if status is not JobStatus.completed:
-                raise JobGone(f"job {job.id} is {status.value}; it has no files")
+            job = self._completed_job(session, job_id, owner)
             if not OUTPUT_NAME_RE.fullmatch(name):
                 raise OutputNotFound(f"job {job.id} has no output {name!r}")
             row = session.scalar(select(JobOutput).where(JobOutput.job_id == job.id, JobOutput.name == name))
             if row is None:
                 raise OutputNotFound(f"job {job.id} has no output {name!r}")
-            view = OutputView.of(row, job.id, job.kind)
-            folder = store.job_dir(self.files_dir, job.id).resolve()
-            path = (folder / row.path).resolve()
+            return OutputView.of(row, job.id, job.kind), self._output_path(job.id, row)
+
+    def output_files(self, job_id: uuid.UUID, owner: str | None) -> tuple[str, list[tuple[OutputView, Path]]]:
+        """The kind of a completed job and every output with its path, in one read. Raises JobNotFound,
+        JobNotReady (queued or processing), JobGone (failed, cancelled, or a file was pruned)."""
+        with read_tx(self.engine) as session:
+            job = self._completed_job(session, job_id, owner)
+            rows = self._outputs(session, [job.id])[job.id]
+            return job.kind, [(OutputView.of(row, job.id, job.kind), self._output_path(job.id, row)) for row in rows]
+
+    def _completed_job(self, session: Session, job_id: uuid.UUID, owner: str | None) -> Job:
+        job = self._job(session, job_id, owner)
+        status = JobStatus(job.status)
+        if status in (JobStatus.queued, JobStatus.processing):
+            raise JobNotReady(f"job {job.id} is {status.value}")
+        if status is not JobStatus.completed:
+            raise JobGone(f"job {job.id} is {status.value}; it has no files")
+        return job
+
+    def _output_path(self, job_id: uuid.UUID, row: JobOutput) -> Path:
+        """The stored file of an output row, inside the job's folder. Raises JobGone when it is not there."""
+        folder = store.job_dir(self.files_dir, job_id).resolve()
+        path = (folder / row.path).resolve()
         if not path.is_relative_to(folder) or not path.is_file():
-            raise JobGone(f"the file {name!r} of job {job_id} is no longer available")
-        return view, path
+            raise JobGone(f"the file {row.name!r} of job {job_id} is no longer available")
+        return path
+
+    def scratch_path(self, suffix: str) -> Path:
+        """A fresh ``<files_dir>/tmp/<uuid><suffix>`` path for a file built for one response (an archive);
+        :meth:`sweep_partial_uploads` removes those left behind."""
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        return self.scratch_dir / f"{uuid.uuid4().hex}{suffix}"
 
     def prune(self, now: datetime | None = None) -> dict[str, int]:
         """Retention: delete final jobs past retention (``retention_completed_h`` for completed,
@@ -595,6 +617,10 @@ class JobService:
     @property
     def uploads_dir(self) -> Path:
         return self.files_dir / UPLOADS_DIR
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.files_dir / SCRATCH_DIR
 
     def staging_path(self, extension: str = "") -> Path:
         """A fresh ``<files_dir>/uploads/<uuid><ext>.part`` path for a file being received."""
@@ -666,11 +692,12 @@ class JobService:
         return len(rows)
 
     def sweep_partial_uploads(self, max_age_s: float = STALE_PART_S) -> int:
-        """Remove ``uploads/*.part`` files nobody wrote to for ``max_age_s`` (left by a killed server or an
-        aborted request); returns how many."""
+        """Remove ``uploads/*.part`` and ``tmp/*`` files nobody wrote to for ``max_age_s`` (left by a killed
+        server or an aborted request or response); returns how many."""
         removed = 0
         cutoff = time.time() - max_age_s
-        for path in self.uploads_dir.glob("*.part") if self.uploads_dir.is_dir() else ():
+        left = [*self.uploads_dir.glob("*.part"), *self.scratch_dir.glob("*")]  # glob of a missing folder: []
+        for path in left:
             try:
                 if path.stat().st_mtime <= cutoff:
                     path.unlink()

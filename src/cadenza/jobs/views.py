@@ -24,6 +24,11 @@ class JobStatus(StrEnum):
 FINAL: frozenset[JobStatus] = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
 
 
+def download_name(stem: str, job_id: UUID, suffix: str) -> str:
+    """A download's file name: ``<stem>_<first 8 hex of the job id><suffix>`` (``j-dilla_4bars_1a2b3c4d.mid``)."""
+    return f"{stem}_{job_id.hex[:8]}{suffix}"
+
+
 class OutputView(BaseModel):
     """One output file: ``size_bytes`` in bytes, ``sha256`` hex digest of its content; ``download_name``
     is the descriptive, unique name a download is saved under (``Content-Disposition``)."""
@@ -48,7 +53,7 @@ class OutputView(BaseModel):
             size_bytes=row.size_bytes,
             sha256=row.sha256,
             metadata=metadata,
-            download_name=f"{stem}_{job_id.hex[:8]}{name.suffix}",
+            download_name=download_name(stem, job_id, name.suffix),
         )
 
 

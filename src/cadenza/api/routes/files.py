@@ -7,9 +7,7 @@ multiple ranges -> multipart/byteranges); unsatisfiable ranges are answered here
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
-from pathlib import Path
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -19,6 +17,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from cadenza.api.deps import OwnerDep, ServiceDep
 from cadenza.api.problems import ProblemError, responses
+from cadenza.jobs.views import download_name
 
 router = APIRouter(prefix="/v1/jobs", tags=["files"])
 
@@ -95,24 +94,18 @@ router.add_api_route(
 def download_archive(job_id: UUID, service: ServiceDep, owner: OwnerDep) -> Response:
     """The files are stored, not recompressed (audio and MIDI gain little), so building the archive costs about
     one read of the files; it is written to a temporary file that is removed once sent."""
-    view = service.get(job_id, owner)
-    files = [service.output_file(job_id, owner, output.name) for output in view.outputs]
-    if not files:  # a queued, running, failed or cancelled job: the same answers as a single file
-        service.output_file(job_id, owner, "-")
-    scratch = Path(service.files_dir) / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=scratch, suffix=".zip", delete=False)  # noqa: SIM115 (sent, then removed)
+    kind, files = service.output_files(job_id, owner)
+    path = service.scratch_path(".zip")
     try:
-        with handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-            for output, path in files:
-                archive.write(path, arcname=output.download_name)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+            for output, source in files:
+                archive.write(source, arcname=output.download_name)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
-    name = f"{view.kind}_{view.id.hex[:8]}.zip"
     return FileResponse(
-        handle.name,
+        path,
         media_type="application/zip",
-        filename=name,
-        background=BackgroundTask(Path(handle.name).unlink, missing_ok=True),
+        filename=download_name(kind, job_id, ".zip"),
+        background=BackgroundTask(path.unlink, missing_ok=True),
     )
