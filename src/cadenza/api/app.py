@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 import cadenza
 from cadenza.api import examples
-from cadenza.api.auth import DOCS_ASSETS_PATH, PUBLIC_PATHS
+from cadenza.api.auth import DOCS_ASSETS_PATH, PUBLIC_PATHS, STUDIO_ASSETS_PATH
 from cadenza.api.middleware import (
     RATE_EXEMPT,
     AccessControlMiddleware,
@@ -137,7 +137,7 @@ def create_app(
             app.include_router(resolve(spec.router))
     app.include_router(health.router)
     app.include_router(studio.router)
-    app.mount(studio.ASSETS_PATH, studio.studio_files(), name="studio")
+    app.mount(STUDIO_ASSETS_PATH, studio.studio_files(), name="studio")
     _install_openapi(app, engines)
 
     # Added last = outermost: CORS, request id/logging/metrics, key check + rate limit, body limit.

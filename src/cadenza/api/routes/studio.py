@@ -12,7 +12,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 STUDIO_DIR = Path(__file__).resolve().parent.parent / "studio"
-ASSETS_PATH = "/studio"
 CACHE_CONTROL = "no-cache"  # revalidate with the ETag StaticFiles sends: an upgrade shows at once, unchanged is a 304
 
 router = APIRouter(include_in_schema=False)

@@ -10,7 +10,7 @@ const GM_DRUMS = {35: "Kick 2", 36: "Kick", 37: "Side stick", 38: "Snare", 39: "
   49: "Crash", 50: "High tom", 51: "Ride", 52: "China", 53: "Ride bell", 54: "Tambourine", 55: "Splash", 56: "Cowbell",
   57: "Crash 2", 59: "Ride 2"};
 
-const state = { key: localStorage.getItem("cadenza.apiKey") || "", engines: [], schemas: {}, followed: new Set() };
+const state = { key: localStorage.getItem("cadenza.apiKey") || "", schemas: {}, followed: new Set() };
 const $ = (selector, root = document) => root.querySelector(selector);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -82,17 +82,16 @@ function upload(file, progress) {
 }
 
 async function* sse(path) {
-  // Server-Sent Events over fetch (EventSource cannot send the Authorization header); resumes with Last-Event-ID.
-  let lastId = null;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const headers = lastId ? { "Last-Event-ID": lastId } : {};
-    const response = await api(path, { headers });
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    let event = { data: [] };
+  // Server-Sent Events over fetch (EventSource cannot send the Authorization header); the server closes the
+  // stream once the job is final, and a caller that stops early closes it here.
+  const response = await api(path);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = { data: [] };
+  try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return;
       buffer += value;
       let newline;
       while ((newline = buffer.indexOf("\n")) >= 0) {
@@ -102,11 +101,12 @@ async function* sse(path) {
           if (event.data.length) yield { ...event, data: JSON.parse(event.data.join("\n")) };
           event = { data: [] };
         } else if (line.startsWith("data:")) event.data.push(line.slice(5).trimStart());
-        else if (line.startsWith("id:")) lastId = event.id = line.slice(3).trim();
+        else if (line.startsWith("id:")) event.id = line.slice(3).trim();
         else if (line.startsWith("event:")) event.event = line.slice(6).trim();
       }
     }
-    return;
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }
 
@@ -161,8 +161,8 @@ function fieldFor(engine, field) {
   } else if (prop.type === "boolean") {
     control = el("input", { id, name, type: "checkbox", checked: value === true, "aria-describedby": described });
   } else if (prop.type === "integer" || prop.type === "number") {
-    const min = prop.minimum ?? (prop.exclusiveMinimum !== undefined ? prop.exclusiveMinimum : undefined);
-    const max = prop.maximum ?? (prop.exclusiveMaximum !== undefined ? prop.exclusiveMaximum : undefined);
+    const min = prop.minimum ?? prop.exclusiveMinimum;
+    const max = prop.maximum ?? prop.exclusiveMaximum;
     const step = prop.type === "integer" ? "1" : "any";
     control = el("input", { id, name, type: "number", step, min, max, value: value ?? "", "aria-describedby": described,
       "data-type": prop.type });
@@ -443,7 +443,10 @@ async function followJob(id) {
         const card = document.getElementById(`job-${id}`);
         if (card) { $("progress", card).value = event.data.data.progress; $(".stage", card).textContent = event.data.data.stage || ""; }
       }
-      if (event.event === "status") renderJob(await getJson(`/v1/jobs/${id}`));
+      if (event.event === "status") {
+        if (FINAL.has(event.data.data.status)) break;  // read once, below
+        renderJob(await getJson(`/v1/jobs/${id}`));
+      }
     }
     renderJob(await getJson(`/v1/jobs/${id}`));
   } catch (error) {
@@ -472,9 +475,12 @@ async function act(id, action) {
 // ------------------------------------------------------------------ outputs
 async function blobUrl(url) { return URL.createObjectURL(await (await api(url)).blob()); }
 
-async function download(output) {
-  const href = await blobUrl(output.url);
-  const link = el("a", { href, download: output.download_name });
+async function download(url) {
+  // the file name the server gives (Content-Disposition): an output's download_name, or the archive's
+  const response = await api(url);
+  const name = /filename="?([^";]+)"?/.exec(response.headers.get("content-disposition") || "");
+  const href = URL.createObjectURL(await response.blob());
+  const link = el("a", { href, download: name ? name[1] : "" });
   document.body.append(link);
   link.click();
   link.remove();
@@ -489,7 +495,7 @@ async function renderOutputs(job, box) {
   const stems = audio.filter((o) => job.kind === "separation" || o.name.startsWith("stem-"));
   const mixes = audio.filter((o) => !stems.includes(o));
   let player = null;
-  for (const output of mixes.slice(0, 4)) {  // every audio output (stems go to the mixer)
+  for (const output of mixes.slice(0, 4)) {  // the first 4 audio outputs (stems go to the mixer)
     const surfer = await waveform(output, box);
     player = player || surfer;
   }
@@ -497,9 +503,9 @@ async function renderOutputs(job, box) {
   if (stems.length >= 2) await mixer(stems, box);
   box.append(
     el("div", { class: "downloads", role: "group", "aria-label": "Downloads" },
-      job.outputs.map((o) => el("button", { type: "button", text: `⬇ ${o.download_name}`, onclick: () => download(o) })),
+      job.outputs.map((o) => el("button", { type: "button", text: `⬇ ${o.download_name}`, onclick: () => download(o.url) })),
       job.outputs.length > 1 ? el("button", { type: "button", class: "zip", text: "⬇ all files (.zip)",
-        onclick: () => download({ url: `${job.url}/archive.zip`, download_name: `${job.kind}_${job.id.slice(0, 8)}.zip` }) }) : null),
+        onclick: () => download(`${job.url}/archive.zip`) }) : null),
     el("p", { class: "daw", text: dawHint(job) }),
   );
 }
@@ -649,7 +655,6 @@ async function mixer(stems, box) {
   });
   const mixerBox = el("div", { class: "mixer", role: "group", "aria-label": "Stem mixer", "data-stems": String(stems.length) },
     play, rows.map((r) => r.node));
-  mixerBox.audioContext = context;
   box.append(mixerBox);
   apply();
 }
@@ -677,7 +682,6 @@ async function start() {
     const operation = operations.post;
     if (operation?.operationId?.startsWith("submit_")) engines.push(engineFromOperation(path, operation));
   }
-  state.engines = engines;
   for (const engine of engines) {
     $("#engine-tabs").append(el("button", { type: "button", role: "tab", "data-kind": engine.kind, id: `tab-${engine.kind}`,
       "aria-controls": `panel-${engine.kind}`, text: engine.kind, onclick: () => selectTab(engine.kind) }));
