@@ -40,8 +40,7 @@ serve: $(STAMP)
 screenshots: $(TSTAMP) services
 	CADENZA_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e/test_studio_browser.py -k offline
 
-cluster: $(STAMP) services
-	$(BIN)/pip install -q -e '.[distributed]' pgserver
+cluster: $(TSTAMP) services
 	$(BIN)/python deploy/cluster.py
 
 # Real services the tests drive, from Debian's packages (CI runs as root on a fresh machine):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -28,16 +27,10 @@ import httpx
 from _machine import describe_machine, write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from cluster import running  # noqa: E402
+from cluster import free_port, running  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distributed.json"
 JOB = {"producer_style": "J Dilla", "bars": 1, "tempo": 90}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def throughput(base_url: str, n: int) -> float:

@@ -30,6 +30,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _healthy(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextlib.contextmanager
 def running(folder: Path, port: int, workers: int, *, executor: str = "celery", quiet: bool = False) -> Iterator[str]:
     """Start the cluster (``executor="local"``: one ``cadenza serve`` with ``workers`` local processes on SQLite,
@@ -73,16 +80,13 @@ def running(folder: Path, port: int, workers: int, *, executor: str = "celery", 
     cadenza = str(Path(sys.executable).with_name("cadenza"))
     base_url = f"http://127.0.0.1:{port}"
     try:
-        procs.append(subprocess.Popen([cadenza, "serve"], env=env, stdout=out, stderr=out))
+        api = subprocess.Popen([cadenza, "serve"], env=env, stdout=out, stderr=out)
+        procs.append(api)
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the API did not start") from None
-                time.sleep(0.2)
+        while not _healthy(base_url):
+            if api.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start (exit code {api.poll()})")
+            time.sleep(0.2)
         if executor == "celery":
             procs += [subprocess.Popen([cadenza, "worker"], env=env, stdout=out, stderr=out) for _ in range(workers)]
             while f"{workers} worker(s)" not in httpx.get(f"{base_url}/ready", timeout=30).text:

@@ -143,8 +143,7 @@ def test_the_readme_quick_start_runs_unchanged_against_the_cluster(cluster: Clus
     work.mkdir()
     (work / ".venv").symlink_to(Path(sys.executable).parent.parent)  # the commands call .venv/bin/cadenza
     script = quick_start_commands().replace("http://127.0.0.1:8000", cluster.base_url)
-    env = {k: v for k, v in cluster.env.items() if k != "CADENZA_EXECUTOR"}  # the local CLI drums command
-    env["CADENZA_EXECUTOR"] = "local"
+    env = {**cluster.env, "CADENZA_EXECUTOR": "local"}  # the local CLI drums command
     done = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert any(work.glob("j-dilla_89bpm_4bars_s42_*.mid")) and any(work.glob("*drums*.wav"))

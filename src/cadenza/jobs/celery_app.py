@@ -65,8 +65,8 @@ class _WorkerState:
     its model cache, and the lock that keeps model requests and jobs apart."""
 
     settings: Settings
-    node: str = ""
-    queues: list[str] = field(default_factory=list)
+    node: str
+    queues: list[str]
     engine: Engine | None = None
     cache: dict[str, Any] = field(default_factory=dict)
     loaded: set[str] = field(default_factory=set)
@@ -98,19 +98,18 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def init_worker(settings: Settings, node: str = "", queues: list[str] | None = None) -> None:
+def init_worker(settings: Settings, node: str, queues: list[str]) -> None:
     """Called by ``cadenza worker`` before Celery forks its processes: they inherit these settings, the
     worker's node name and the queues it serves."""
     global _STATE
-    _STATE = _WorkerState(settings, node=node, queues=list(queues or []))
+    _STATE = _WorkerState(settings, node=node, queues=list(queues))
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     if _STATE is not None:
         _STATE.engine = make_engine(_STATE.settings.database_url)  # never share a parent's connections
-        if _STATE.queues:
-            threading.Thread(target=_listen_for_models, args=(_STATE,), name="cadenza-models", daemon=True).start()
+        threading.Thread(target=_listen_for_models, args=(_STATE,), name="cadenza-models", daemon=True).start()
 
 
 def _redis(settings: Settings) -> Any:
@@ -119,14 +118,16 @@ def _redis(settings: Settings) -> Any:
     return redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5, health_check_interval=30)
 
 
+def _loaded_key(state: _WorkerState) -> str:
+    return LOADED_KEY.format(node=state.node, pid=os.getpid())
+
+
 def _report_loaded(state: _WorkerState, client: Any) -> None:
     """Publish this process's loaded models (after evicting idle ones) under its expiring key."""
-    from cadenza.engines.base import evict_idle_models
-    from cadenza.jobs.worker import loaded_names
+    from cadenza.jobs.worker import current_models
 
-    evict_idle_models(state.cache, state.settings)
-    key = LOADED_KEY.format(node=state.node, pid=os.getpid())
-    client.set(key, json.dumps(loaded_names(state.cache, state.loaded)), ex=LOADED_TTL_S)
+    names = current_models(state.settings, state.cache, state.loaded)
+    client.set(_loaded_key(state), json.dumps(names), ex=LOADED_TTL_S)
 
 
 def _listen_for_models(state: _WorkerState) -> None:
@@ -157,11 +158,14 @@ def _listen_for_models(state: _WorkerState) -> None:
                     reply = {"pid": os.getpid(), "node": state.node, "error": error}
                     client.publish(REPLY_CHANNEL.format(request=request["request"]), json.dumps(reply))
                     last_report = time.monotonic()
-                elif time.monotonic() - last_report >= REFRESH_S and state.lock.acquire(blocking=False):
-                    try:
-                        _report_loaded(state, client)
-                    finally:
-                        state.lock.release()
+                elif time.monotonic() - last_report >= REFRESH_S:
+                    if state.lock.acquire(blocking=False):
+                        try:
+                            _report_loaded(state, client)
+                        finally:
+                            state.lock.release()
+                    else:  # a job runs: its models stay loaded, keep the key alive (no eviction mid-job)
+                        client.expire(_loaded_key(state), LOADED_TTL_S)
                     last_report = time.monotonic()
         except Exception:  # the broker restarted: subscribe again
             log.warning("model listener lost the broker; reconnecting", exc_info=True)

@@ -240,9 +240,9 @@ class CeleryExecutor:
     def loaded_by_process(self) -> dict[str, set[str]]:
         """``{"<worker>:<pid>": models}`` of every live worker process (keys expire unless refreshed)."""
         client = self._client()
+        keys = list(client.scan_iter(match=LOADED_KEY.format(node="*", pid="*"), count=500))
         found: dict[str, set[str]] = {}
-        for key in client.scan_iter(match=LOADED_KEY.format(node="*", pid="*"), count=500):
-            value = client.get(key)
+        for key, value in zip(keys, client.mget(keys) if keys else [], strict=True):  # one round trip for all
             if value is not None:
                 name = key.decode() if isinstance(key, bytes) else str(key)
                 found[name.removeprefix("cadenza:loaded:")] = set(json.loads(value))

@@ -380,11 +380,17 @@ def _serve_commands(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str]) 
         return
 
 
+def current_models(settings: Settings, cache: dict[str, Any], loaded: set[str]) -> list[str]:
+    """Unload models idle past their engine's ``model_idle_s``; the names of those loaded now (both executors
+    report this)."""
+    evict_idle_models(cache, settings)
+    return loaded_names(cache, loaded)
+
+
 def _report_models(cfg: WorkerConfig, cache: dict[str, Any], loaded: set[str], reported: list[str]) -> list[str]:
-    """Unload models idle past their engine's ``model_idle_s``; tell the pool when the loaded set changed
-    (explicit loads, models jobs loaded, LRU and idle evictions). Returns what was reported."""
-    evict_idle_models(cache, cfg.settings)
-    names = loaded_names(cache, loaded)
+    """Tell the pool when the loaded set changed (explicit loads, models jobs loaded, LRU and idle evictions:
+    :func:`current_models`). Returns what was reported."""
+    names = current_models(cfg.settings, cache, loaded)
     if names != reported:
         _tell(cfg, ("loaded", names))
     return names
