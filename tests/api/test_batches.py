@@ -108,6 +108,16 @@ def test_bulk_cancel_takes_a_batch_filter(idle: TestClient) -> None:
     assert idle.get(f"/v1/batches/{second['id']}").json()["counts"]["queued"] == 1
 
 
+def test_an_unusable_upload_is_named_in_the_batch_error(idle: TestClient) -> None:
+    """The probe's rejection of an input goes through the single submit's path and keeps its place and kind."""
+    upload = idle.post("/v1/uploads", files={"file": ("phrase.mid", b"not a MIDI file", "audio/midi")}).json()
+    body = {"jobs": [drums(1), {"kind": "melody", "params": {"bars": 4}, "inputs": {"seed_midi": upload["id"]}}]}
+    problem = assert_problem(idle.post("/v1/batches", json=body), 422)
+    (error,) = problem["errors"]
+    assert tuple(error["loc"]) == ("body", "jobs", 1, "inputs", "seed_midi") and error["type"] == "upload_rejected"
+    assert idle.get("/v1/jobs").json()["jobs"] == []
+
+
 def test_inputs_by_upload_reference_and_idempotency(idle: TestClient, tmp_path: Path) -> None:
     seed = example_seed(tmp_path).read_bytes()
     upload = idle.post("/v1/uploads", files={"file": ("phrase.mid", seed, "audio/midi")}).json()

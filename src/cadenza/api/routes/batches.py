@@ -30,12 +30,11 @@ from cadenza.api.routes.submit import (
     _check_idempotency_key,
     _check_intake,
     _json_references,
-    _UploadState,
     content_type_route,
     load_json,
     resolve_inputs,
 )
-from cadenza.engines.base import EngineInputError, EngineSpec, UploadRejected
+from cadenza.engines.base import EngineInputError, EngineSpec
 from cadenza.jobs import JobService
 from cadenza.jobs.batches import BatchItem
 from cadenza.jobs.options import JobOptions
@@ -121,12 +120,12 @@ async def _item(
     except EngineInputError as exc:
         errors.append(_at(index, {"loc": (), "msg": str(exc), "type": "engine_input"}, "params"))
         return None
-    try:  # the single submit's path: each input from its upload, size-checked and probed (first problem only)
-        staged = _UploadState({}, service.staging_path)  # a batch carries no file parts
-        inputs = await resolve_inputs(request, spec, staged, references, principal)
-    except (ProblemError, UploadRejected) as exc:
-        where = (exc.errors or [{}])[0].get("loc", ["body"])[1:] if isinstance(exc, ProblemError) else []
-        errors.append(_at(index, {"loc": tuple(where), "msg": exc.detail, "type": "input_rejected"}, "inputs"))
+    try:  # the single submit's path (a batch carries no file parts): each input from its upload, size-checked
+        # and probed; its first problem, located by the problem's own errors entry
+        inputs = await resolve_inputs(request, spec, {}, references, principal)
+    except ProblemError as exc:
+        error = (exc.errors or [{"loc": ["body"], "type": "input_rejected"}])[0]
+        errors.append(_at(index, {"loc": tuple(error["loc"][1:]), "msg": exc.detail, "type": error["type"]}, "inputs"))
     if len(errors) > first_error:
         return None
     try:

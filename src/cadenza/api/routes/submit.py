@@ -39,7 +39,7 @@ from cadenza.api.auth import Principal
 from cadenza.api.deps import JobOut, get_principal, job_out
 from cadenza.api.middleware import log_fields
 from cadenza.api.problems import ProblemError, responses
-from cadenza.engines.base import EngineSpec, InputSpec, resolve
+from cadenza.engines.base import EngineSpec, InputSpec, UploadRejected, resolve
 from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
 from cadenza.jobs.options import JobOptions
 
@@ -531,23 +531,30 @@ def _form_params(spec: EngineSpec, fields: dict[str, list[str]]) -> dict[str, An
 
 
 async def resolve_inputs(
-    request: Request, spec: EngineSpec, state: _UploadState, references: dict[str, list[str]], principal: Principal
+    request: Request,
+    spec: EngineSpec,
+    files: dict[str, Any],
+    references: dict[str, list[str]],
+    principal: Principal,
 ) -> dict[str, StagedInput]:
-    """Each declared input from its file part or its upload reference, size-checked and probed.
+    """Each declared input from its file part (``files``: the form's received parts by name) or its upload
+    reference, size-checked and probed.
 
-    Raises ProblemError (422 missing/unknown reference/empty, 413 over the input's limit) and the
-    probe's UploadRejected.
+    Raises ProblemError: 422 missing, unknown reference or empty, 413 over the input's limit, or the probe's
+    :class:`UploadRejected` status; its ``errors`` name the input (``loc: ["body", name]``).
     """
     settings = request.app.state.settings
     service: JobService = request.app.state.service
     inputs: dict[str, StagedInput] = {}
     for declared in spec.inputs:
         limit = input_limit(settings, spec, declared)
-        staged = state.files.get(declared.name)
+        staged = files.get(declared.name)
         reference = [v for v in references.get(declared.name, []) if v.strip()]
         if staged is not None:
             if staged.size == 0:
-                raise ProblemError(422, f"The uploaded `{declared.name}` file is empty.", title="Validation Failed")
+                raise _rejected(
+                    422, "Validation Failed", declared.name, f"The uploaded `{declared.name}` file is empty."
+                )
             path, info, shared = (
                 staged.path,
                 {
@@ -570,11 +577,10 @@ async def resolve_inputs(
                     errors=[{"loc": ["body", declared.name], "msg": str(exc), "type": "upload_not_found"}],
                 ) from None
             if upload.size_bytes > limit:
-                raise ProblemError(
-                    413,
-                    f"The `{declared.name}` upload {upload.id} has {upload.size_bytes} bytes; its limit is {limit}.",
-                    title="Content Too Large",
+                detail = (
+                    f"The `{declared.name}` upload {upload.id} has {upload.size_bytes} bytes; its limit is {limit}."
                 )
+                raise _rejected(413, "Content Too Large", declared.name, detail)
             info = {"filename": upload.filename, "size_bytes": upload.size_bytes, "sha256": upload.sha256}
             info["upload_id"] = upload.id
             shared = True
@@ -582,12 +588,22 @@ async def resolve_inputs(
             if declared.required:
                 raise _missing(
                     declared.name,
-                    f"The form has no `{declared.name}` part (a file, or the id of a POST /v1/uploads file).",
+                    f"`{declared.name}` is required: a file part, or the id of a POST /v1/uploads file.",
                 )
             continue
-        probed = await anyio.to_thread.run_sync(declared.run_probe, path, settings)
+        try:
+            probed = await anyio.to_thread.run_sync(declared.run_probe, path, settings)
+        except UploadRejected as exc:
+            raise _rejected(exc.status, exc.title, declared.name, exc.detail) from None
         inputs[declared.name] = StagedInput(path, {**probed, **info}, shared=shared)
     return inputs
+
+
+def _rejected(status: int, title: str, name: str, detail: str) -> ProblemError:
+    """A problem with input ``name`` (its ``errors`` entry locates it, as in a batch's 422)."""
+    return ProblemError(
+        status, detail, title=title, errors=[{"loc": ["body", name], "msg": detail, "type": "upload_rejected"}]
+    )
 
 
 def input_limit(settings: Any, spec: EngineSpec, declared: InputSpec) -> int:
@@ -698,7 +714,7 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
                 raw = _form_params(spec, state.fields)
             raw, options = split_options(raw, settings.webhook_allowed_hosts)
             params = await validate_params(request, spec, raw)
-            inputs = await resolve_inputs(request, spec, state, references, principal)
+            inputs = await resolve_inputs(request, spec, state.files, references, principal)
             facts = {name: staged.info for name, staged in inputs.items()}
             warnings = await anyio.to_thread.run_sync(spec.check_inputs, params, facts, settings)
             if warnings:
