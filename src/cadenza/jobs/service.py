@@ -479,7 +479,10 @@ class JobService:
 
     def _status(self, job_id: uuid.UUID, owner: str | None) -> JobStatus:
         with read_tx(self.engine) as session:
-            return JobStatus(self._job(session, job_id, owner).status)
+            row = session.execute(select(Job.status, Job.owner).where(Job.id == job_id)).one_or_none()
+        if row is None or (owner is not None and row.owner != owner):  # as store.owned: another's job is unknown
+            raise JobNotFound(f"no job {job_id}")
+        return JobStatus(row.status)
 
     async def wait(
         self, job_id: uuid.UUID, owner: str | None = None, timeout_s: float = 0, *, until_status_change: bool = False

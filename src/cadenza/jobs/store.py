@@ -105,6 +105,7 @@ _BUMP_SEQUENCE = (
     .returning(_JOBS.c.sequence)
 )
 _INSERT_EVENT = insert(JobEvent.__table__)
+_JOB_COLUMNS = frozenset(_JOBS.c.keys())
 
 
 def append_event(
@@ -114,9 +115,8 @@ def append_event(
     RETURNING``) and insert an event with it; returns the new sequence number. Raises LookupError for a
     missing job and ValueError for a ``values`` key that is no ``jobs`` column. Both statements are prebuilt
     SQLAlchemy Core (no unit of work): events are a job's hottest writes."""
-    unknown = set(values or ()) - set(_JOBS.c.keys())
-    if unknown:  # Core ignores parameters that name no column: a typo would be lost silently
-        raise ValueError(f"not columns of jobs: {sorted(unknown)}")
+    if values and not values.keys() <= _JOB_COLUMNS:  # Core ignores parameters that name no column
+        raise ValueError(f"not columns of jobs: {sorted(values.keys() - _JOB_COLUMNS)}")
     seq = session.execute(_BUMP_SEQUENCE, {"event_job_id": job_id, **(values or {})}).scalar()
     if seq is None:
         raise LookupError(f"job {job_id} does not exist")

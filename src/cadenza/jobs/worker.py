@@ -51,7 +51,7 @@ from cadenza.settings import Settings
 log = structlog.get_logger(__name__)
 
 PROGRESS_MIN_INTERVAL_S = 0.1
-"""At most ~10 progress events per second per job (the first and the last are always written)."""
+"""At most ~10 progress events per second per job (the first always; the last with the job's completion)."""
 CANCEL_CHECK_INTERVAL_S = 0.2
 """How stale the cancel flag seen by the progress callback may be."""
 HASH_CHUNK_BYTES = 1 << 20
@@ -93,13 +93,12 @@ class JobProgress:
         self.last_write = float("-inf")
         self.last_check = time.monotonic()
         self.pending: tuple[float, str] | None = None
-        self.written = 0
 
     def __call__(self, percent: float, stage: str = "") -> None:
         percent = min(100.0, max(0.0, float(percent)))
         stage = str(stage)[:200]
         now = time.monotonic()
-        if self.written == 0 or now - self.last_write >= PROGRESS_MIN_INTERVAL_S:
+        if now - self.last_write >= PROGRESS_MIN_INTERVAL_S:  # the first call: last_write is -inf
             self._write(percent, stage)
             self.last_write = self.last_check = now
         else:
@@ -128,7 +127,6 @@ class JobProgress:
                     "lease_expires_at": store.lease_until(self.lease_s),
                 },
             )
-        self.written += 1
 
     def _check_cancel(self) -> None:
         with self.engine.connect() as conn:

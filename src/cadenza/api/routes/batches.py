@@ -290,15 +290,15 @@ async def batch_events(
         if not (value.isascii() and value.isdigit() and len(value) <= 18):
             raise ProblemError(422, "Last-Event-ID must be a batch sequence number.", title="Validation Failed")
         after = int(value)
-    await anyio.to_thread.run_sync(service.batches.get, batch_id, owner)  # 404 before the stream starts
-    return EventSourceResponse(_stream(request, service, batch_id, owner, after), ping=PING_S)
+    view = await anyio.to_thread.run_sync(service.batches.get, batch_id, owner)  # 404 before the stream starts
+    return EventSourceResponse(_stream(request, service, view, owner, after), ping=PING_S)
 
 
 async def _stream(
-    request: Request, service: JobService, batch_id: UUID, owner: str | None, after: int
+    request: Request, service: JobService, view: BatchView, owner: str | None, after: int
 ) -> AsyncIterator[ServerSentEvent]:
+    """The batch view each time its sequence moves, from ``view`` (just read) on, until it is completed."""
     while True:
-        view = await anyio.to_thread.run_sync(service.batches.get, batch_id, owner)
         if view.sequence > after or view.status == "completed":
             after = view.sequence
             yield ServerSentEvent(data=json.dumps(view.model_dump(mode="json")), event="batch", id=str(view.sequence))
@@ -307,3 +307,4 @@ async def _stream(
         if await request.is_disconnected():
             return
         await anyio.sleep(EVENT_POLL_S)
+        view = await anyio.to_thread.run_sync(service.batches.get, view.id, owner)
