@@ -361,8 +361,9 @@ class CadenzaClient(_Client):
         yield from self._follow(f"/v1/batches/{batch_id}/events", None, lambda view: view["status"] == "completed")
 
     def wait_batch(self, batch_id: str) -> dict[str, Any]:
-        """Follow the batch until every job is final; returns its last view."""
-        view = self.get_batch(batch_id)
+        """Follow the batch until every job is final; returns its last view (the stream starts with the current
+        one, so a finished batch answers at once)."""
+        view: dict[str, Any] = {}
         for view in self.batch_events(batch_id):  # noqa: B007 (the last one is returned)
             pass
         return view
@@ -588,19 +589,26 @@ class AsyncCadenzaClient(_Client):
 
     async def events(self, job_id: str, last_event_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """See :meth:`CadenzaClient.events`."""
-        after, failures = last_event_id, 0
+        async for event in self._follow(f"/v1/jobs/{job_id}/events", last_event_id, _is_final):
+            yield event
+
+    async def _follow(
+        self, url: str, after: int | None, last: Callable[[dict[str, Any]], bool]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """See :meth:`CadenzaClient._follow`."""
+        failures = 0
         while True:
             headers = {"Last-Event-ID": str(after)} if after is not None else {}
             parser = _SSEParser()
             try:
-                async with self._stream(f"/v1/jobs/{job_id}/events", headers=headers, **self._idle_ok) as response:
+                async with self._stream(url, headers=headers, **self._idle_ok) as response:
                     async for line in response.aiter_lines():
-                        event = parser.feed(line)
-                        if event is None:
+                        data = parser.feed(line)
+                        if data is None:
                             continue
-                        after, failures = event["sequence"], 0
-                        yield event
-                        if _is_final(event):
+                        after, failures = data["sequence"], 0
+                        yield data
+                        if last(data):
                             return
             except httpx.TransportError:
                 failures += 1
