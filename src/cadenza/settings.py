@@ -13,6 +13,7 @@ with ``settings.engine(kind)``. This module never names an engine.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty = none.")
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="IPs or CIDR networks of the reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` "
+        "`cadenza serve` trusts (the client IP of rate limits and logs); empty = none, those headers are ignored.",
+    )
     shutdown_timeout_s: float = Field(30.0, ge=0, description="SIGTERM: how long running jobs may finish.")
 
     # Storage
@@ -131,6 +137,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Host names or IPs webhooks may also reach over http and on private or loopback addresses.",
     )
+    webhook_allow_self: bool = Field(
+        False,
+        description="Let webhooks reach this server's own address (`host`:`port`, or any loopback spelling of it "
+        "when it listens on loopback or 0.0.0.0), refused otherwise even when webhook_allowed_hosts allows it.",
+    )
     webhook_retry_base_s: float = Field(5.0, gt=0, description="First retry delay; doubles per attempt.")
     webhook_retry_max_s: float = Field(3600.0, gt=0, description="Longest delay between two attempts.")
     webhook_retry_window_s: float = Field(86400.0, gt=0, description="A delivery is retried for this long.")
@@ -201,6 +212,18 @@ class Settings(BaseSettings):
     def engine(self, kind: str) -> Any:
         """The settings section of engine ``kind`` (its ``settings_model``). Raises KeyError."""
         return self.engines[kind]
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: list[str]) -> list[str]:
+        checked = []
+        for item in value:
+            try:
+                network = ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network such as '10.0.0.0/8'") from None
+            checked.append(str(network) if "/" in item else str(network.network_address))
+        return checked
 
     @field_validator("rate_limit")
     @classmethod

@@ -58,6 +58,20 @@ def test_one_invalid_job_creates_nothing_and_every_error_names_its_index_and_fie
     assert idle.get("/v1/batches").json()["batches"] == []
 
 
+def test_booleans_are_not_numbers_anywhere_in_a_batch(idle: TestClient) -> None:
+    """Regression: ``"priority": true`` (batch or job) and ``"seed": false`` (params) were read as 1 and 0."""
+    problem = assert_problem(idle.post("/v1/batches", json={"jobs": [drums(1)], "priority": True}), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["body", "priority"]]
+    assert problem["errors"][0]["type"] == "int_type" and "boolean" in problem["errors"][0]["msg"]
+    body = {"jobs": [drums(1, priority=False), {"kind": "drums", "params": {**DRUMS, "seed": False}}]}
+    problem = assert_problem(idle.post("/v1/batches", json=body), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["body", "jobs", 0, "priority"]]
+    body["jobs"][0] = drums(1)
+    problem = assert_problem(idle.post("/v1/batches", json=body), 422)
+    assert [(e["loc"], e["type"]) for e in problem["errors"]] == [(["body", "jobs", 1, "params", "seed"], "int_type")]
+    assert idle.get("/v1/jobs").json()["jobs"] == []
+
+
 def test_limits_and_shapes_are_422(tmp_path: Path) -> None:
     with TestClient(create_app(make_settings(tmp_path, max_batch_jobs=3), start_workers=False)) as client:
         assert_problem(client.post("/v1/batches", json={"jobs": []}), 422)
@@ -198,3 +212,7 @@ def test_the_openapi_documents_batches_with_examples(idle: TestClient) -> None:
     assert {"jobs", "webhook", "webhook_events_filter", "metadata", "priority"} <= set(schema["properties"])
     assert "202" in create["responses"] and "422" in create["responses"]
     assert "/v1/batches/{batch_id}/events" in paths and "/v1/jobs/{job_id}/webhooks" in paths
+    # the documented example is a batch the server takes (regression: its params named a field `style`)
+    example = create["requestBody"]["content"]["application/json"]["examples"]["default"]["value"]
+    created = idle.post("/v1/batches", json=example)
+    assert created.status_code == 202, created.text

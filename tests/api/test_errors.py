@@ -19,6 +19,32 @@ def test_unknown_route_and_method_are_problems(idle_client: TestClient) -> None:
     assert response.headers["Allow"] == "GET, DELETE"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/v1/jobs/cancel", "POST"),  # regression: GET, POST, DELETE (the /v1/jobs/{job_id} ones too)
+        ("PUT", "/v1/jobs/cancel", "POST"),
+        ("GET", "/v1/jobs/cancel", "POST"),  # regression: 422 from /v1/jobs/{job_id} ("cancel" is not a UUID)
+        ("DELETE", "/v1/jobs/cancel", "POST"),
+        ("OPTIONS", f"/v1/jobs/{uuid.uuid4()}", "GET, DELETE"),
+        ("OPTIONS", "/v1/jobs", "GET"),
+        ("PATCH", "/v1/batches", "GET, POST"),
+        ("OPTIONS", "/v1/uploads/upl_" + "0" * 32, "GET, DELETE"),
+        ("POST", "/studio/studio.js", "GET, HEAD"),  # a static file (regression: every method was listed)
+    ],
+)
+def test_allow_lists_the_methods_of_the_path_matched(
+    idle_client: TestClient, method: str, path: str, allow: str
+) -> None:
+    """A 405 (OPTIONS included) lists the methods of the path the request names, a concrete path before a
+    templated one that also matches (``/v1/jobs/cancel`` is not a ``/v1/jobs/{job_id}``); each is served."""
+    response = idle_client.request(method, path)
+    assert_problem(response, 405)
+    assert response.headers["Allow"] == allow
+    for allowed in allow.split(", "):
+        assert idle_client.request(allowed, path).status_code != 405, (allowed, path)
+
+
 def test_unknown_and_malformed_job_ids(idle_client: TestClient) -> None:
     body = assert_problem(idle_client.get(f"/v1/jobs/{uuid.uuid4()}"), 404)
     assert body["type"] == "urn:cadenza:problem:job-not-found" and body["title"] == "Job Not Found"
@@ -51,6 +77,11 @@ def test_unknown_and_malformed_job_ids(idle_client: TestClient) -> None:
         ({"top_p": 0}, "top_p"),
         ({"top_p": 1.5}, "top_p"),
         ({"seed": -1}, "seed"),
+        ({"seed": False}, "seed"),  # regression: booleans were read as 0 and 1 (Pydantic's lax mode)
+        ({"bars": True}, "bars"),
+        ({"tempo": True}, "tempo"),
+        ({"time_signature": [True, 4]}, "time_signature"),
+        ({"priority": True}, "priority"),
         ({"formats": ["ogg"]}, "formats"),
         ({"formats": ["midi", "json", "wav", "flac", "mp3", "midi"]}, "formats"),
         ({"colour": "blue"}, "colour"),
@@ -159,6 +190,34 @@ def test_last_event_id_header_must_be_a_63_bit_integer(idle_client: TestClient, 
     url = "/v1/jobs/00000000-0000-0000-0000-000000000000/events"
     body = assert_problem(idle_client.get(url, headers={"Last-Event-ID": value.encode("latin-1")}), 422)
     assert "9223372036854775807" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("prefer", "applied"),
+    [
+        ("wait=1e9", "wait=0.2"),  # regression: read as 1 s
+        ("wait=" + "9" * 5000, "wait=0.2"),
+        ("respond-async, wait=86400", "wait=0.2"),
+        ('wait="30"', "wait=0.2"),
+        ("wait=0.1", "wait=0.1"),
+        ("wait=0", "wait=0"),
+        ("wait=soon", None),  # not a number: ignored (RFC 7240 §2), no wait
+        ("wait=-5", None),
+        ("wait=inf", None),
+        ("wait=", None),
+    ],
+)
+def test_prefer_wait_is_capped_and_a_malformed_one_ignored(tmp_path, prefer: str, applied: str | None) -> None:
+    from _api_helpers import make_settings
+
+    from cadenza.api.app import create_app
+
+    with TestClient(create_app(make_settings(tmp_path, prefer_wait_max_s=0.2), start_workers=False)) as client:
+        created = client.post("/v1/drums", json=DRUMS, headers={"Prefer": prefer})
+        assert created.status_code == 202, created.text  # no workers: still queued after the wait
+        assert created.headers.get("Preference-Applied") == applied
+        polled = client.get(created.headers["Location"], headers={"Prefer": prefer})
+        assert polled.status_code == 200 and polled.headers.get("Preference-Applied") == applied
 
 
 def test_last_event_id_query_must_fit_63_bits(idle_client: TestClient) -> None:

@@ -1,19 +1,32 @@
-"""The OpenAPI document: every ``/v1`` JSON answer is documented with an example, and the examples
-are real answers (they validate against the response models and match what the routes return)."""
+"""The OpenAPI document: valid OpenAPI 3.1 whose every ``$ref`` resolves; every ``/v1`` JSON answer is
+documented with an example, and the examples are real answers (they validate against the response models and
+match what the routes return); what it says of fields and parameters (integers are not booleans, patterns,
+enums) is what the server does."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from _api_helpers import DRUMS
+from _api_helpers import DRUMS, assert_problem, make_settings
 from fastapi.testclient import TestClient
+from openapi_spec_validator import validate
 from pydantic import BaseModel
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
 
 from cadenza.api import examples
+from cadenza.api.app import create_app
 from cadenza.api.deps import JobOut, JobPage
+from cadenza.api.openapi import decimal_at_most
 from cadenza.api.problems import Problem
+from cadenza.api.routes.jobs import MAX_EVENT_ID
 from cadenza.api.routes.models import ModelList, ModelOut
 from cadenza.engines import registry
 from cadenza.engines.drums import examples as drums_examples
@@ -107,3 +120,131 @@ def test_examples_match_the_real_engine_catalog_and_answers(idle_client: TestCli
     assert missing.status_code == 404
     assert missing.json().keys() == examples.PROBLEM_NOT_FOUND.keys()
     assert missing.json()["title"] == examples.PROBLEM_NOT_FOUND["title"]
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["auth-off", "auth-on"])
+def test_the_document_is_valid_openapi_and_every_ref_resolves(tmp_path: Path, auth: bool) -> None:
+    """Regression: the batch body referenced ``#/components/schemas/BatchJobIn``, which the document lacked (its
+    definition stayed in the body schema's ``$defs``); openapi-spec-validator alone did not notice."""
+    document = create_app(make_settings(tmp_path, auth_enabled=auth), start_workers=False).openapi()
+    validate(copy.deepcopy(document))  # OpenAPI 3.1 (openapi-spec-validator)
+    resolver = Registry().with_resource("urn:openapi", Resource.opaque(document)).resolver(base_uri="urn:openapi")
+    refs = set(_refs(document))
+    assert "#/components/schemas/BatchJobIn" in refs
+    unresolved = []
+    for ref in sorted(refs):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            unresolved.append(ref)
+    assert not unresolved, unresolved
+    assert "$defs" not in json.dumps(document["paths"])  # every definition is a component
+
+
+def _scalar_type(schema: dict[str, Any]) -> str | None:
+    """``integer``, ``number`` or ``boolean`` when the property's schema (or one branch of its anyOf) is that."""
+    for branch in [schema, *schema.get("anyOf", [])]:
+        if branch.get("type") in ("integer", "number", "boolean"):
+            return branch["type"]
+    return None
+
+
+def test_no_submit_field_takes_a_boolean_for_a_number_or_a_number_for_a_boolean(idle_client: TestClient) -> None:
+    """Regression: ``"seed": false`` and ``"priority": true`` were accepted as 0 and 1, ``"stems": 0`` as false
+    (Pydantic's lax mode). Driven by the document: every submit route's ``integer``/``number`` property refuses
+    true and false, every ``boolean`` one 0 and 1, with a 422 locating the field."""
+    document = idle_client.get("/openapi.json").json()
+    checked = []
+    for path, operations in document["paths"].items():
+        operation = operations.get("post", {})
+        if not operation.get("operationId", "").startswith("submit_"):
+            continue
+        content = operation["requestBody"]["content"]
+        schema = (content.get("application/json") or content["multipart/form-data"])["schema"]
+        example = content.get("application/json", {}).get("examples", {}).get("default", {}).get("value", {})
+        for name, prop in schema["properties"].items():
+            expected = _scalar_type(prop)
+            if expected is None:
+                continue
+            wrong = (0, 1) if expected == "boolean" else (True, False)
+            error_type = {"integer": "int_type", "number": "float_type", "boolean": "bool_type"}[expected]
+            for value in wrong:
+                if "application/json" in content:
+                    response = idle_client.post(path, json={**example, name: value})
+                else:  # the engine's fields as the params part: they are validated before any file
+                    response = idle_client.post(path, files={"params": (None, json.dumps({name: value}))})
+                body = assert_problem(response, 422)
+                errors = [e for e in body["errors"] if e["loc"] == ["body", name]]
+                assert errors and errors[0]["type"] == error_type, (path, name, body)
+                assert f"valid {expected}, not" in errors[0]["msg"], errors
+            checked.append((path, name))
+    for field in ("seed", "priority", "humanize"):
+        assert ("/v1/drums", field) in checked
+    assert {path for path, _ in checked} == {f"/v1/{spec.route}" for spec in ENGINES}
+
+
+def test_parameters_declare_their_pattern_or_enum(idle_client: TestClient) -> None:
+    """``Last-Event-ID`` has its pattern, every ``kind`` (query and bodies) the registered kinds, an upload id
+    its pattern, a cursor its alphabet, ``Idempotency-Key`` its length; no parameter is ever null (it is text on
+    the wire: absent is how it is not given)."""
+    document = idle_client.get("/openapi.json").json()
+    kinds = [spec.kind for spec in ENGINES]
+
+    def parameter(path: str, method: str, name: str) -> dict[str, Any]:
+        found = [p for p in document["paths"][path][method]["parameters"] if p["name"] == name]
+        assert len(found) == 1, (path, method, name)
+        return found[0]["schema"]
+
+    nullable = [
+        (path, method, p["name"])
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for p in operation.get("parameters", [])
+        if "null" in json.dumps(p["schema"])
+    ]
+    assert not nullable, nullable
+    assert parameter("/v1/jobs/{job_id}/events", "get", "Last-Event-ID")["pattern"] == decimal_at_most(MAX_EVENT_ID)
+    assert parameter("/v1/batches/{batch_id}/events", "get", "Last-Event-ID")["pattern"] == "^[0-9]{1,18}$"
+    assert parameter("/v1/jobs", "get", "kind")["enum"] == kinds
+    schemas = document["components"]["schemas"]
+    assert schemas["BatchJobIn"]["properties"]["kind"]["enum"] == kinds
+    bulk = schemas["BulkCancel"]["properties"]["kind"]["anyOf"]  # a body field may be null
+    assert [b["enum"] for b in bulk if b.get("type") == "string"] == [kinds]
+    assert "x-engine-kind" not in json.dumps(document)
+    for method in ("get", "delete"):
+        assert parameter("/v1/uploads/{upload_id}", method, "upload_id")["pattern"] == "^upl_[0-9a-f]{32}$"
+    cursor = parameter("/v1/jobs", "get", "cursor")
+    assert cursor["pattern"] == "^[A-Za-z0-9_-]*$" and cursor["maxLength"] == 512
+    key = parameter("/v1/drums", "post", "Idempotency-Key")
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+    # the server answers as declared
+    assert_problem(idle_client.get("/v1/jobs", params={"kind": "nope"}), 422)
+    assert_problem(idle_client.get("/v1/uploads/not-an-upload-id"), 422)
+    assert_problem(idle_client.get("/v1/uploads/upl_" + "0" * 32), 404)
+    assert_problem(idle_client.post("/v1/drums", json=DRUMS, headers={"Idempotency-Key": ""}), 422)
+    events = f"/v1/jobs/{'0' * 8}-0000-0000-0000-{'0' * 12}/events"
+    for value in ("0", "0042", str(MAX_EVENT_ID)):  # matches the pattern: the job is looked up (unknown: 404)
+        assert_problem(idle_client.get(events, headers={"Last-Event-ID": value}), 404)
+    assert_problem(idle_client.get(events, headers={"Last-Event-ID": str(MAX_EVENT_ID + 1)}), 422)
+
+
+@pytest.mark.parametrize("limit", [0, 7, 10, 255, 1000, 2**31, MAX_EVENT_ID])
+def test_decimal_at_most_matches_exactly_the_numbers_up_to_its_limit(limit: int) -> None:
+    pattern = re.compile(decimal_at_most(limit))
+    width = len(str(limit))
+    numbers = {*range(min(limit, 1200) + 1), limit, limit + 1, limit + 10, 10**width - 1, 10**width}
+    numbers |= {limit // d for d in (2, 3, 7, 11)} | {limit - d for d in (1, 9, 10, 11) if limit >= d}
+    for number in numbers:
+        for text in {str(number), str(number).zfill(width)}:
+            assert bool(pattern.fullmatch(text)) == (number <= limit and len(text) <= width), (limit, text)

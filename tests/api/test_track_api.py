@@ -72,3 +72,17 @@ def test_bad_track_requests_are_problems(client: TestClient) -> None:
     assert_problem(client.post("/v1/tracks", json={"prompt": "x", "duration_s": 301}), 422)
     assert_problem(client.post("/v1/tracks", json={"prompt": "x", "formats": ["ogg"]}), 422)
     assert_problem(client.post("/v1/tracks/interpret", json={"prompt": "prog in 7/8"}), 422)
+
+
+def test_an_emoji_prompt_and_japanese_lyrics_make_a_completed_track(client: TestClient) -> None:
+    """Text fields accept any Unicode; MIDI meta text is written as UTF-8 (it was Latin-1: the job failed)."""
+    body = {"prompt": "lo-fi 🎧 夜の雨, 84 bpm, 8 seconds", "lyrics": "こんにちは 世界 ラララ 🌧", "seed": 5}
+    job = client.post("/v1/tracks", json=body, headers={"Prefer": "wait=60"}).json()
+    while job["status"] not in ("completed", "failed", "cancelled"):  # a long-poll per request
+        job = client.get(f"/v1/jobs/{job['id']}", headers={"Prefer": "wait=60"}).json()
+    assert job["status"] == "completed", job
+    data = client.get(f"/v1/jobs/{job['id']}/files/arrangement.mid").content
+    midi = mido.MidiFile(file=io.BytesIO(data), charset="utf-8")
+    assert midi.tracks[0].name == "Cadenza - lo-fi 🎧 夜の雨, 84 bpm, 8 seconds"
+    sung = "".join(m.text for track in midi.tracks for m in track if m.type == "lyrics")
+    assert "こ" in sung and "世" in sung

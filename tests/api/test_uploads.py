@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from _api_helpers import assert_problem
+from _api_helpers import DRUMS, assert_problem, make_settings
 from fastapi.testclient import TestClient
+
+from cadenza.api.app import create_app
+from cadenza.api.routes.submit import MAX_FORM_BYTES, MAX_PARTS
 
 
 def wav_bytes(duration_s: float = 0.5, sample_rate: int = 22050) -> bytes:
@@ -108,3 +113,68 @@ def test_silent_audio_is_rejected(idle_client: TestClient) -> None:
     response = idle_client.post("/v1/separations", files={"file": ("quiet.wav", buffer.getvalue(), "audio/wav")})
     assert_problem(response, 422)
     assert staged(idle_client) == []
+
+
+@pytest.mark.parametrize("params", ["", "  \r\n"])
+def test_an_empty_params_part_means_not_given(idle_client: TestClient, params: str) -> None:
+    """Regression: an empty ``params`` part was a 422 (JSON decode error) while an empty field means "not given"."""
+    form = {"params": (None, params), **{name: (None, str(value)) for name, value in DRUMS.items()}}
+    response = idle_client.post("/v1/drums", files=form)
+    assert response.status_code == 202, response.text
+    assert response.json()["params"]["seed"] == DRUMS["seed"]
+    idle_client.delete(response.json()["url"])
+
+
+@pytest.fixture(scope="module")
+def roomy_client(module_tmp: Path) -> Iterator[TestClient]:
+    """Default body limits (200 MB uploads): the form's own limits are what answers."""
+    app = create_app(make_settings(module_tmp / "roomy"), start_workers=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def multipart(parts: list[tuple[str, bytes]]) -> tuple[bytes, dict[str, str]]:
+    body = b"".join(
+        b'--b0undary\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n' + value + b"\r\n"
+        for name, value in parts
+    )
+    return body + b"--b0undary--\r\n", {"Content-Type": "multipart/form-data; boundary=b0undary"}
+
+
+@pytest.mark.parametrize("path", ["/v1/drums", "/v1/uploads"])
+def test_a_field_name_repeated_10000_times_is_refused_without_holding_it(roomy_client: TestClient, path: str) -> None:
+    """Regression: the part limit counted distinct names, so one name repeated was kept in memory up to the body
+    limit (200 MB; four such requests held 874 MB). Now the 65th part stops the parser: 422, and the request
+    allocates almost nothing (tracemalloc: the parser is Python) where the whole ~11 MB used to be held."""
+    body, headers = multipart([("producer_style", b"x" * 1000)] * 10_000)
+    tracemalloc.start()
+    try:
+        response = roomy_client.post(path, content=body, headers=headers)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    problem = assert_problem(response, 422)
+    assert f"at most {MAX_PARTS}" in problem["detail"] and "repeated name" in problem["detail"]
+    assert peak < 2_000_000, f"{peak} bytes allocated while refusing a {len(body)}-byte form"
+    assert staged(roomy_client) == []
+
+
+def test_parts_are_counted_not_names(roomy_client: TestClient) -> None:
+    body, headers = multipart([("bars", b"1")] * MAX_PARTS)
+    assert roomy_client.post("/v1/drums", content=body, headers=headers).status_code == 422  # no producer_style
+    body, headers = multipart([*((f"x{i}", b"1") for i in range(MAX_PARTS)), ("x0", b"1")])
+    assert (
+        f"at most {MAX_PARTS}"
+        in assert_problem(roomy_client.post("/v1/drums", content=body, headers=headers), 422)["detail"]
+    )
+
+
+def test_form_fields_are_bounded_in_total(roomy_client: TestClient) -> None:
+    """Each field is under its own 16 KiB limit, together they pass ``MAX_FORM_BYTES``: 413 naming the limit."""
+    count = MAX_FORM_BYTES // 15_000 + 1
+    body, headers = multipart([("params", b" " * 15_000)] * count)
+    problem = assert_problem(roomy_client.post("/v1/drums", content=body, headers=headers), 413)
+    assert str(MAX_FORM_BYTES) in problem["detail"] and "together" in problem["detail"]
+    body, headers = multipart([("params", b" " * 15_000)] * (count - 1) + [("producer_style", b"J Dilla")])
+    accepted = roomy_client.post("/v1/drums", content=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text  # just under the limit, and blank params: not given

@@ -207,6 +207,86 @@ def test_unsafe_webhook_urls_are_422_naming_the_field(tmp_path: Path, url: str) 
         assert client.get("/v1/jobs").json()["jobs"] == []
 
 
+LOOPBACK_WEBHOOKS = [
+    ("http://2130706433/hook", "a loopback address"),
+    ("http://0177.0.0.1/hook", "a loopback address"),
+    ("http://0x7f.1/hook", "a loopback address"),
+    ("http://127.1/hook", "a loopback address"),
+    ("http://0/hook", "the unspecified address"),
+    ("http://１２７．０．０．１/hook", "a loopback address"),
+    ("http://127。0。0。1/hook", "a loopback address"),
+    ("http://①②⑦.0.0.1/hook", "a loopback address"),
+    ("http://[::ffff:127.0.0.1]/hook", "a loopback address"),
+    ("http://[::1]/hook", "a loopback address"),
+    ("https://0x7f.1/hook", "a loopback address"),
+    ("https://%31%32%37.0.0.1/hook", "a loopback address"),
+    ("https://LocalHost./hook", "a loopback name"),
+]
+
+
+@pytest.mark.parametrize(("url", "what"), LOOPBACK_WEBHOOKS)
+def test_loopback_in_any_spelling_is_refused_at_submit(idle_client: TestClient, url: str, what: str) -> None:
+    """Numeric (inet_aton), Unicode (UTS #46) and IPv6 spellings of loopback are read as the address they are:
+    422 saying so and what is accepted, for a single submit and for a batch."""
+    problem = assert_problem(idle_client.post("/v1/drums", json={**DRUMS, "webhook": url}), 422)
+    [error] = problem["errors"]
+    assert error["loc"] == ["body", "webhook"]
+    assert what in error["msg"], error["msg"]
+    assert "https URLs whose host is a public name or address" in error["msg"]
+    assert "webhook_allowed_hosts" in error["msg"]
+    batch = idle_client.post("/v1/batches", json={"jobs": [{"kind": "drums", "params": DRUMS}], "webhook": url})
+    assert what in assert_problem(batch, 422)["errors"][0]["msg"]
+
+
+def test_an_address_refused_when_sending_fails_the_delivery_at_once(tmp_path: Path, monkeypatch) -> None:
+    """A name that passed at submit but resolves to a private address when sent (DNS rebinding) fails its
+    delivery with the first attempt and a clear error, not retried; a name that does not resolve is retried."""
+    real = socket.getaddrinfo
+
+    def dns(host: str, port: int, *args: Any, **kwargs: Any) -> list:  # DNS is outside the project
+        if host == "rebound.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+        if host == "nxdomain.example.com":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    with app_client(tmp_path) as client:
+        refused = client.post("/v1/drums", json={**DRUMS, "webhook": "https://rebound.example.com/h"}).json()
+        lost = client.post("/v1/drums", json={**DRUMS, "seed": 2, "webhook": "https://nxdomain.example.com/h"}).json()
+        [delivery] = until(lambda: deliveries(client, refused["id"]), lambda d: d and d[0]["status"] == "failed")
+        [attempt] = delivery["attempts"]
+        assert attempt["status_code"] is None
+        assert "resolves to 10.0.0.7, a private address" in attempt["error"], attempt["error"]
+        assert "not retried" in attempt["error"]
+        assert delivery["finished_at"] is not None and delivery["next_attempt_at"] is None
+        [retried] = until(lambda: deliveries(client, lost["id"]), lambda d: d and len(d[0]["attempts"]) >= 2)
+        assert retried["status"] == "pending" and "does not resolve" in retried["attempts"][0]["error"]
+        assert len(deliveries(client, refused["id"])[0]["attempts"]) == 1  # still one, many ticks later
+
+
+def test_the_servers_own_address_is_refused_unless_webhook_allow_self(tmp_path: Path, receiver) -> None:
+    """Loopback is allowed (``FAST``), but not the server's own host:port in any spelling: with auth off such a
+    webhook could call ``/v1/admin/reload``. The receiver stands in for the server (its port is the setting's)."""
+    hook = receiver()
+    port = hook.server.server_port
+    own = f"http://127.0.0.1:{port}/v1/admin/reload"
+    with app_client(tmp_path, port=port) as client:
+        for url in (own, f"http://localhost:{port}/v1/admin/reload", f"http://0x7f.1:{port}/x"):
+            problem = assert_problem(client.post("/v1/drums", json={**DRUMS, "webhook": url}), 422)
+            msg = problem["errors"][0]["msg"]
+            assert "this server's own address" in msg and "webhook_allow_self" in msg, msg
+        batch = client.post("/v1/batches", json={"jobs": [{"kind": "drums", "params": DRUMS}], "webhook": own})
+        assert "own address" in assert_problem(batch, 422)["errors"][0]["msg"]
+    with app_client(tmp_path, port=port, webhook_allow_self=True) as client:
+        job = client.post("/v1/drums", json={**DRUMS, "webhook": own})
+        assert job.status_code == 202, job.text
+        got = hook.wait_for(lambda r: len(r) >= 1)
+        assert verify(SECRET, got[0])["data"]["id"] == job.json()["id"]
+        assert got[0].headers["host"] == f"127.0.0.1:{port}"
+        until(lambda: deliveries(client, job.json()["id"]), lambda d: d and d[0]["status"] == "delivered")
+
+
 def test_webhook_options_are_validated_in_forms_and_bodies(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, webhook_allowed_hosts=["127.0.0.1"])
     with TestClient(create_app(settings, start_workers=False)) as client:

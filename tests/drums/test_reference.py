@@ -40,7 +40,7 @@ def _midi_file(path: Path, channel: int, pitches: tuple[int, ...], numerator: in
 
 def test_non_drum_corrupt_and_foreign_files_are_clear_errors(tmp_path: Path) -> None:
     piano = _midi_file(tmp_path / "piano.mid", channel=0, pitches=(36, 38, 42, 60))  # drum-like keys, not channel 10
-    with pytest.raises(ReferenceError, match="no drum notes: it needs a drum track"):
+    with pytest.raises(ReferenceError, match="no drum notes in its first 16 bars: it needs a drum track"):
         read_reference(piano)
     (tmp_path / "text.mid").write_bytes(b"hello, not midi")
     with pytest.raises(ReferenceError, match="not a Standard MIDI File"):

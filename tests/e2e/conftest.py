@@ -28,6 +28,31 @@ def chromium_path() -> str:
     return found
 
 
+#: Playwright init script: each ``securitypolicyviolation`` event of the page (shadow roots included: the event is
+#: composed) is reported to the binding :func:`record_csp_violations` exposes.
+CSP_RECORDER = """document.addEventListener("securitypolicyviolation", (event) => window.__cspViolation(
+  `${event.effectiveDirective} blocked ${event.blockedURI} (${event.sourceFile}:${event.lineNumber})`), true);"""
+
+
+def record_csp_violations(page, violations: list[str] | None = None) -> list[str]:
+    """The Content-Security-Policy violations of a Playwright ``page`` from now on (call before ``goto``): its
+    ``securitypolicyviolation`` events and the CSP errors in its console (workers' too), as text, appended to
+    ``violations`` (a new list when None), which is returned."""
+    violations = [] if violations is None else violations
+
+    def event(text: str) -> None:
+        violations.append(text)
+
+    def console(message) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.expose_function("__cspViolation", event)
+    page.add_init_script(CSP_RECORDER)
+    page.on("console", console)
+    return violations
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,11 +2,14 @@
 download does not work here), every request to another origin aborted and recorded. A 2-bar groove from the drums
 form completes in the job list, its drum grid is drawn (pixels, not just an element), its audio plays (muted
 autoplay: ``currentTime`` advances); a WAV uploaded to separation gives a mixer with both stems; an API
-validation error shows next to its field; with auth on, a missing key is explained. With ``CADENZA_SCREENSHOTS=1``
-(``make screenshots``) each panel is saved under ``docs/img/``."""
+validation error shows next to its field; with auth on, a missing key is explained; the key is kept for the tab
+(``sessionStorage``) unless "remember" is ticked (``localStorage``). Every flow runs under the page's
+Content-Security-Policy without a single violation. With ``CADENZA_SCREENSHOTS=1`` (``make screenshots``) each
+panel is saved under ``docs/img/``."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import Server, chromium_path, start_server  # noqa: E402
+from conftest import Server, chromium_path, record_csp_violations, start_server  # noqa: E402
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -36,9 +39,13 @@ def browser() -> Iterator:
         browser.close()
 
 
-def _page(browser, server: Server, foreign: list[str]):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def _page(browser, server: Server, foreign: list[str], violations: list[str]):
+    """A ready Studio page of ``browser`` (or of a browser context): requests to other origins are aborted and
+    added to ``foreign``, Content-Security-Policy violations added to ``violations``."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.set_default_timeout(120_000)
+    record_csp_violations(page, violations)
 
     def route(route) -> None:
         url = route.request.url
@@ -54,6 +61,22 @@ def _page(browser, server: Server, foreign: list[str]):
     return page
 
 
+def _wait_until(element, predicate: str, timeout_s: float = 120) -> None:
+    """Wait until the JavaScript function ``predicate`` is true of the ``element`` locator's element (checked every
+    50 ms). Not ``page.wait_for_function``: it runs its predicate through ``eval`` on each check, which the page's
+    Content-Security-Policy refuses (no 'unsafe-eval'); here the function is compiled once, by the evaluation."""
+    element.evaluate(
+        f"""async (node) => {{
+          const predicate = {predicate};
+          const deadline = performance.now() + {timeout_s * 1000};
+          while (!predicate(node)) {{
+            if (performance.now() > deadline) throw new Error({json.dumps(f"timed out: {predicate}")});
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }}
+        }}"""
+    )
+
+
 def _shot(page, name: str) -> None:
     if SCREENSHOTS:
         IMAGES.mkdir(parents=True, exist_ok=True)
@@ -62,14 +85,17 @@ def _shot(page, name: str) -> None:
 
 def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: Path) -> None:
     foreign: list[str] = []
-    page = _page(browser, server, foreign)
+    violations: list[str] = []
+    page = _page(browser, server, foreign, violations)
+    headers = page.request.get(server.base_url + "/").headers
+    assert "'unsafe-inline'" not in headers["content-security-policy"]  # the policy these flows run under
     tabs = page.locator("#engine-tabs button").all_inner_texts()
     assert {"drums", "separation", "melody", "track"} <= set(tabs)  # every engine of the server, from its OpenAPI
 
     # a validation error from the API shows next to its field
     page.fill("#f-drums-bars", "999")
     page.click("form[data-kind=drums] button[type=submit]")
-    page.wait_for_function("document.querySelector('#err-drums-bars').textContent.length > 0")
+    page.wait_for_selector("#err-drums-bars:not(:empty)")
     assert "32" in page.inner_text("#err-drums-bars")
 
     # a 2-bar J Dilla groove with an audio preview
@@ -92,9 +118,8 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
     audio = job.locator(".wave audio")
     audio.wait_for(state="attached")
     audio.evaluate("a => { a.muted = true; return a.play(); }")
-    page.wait_for_function("a => a.currentTime > 0.2", arg=audio.element_handle())
-    playhead = job.locator(".playhead").element_handle()
-    page.wait_for_function("p => parseFloat(p.style.left) > 0", arg=playhead)  # it follows the audio
+    _wait_until(audio, "a => a.currentTime > 0.2")
+    _wait_until(job.locator(".playhead"), "p => parseFloat(p.style.left) > 0")  # it follows the audio
     assert job.locator(".downloads button").count() >= 2 and job.locator(".downloads button.zip").count() == 1
     assert "j-dilla_90bpm_2bars" in job.locator(".downloads").inner_text()  # the descriptive names
     with page.expect_download() as fetched:  # the MIDI file, saved under its descriptive name
@@ -153,32 +178,36 @@ def test_make_hear_see_and_separate_offline(browser, server: Server, tmp_path: P
     assert track.locator(".wave audio").count() >= 1  # the mastered mix
     _shot(page, "track")
     assert foreign == []  # nothing was asked of another origin
+    assert violations == []  # waveforms (wavesurfer's shadow-root style), piano rolls, mixers: all within the CSP
     page.close()
 
 
 def test_dark_theme_follows_the_system(browser, server: Server) -> None:
-    colours = []
+    colours, violations = [], []
     for scheme in ("light", "dark"):
         page = browser.new_page(color_scheme=scheme)
+        record_csp_violations(page, violations)
         page.goto(server.base_url + "/")
         colours.append(page.evaluate("getComputedStyle(document.body).backgroundColor"))
         page.close()
     assert colours[0] != colours[1]
+    assert violations == []
 
 
 def test_a_missing_key_is_explained(browser, tmp_path: Path) -> None:
     server = start_server(tmp_path, auth_enabled="true", admin_key="studio-admin-key-0123456789")
     try:
         foreign: list[str] = []
-        page = _page(browser, server, foreign)
+        violations: list[str] = []
+        page = _page(browser, server, foreign, violations)
         page.click("form[data-kind=drums] button[type=submit]")
-        page.wait_for_function("document.querySelector('#key-help').textContent.includes('API key')")
+        page.locator("#key-help", has_text="API key").wait_for()
         assert "requires an API key" in page.inner_text("#key-help")
         page.fill("#api-key", "studio-admin-key-0123456789")
         page.click("#key-form button")
         page.click("form[data-kind=drums] button[type=submit]")
         page.locator("li.job[data-kind=drums]").first.wait_for()
-        assert foreign == []
+        assert foreign == [] and violations == []
         page.close()
     finally:
         server.stop()
@@ -186,10 +215,46 @@ def test_a_missing_key_is_explained(browser, tmp_path: Path) -> None:
 
 def test_phone_width_keeps_one_column(browser, server: Server) -> None:
     foreign: list[str] = []
-    page = _page(browser, server, foreign)
+    violations: list[str] = []
+    page = _page(browser, server, foreign, violations)
     page.set_viewport_size({"width": 390, "height": 844})
     create = page.locator("section.create").bounding_box()
     jobs = page.locator("section.jobs").bounding_box()
     assert jobs["y"] >= create["y"] + create["height"] - 1  # stacked, not side by side
     assert page.evaluate("document.documentElement.scrollWidth") <= 400  # no sideways scrolling
+    assert violations == []
     page.close()
+
+
+STORED_KEY = "[sessionStorage.getItem('cadenza.apiKey'), localStorage.getItem('cadenza.apiKey')]"
+
+
+def test_the_key_stays_in_the_tab_unless_remembered(browser, tmp_path: Path) -> None:
+    server = start_server(tmp_path, workers="0")  # no jobs to list: three tabs stay light
+    context = browser.new_context()  # one browser profile: its tabs share localStorage, each has its sessionStorage
+    foreign: list[str] = []
+    violations: list[str] = []
+    try:
+        page = _page(context, server, foreign, violations)
+        assert not page.is_checked("#remember-key")
+        page.fill("#api-key", "key-of-this-tab")
+        page.click("#key-form button")
+        assert page.evaluate(STORED_KEY) == ["key-of-this-tab", None]  # sessionStorage only
+        assert "this tab" in page.inner_text("#key-help")
+        other = _page(context, server, foreign, violations)
+        assert other.input_value("#api-key") == "" and not other.is_checked("#remember-key")  # another tab: no key
+
+        page.check("#remember-key")  # moves the saved key to localStorage
+        assert page.evaluate(STORED_KEY) == [None, "key-of-this-tab"]
+        other.reload()
+        other.wait_for_selector("body[data-ready='1']")
+        assert other.input_value("#api-key") == "key-of-this-tab" and other.is_checked("#remember-key")
+
+        other.uncheck("#remember-key")  # forgotten by the browser, still used by this tab
+        assert other.evaluate(STORED_KEY) == ["key-of-this-tab", None]
+        third = _page(context, server, foreign, violations)
+        assert third.input_value("#api-key") == ""
+        assert foreign == [] and violations == []
+    finally:
+        context.close()
+        server.stop()

@@ -101,8 +101,9 @@ def test_a_seed_is_kept_verbatim_and_continued(tmp_path: Path) -> None:
 
 
 def _midi(tmp_path: Path, name: str, channel: int, notes: list[tuple[int, int, int]]) -> Path:
+    end = max(t + d for t, d, _ in notes)
     data = melody_midi_bytes(
-        [(t, d, p, 90) for t, d, p in notes], tempo_bpm=100, numerator=4, denominator=4, total_ticks=1920, program=0
+        [(t, d, p, 90) for t, d, p in notes], tempo_bpm=100, numerator=4, denominator=4, total_ticks=end, program=0
     )
     if channel == 9:  # rewrite as a drum track
         midi = mido.MidiFile(file=__import__("io").BytesIO(data))
@@ -134,9 +135,30 @@ def test_unusable_seeds_are_422_with_a_reason(tmp_path: Path) -> None:
     chords = _midi(tmp_path, "chords.mid", 0, [(0, 480, 60), (0, 480, 64), (0, 480, 67), (480, 480, 62)])
     facts = probe_seed(chords, None)
     assert any("reduced to its top line" in w for w in facts["warnings"])
-    with pytest.raises(EngineInputError, match="already has 2 bars"):
+    two_bars = _midi(tmp_path, "two.mid", 0, [(i * 480, 480, 60 + i) for i in range(8)])
+    with pytest.raises(EngineInputError, match="takes 2 bars of 4/4"):
         params, _ = ENGINE.validate({"bars": 2}, None)
-        ENGINE.check_inputs(params, {"seed_midi": {**facts, "bars": 2, "ends_on_bar_line": True}}, None)
+        ENGINE.check_inputs(params, {"seed_midi": probe_seed(two_bars, None)}, None)
+
+
+def test_a_ragged_seed_is_refused_at_submit_when_the_generator_would_refuse_it(tmp_path: Path) -> None:
+    """A seed of 2 1/8 bars takes 3 bars: ``bars=3`` is refused at submit (it was accepted, then the job always
+    failed), ``bars=4`` is accepted and generates; the count is made in the requested meter (in 2/4 the seed
+    takes 5 bars)."""
+    ragged = _midi(tmp_path, "ragged.mid", 0, [(i * 240, 240, 60 + i % 5) for i in range(17)])
+    facts = probe_seed(ragged, None)
+    assert facts["bars"] == 3 and not facts["ends_on_bar_line"]
+    params, _ = ENGINE.validate({"bars": 3}, None)
+    with pytest.raises(EngineInputError, match="takes 3 bars of 4/4; ask for more than 3 bars"):
+        ENGINE.check_inputs(params, {"seed_midi": facts}, None)
+    params, _ = ENGINE.validate({"bars": 4, "time_signature": [2, 4]}, None)
+    with pytest.raises(EngineInputError, match="takes 5 bars of 2/4"):
+        ENGINE.check_inputs(params, {"seed_midi": facts}, None)
+    params, _ = ENGINE.validate({"bars": 4, "seed": 3}, None)
+    ENGINE.check_inputs(params, {"seed_midi": facts}, None)
+    metadata, workdir = run(tmp_path, inputs={"seed_midi": ragged}, bars=4, seed=3, time_signature=[4, 4])
+    notes = midi_notes(workdir / "melody.mid")
+    assert max(t + d for t, d, _ in notes) == 4 * bar_ticks(4, 4)
 
 
 def test_numpy_stepper_matches_the_torch_network() -> None:

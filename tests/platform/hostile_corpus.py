@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import midi_hostile
 import mido
 import numpy as np
 import soundfile as sf
@@ -271,6 +272,14 @@ def _lying_midis() -> Iterator[tuple[str, bytes]]:
     yield "midi-sysex-unterminated", smf(0, 1, 480, trk(b"\x00\xf0\x05\x7e\x7f"))
     yield "midi-data-byte-over-127", smf(0, 1, 480, trk(b"\x00\x90\xbc\xc0" + end))
     yield "midi-not-mtrk", smf(0, 1, 480, b"XXXX\x00\x00\x00\x04" + end)
+    # Small on disk, huge as music (bounded by cadenza.music.midi_input): a note at tick 2^28 with division 1,
+    # far-apart notes, 100,000 notes, a seed longer than any melody, a seed ending inside a bar.
+    far = b"\x00\x99\x24\x64\x01\x89\x24\x00" + midi_hostile.vlq(2**28 - 1) + b"\x99\x24\x64\x01\x89\x24\x00" + end
+    yield "midi-far-note", smf(0, 1, 1, trk(far))
+    yield "midi-sparse-10000-notes", smf(0, 1, 1, trk(midi_hostile.notes(10_000, 500)))
+    yield "midi-100000-notes", smf(0, 1, 480, trk(midi_hostile.notes(100_000, 2)))
+    yield "midi-long-seed", smf(0, 1, 480, trk(midi_hostile.notes(1_000, 8 * 480, channel=0, pitch=62, length=480)))
+    yield "midi-ragged-seed", smf(0, 1, 480, trk(midi_hostile.notes(17, 240, channel=0, pitch=64, length=200)))
     yield "midi-rmid-riff", b"RIFF\x00\x00\x00\x00RMIDdata" + midi_seed()
     yield "midi-empty", b""
     yield "midi-text", b"MThd is not enough\n"
@@ -278,7 +287,7 @@ def _lying_midis() -> Iterator[tuple[str, bytes]]:
 
 
 def midi_corpus(seed: int = 0, cuts: int = 24, flips: int = 12) -> list[Item]:
-    """Corrupt and hostile MIDI files (about 70 with the defaults), names prefixed ``midi-``."""
+    """Corrupt and hostile MIDI files (about 75 with the defaults), names prefixed ``midi-``."""
     rng = random.Random(seed + 1)
     data = midi_seed()
     items = [("seed", data), *_derived("seed", data, rng, cuts, flips), *_lying_midis()]

@@ -12,7 +12,14 @@ from fastapi import APIRouter
 from cadenza.api.deps import JobOut
 from cadenza.api.routes.models import ModelOut
 from cadenza.engines import registry
-from cadenza.engines.base import RESERVED_INPUT_NAMES, EngineProblem, JobCancelled, RunContext, resolve
+from cadenza.engines.base import (
+    RESERVED_INPUT_NAMES,
+    EngineProblem,
+    JobCancelled,
+    RequestModel,
+    RunContext,
+    resolve,
+)
 from cadenza.jobs.options import RESERVED_OPTION_NAMES
 from cadenza.jobs.service import OUTPUT_NAME_RE
 
@@ -41,6 +48,7 @@ def test_declaration(kind: str) -> None:
     spec = ENGINES.get(kind)
     assert spec.kind == kind and re.fullmatch(r"[a-z][a-z0-9-]*", spec.route)
     assert spec.example is not None and spec.summary
+    assert issubclass(spec.request_model, RequestModel)  # a boolean is never read as a number (1 or 0)
     names = [declared.name for declared in spec.inputs]
     assert len(names) == len(set(names)) and not set(names) & RESERVED_INPUT_NAMES
     assert not set(names) & set(spec.request_model.model_fields)

@@ -17,23 +17,25 @@ import anyio.to_thread
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 import cadenza
 from cadenza.api import examples
+from cadenza.api import openapi as openapi_extras
 from cadenza.api.auth import DOCS_ASSETS_PATH, PUBLIC_PATHS, STUDIO_ASSETS_PATH
 from cadenza.api.middleware import (
     RATE_EXEMPT,
     AccessControlMiddleware,
     BodyLimitMiddleware,
     HttpMetrics,
+    PagePolicy,
     ReloadableCORSMiddleware,
     RequestContextMiddleware,
+    SecurityHeadersMiddleware,
 )
 from cadenza.api.problems import install_handlers
 from cadenza.api.reload import snapshot_catalogues
-from cadenza.api.routes import admin, batches, files, health, jobs, models, studio, submit, uploads
+from cadenza.api.routes import admin, batches, docs, files, health, jobs, models, studio, submit, uploads
 from cadenza.engines import registry as engine_registry
 from cadenza.engines.base import resolve
 from cadenza.jobs import JobsCollector, JobService, Maintenance, create_executor
@@ -105,10 +107,13 @@ def create_app(
             log.info("api_stopped")
 
     routes = ", ".join(f"`POST /v1/{spec.route}`" for spec in engines)
-    # FastAPI's /docs and /redoc load their scripts from a CDN; fastapi-offline serves the same
-    # Swagger UI and ReDoc bundles from the installed package, so the docs work without internet.
-    app = FastAPIOffline(
-        static_url=DOCS_ASSETS_PATH,
+    # FastAPI's /docs and /redoc load their scripts from a CDN and start Swagger UI with an inline script;
+    # routes/docs.py serves fastapi-offline's bundles from the installed package and starts it from a file,
+    # so the docs work without internet and under their Content-Security-Policy.
+    app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth2 scheme: API keys are bearer tokens
         swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
         title="Cadenza",
         version=cadenza.__version__,
@@ -138,9 +143,12 @@ def create_app(
     app.include_router(health.router)
     app.include_router(studio.router)
     app.mount(STUDIO_ASSETS_PATH, studio.studio_files(), name="studio")
+    app.include_router(docs.router)
+    app.mount(DOCS_ASSETS_PATH, docs.docs_files(), name="docs-assets")
     _install_openapi(app, engines)
 
-    # Added last = outermost: CORS, request id/logging/metrics, key check + rate limit, body limit.
+    # Added last = outermost: security headers, CORS, request id/logging/metrics, key check + rate limit,
+    # body limit.
     upload_paths = frozenset(["/v1/uploads", *(f"/v1/{spec.route}" for spec in engines if spec.inputs)])
     input_limits = [submit.input_limit(settings, spec, declared) for spec in engines for declared in spec.inputs]
     biggest = sum(sorted(input_limits, reverse=True)[:4])  # a submit with several file parts
@@ -177,6 +185,14 @@ def create_app(
             "ETag",
         ],
     )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        policies=[
+            PagePolicy(studio.CONTENT_SECURITY_POLICY, frozenset({"/"}), (STUDIO_ASSETS_PATH + "/",)),
+            PagePolicy(docs.SWAGGER_UI_CSP, frozenset({"/docs"}), (DOCS_ASSETS_PATH + "/",)),
+            PagePolicy(docs.REDOC_CSP, frozenset({"/redoc"})),
+        ],
+    )
     return app
 
 
@@ -193,6 +209,7 @@ def _install_openapi(app: FastAPI, engines: list) -> None:  # type: ignore[type-
                 license_info=app.license_info,
             )
             examples.add_engine_examples(document, engines)
+            openapi_extras.complete(document, [spec.kind for spec in engines])
             _add_security(document, app.state.settings.auth_enabled)
             app.openapi_schema = document
         return app.openapi_schema

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Paths that never need a key (liveness, readiness, API docs).
-PUBLIC_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/ready", "/docs", "/redoc", "/openapi.json"})
 STUDIO_ASSETS_PATH = "/studio"
 #: Where the Swagger UI and ReDoc assets are served from the package (``fastapi-offline``): public too.
 DOCS_ASSETS_PATH = "/docs/assets"

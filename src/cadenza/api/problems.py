@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import get_route_path
+from starlette.staticfiles import StaticFiles
 
 from cadenza.api import examples
 from cadenza.engines.base import EngineInputError, EngineProblem
@@ -140,15 +141,39 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
+def _routes(app: Any) -> list[Any]:
+    """The app's routes with their full paths: newer FastAPI versions keep included routers nested and list their
+    routes through ``iter_route_contexts``; older versions copy them into ``app.router.routes``."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return list(app.router.routes)
+    return list(iter_route_contexts(app.router.routes))
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app fully matches on this path (RFC 9110 §15.5.6: a 405 lists
-    them all; Starlette lists only those of the first route matching the path)."""
-    routes = request.app.router.routes
-    return [
-        method
-        for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
-    ]
+    """The methods of the path this request names (RFC 9110 §15.5.6: a 405 lists them all; Starlette lists
+    only those of the first route matching the path). Where a concrete path and a templated one both match
+    (``/v1/jobs/cancel`` and ``/v1/jobs/{job_id}``), the concrete one is the path (as OpenAPI 3.1 §4.8.8
+    matches them): its routes' methods are the answer. A mounted static folder answers GET and HEAD."""
+    scope = request.scope  # inside a mount, root_path holds the mount's prefix: the app's is app_root_path
+    root_path = scope.get("app_root_path", scope.get("root_path", ""))
+    route_path = get_route_path({"path": scope["path"], "root_path": root_path})
+    methods: dict[str, set[str]] = {}  # path template -> its methods
+    for route in _routes(request.app):
+        regex = getattr(route, "path_regex", None)
+        if regex is None or not regex.match(route_path):
+            continue
+        declared = getattr(route, "methods", None)
+        if declared is None:  # a mount
+            declared = {"GET", "HEAD"} if isinstance(getattr(route, "app", None), StaticFiles) else set(_METHODS)
+        template = getattr(route, "path_format", None) or getattr(route, "path", "")
+        methods.setdefault(template, set()).update(declared)
+    if not methods:
+        return []
+    # segment by segment, a literal segment before a {parameter}
+    path = min(methods, key=lambda template: ["{" in segment for segment in template.split("/")])
+    return [method for method in _METHODS if method in methods[path]]
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -184,6 +209,12 @@ def install_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        allowed = _allowed_methods(request)
+        if allowed and request.method not in allowed:
+            # Starlette ran a templated route whose parameter refused the segment (GET /v1/jobs/cancel reached
+            # /v1/jobs/{job_id}), but the path named is a concrete one without this method: 405, as for any other.
+            detail = f"Method {request.method} is not allowed on {path(request)}."
+            return problem_response(path(request), 405, detail, headers={"Allow": ", ".join(allowed)})
         errors = field_errors(exc.errors())
         summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:10])
         return problem_response(

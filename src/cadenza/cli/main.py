@@ -154,6 +154,10 @@ def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # X-Forwarded-For picks the client IP (rate limits, failed-key limit, logs): trusted from the
+        # configured proxies only, never by default (uvicorn's default trusts 127.0.0.1)
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),
     )
     server = DrainingServer(uv_config, api, settings.shutdown_timeout_s)
     server.run()

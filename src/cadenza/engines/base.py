@@ -26,19 +26,69 @@ import importlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from types import UnionType
+from typing import Annotated, Any, Protocol, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 """Job kinds: lower-case letters, digits and ``_``, at most 32 characters (the ``jobs.kind`` column)."""
 
 RESERVED_INPUT_NAMES = frozenset({"params"})
 """Multipart part names the platform uses itself (``params``: the request as one JSON part)."""
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number"}
+_ERROR_TYPES = {"boolean": "bool_type", "integer": "int_type", "number": "float_type"}
+
+
+def _confused_type(annotation: Any, raw: Any) -> str | None:
+    """The JSON type (``"integer"``, ``"number"``, ``"boolean"``) that ``annotation`` expects where ``raw`` holds a
+    boolean for a number or a number for a boolean (looking through unions, ``Annotated``, lists, tuples and dict
+    values); None when it holds neither."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _confused_type(args[0], raw)
+    if origin in (Union, UnionType):
+        if type(raw) in args or (type(raw) is int and float in args):  # one branch takes it as it is
+            return None
+        return next((kind for arg in args if (kind := _confused_type(arg, raw))), None)
+    if isinstance(raw, bool):
+        return {int: "integer", float: "number"}.get(annotation)
+    if isinstance(raw, int | float):
+        return "boolean" if annotation is bool else None
+    pairs: Any = ()
+    if isinstance(raw, list | tuple) and args:
+        if origin is tuple and args[-1] is not Ellipsis:
+            pairs = zip(args, raw, strict=False)  # positional; a wrong length is the type's own error
+        elif origin in (list, tuple, set, frozenset, Sequence):
+            pairs = ((args[0], item) for item in raw)
+    elif isinstance(raw, dict) and origin is dict and len(args) == 2:
+        pairs = ((args[1], item) for item in raw.values())
+    return next((kind for arg, item in pairs if (kind := _confused_type(arg, item))), None)
+
+
+class RequestModel(BaseModel):
+    """Base of the request models (engines' ``request_model``, the job options, the batch bodies): a boolean is
+    not a number, nor a number a boolean. Pydantic's lax mode, which form fields need (``"4"`` is read as 4,
+    ``"true"`` as True), also reads ``true`` as 1 for an ``int``/``float`` field and 0 or 1 as a ``bool``; here
+    such a field (also inside ``int | None``, ``tuple[int, int]``, …) refuses them with an ``int_type``,
+    ``float_type`` or ``bool_type`` error (422), as its schema (``integer``, ``number``, ``boolean``) says."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        expected = _confused_type(field.annotation, value) if field is not None else None
+        if expected is not None:
+            given = "a number" if expected == "boolean" else "a boolean (true/false)"
+            raise PydanticCustomError(_ERROR_TYPES[expected], f"Input should be a valid {expected}, not {given}")
+        return value
 
 
 class JobCancelled(Exception):  # noqa: N818 - the field's word, not an error condition of the engine

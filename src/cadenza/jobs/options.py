@@ -6,11 +6,13 @@ Replicate's API does. No engine may declare a parameter with a reserved name (th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from cadenza.jobs.urls import check_webhook_url
+from cadenza.engines.base import RequestModel
+from cadenza.jobs.urls import WebhookPolicy, check_webhook_url
 
 RESERVED_OPTION_NAMES = frozenset({"priority", "metadata", "webhook", "webhook_events_filter"})
 """Names reserved for job-level options; no engine may declare a parameter with one of them."""
@@ -19,9 +21,14 @@ WebhookEvent = Literal["start", "progress", "output", "completed"]
 WEBHOOK_EVENTS: tuple[str, ...] = ("start", "progress", "output", "completed")
 
 
-class JobOptions(BaseModel):
-    """``priority``: −10…10, higher runs first (0 default). ``metadata``: a JSON object of at most 4 KB (as
-    compact JSON) that the job view echoes back: the client's own ids."""
+def webhook_context(policy: WebhookPolicy | Iterable[str]) -> dict[str, Any]:
+    """The validation context that checks ``webhook`` against ``policy`` (``WebhookPolicy.from_settings(s)``)."""
+    return {"webhook_policy": WebhookPolicy.of(policy)}
+
+
+class JobOptions(RequestModel):
+    """``priority``: −10…10 (an integer, never a boolean), higher runs first (0 default). ``metadata``: a JSON
+    object of at most 4 KB (as compact JSON) that the job view echoes back: the client's own ids."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,8 +77,9 @@ class JobOptions(BaseModel):
     def _webhook_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        allowed = (info.context or {}).get("webhook_allowed_hosts", ())
-        return check_webhook_url(value, allowed)
+        context = info.context or {}
+        policy = context.get("webhook_policy") or WebhookPolicy.of(context.get("webhook_allowed_hosts", ()))
+        return check_webhook_url(value, policy)
 
     @property
     def webhook_events(self) -> list[str] | None:
@@ -102,14 +110,13 @@ class JobOptions(BaseModel):
 
     @classmethod
     def split(
-        cls, raw: dict[str, Any], allowed_hosts: list[str] | tuple[str, ...] = ()
+        cls, raw: dict[str, Any], policy: WebhookPolicy | Iterable[str] = ()
     ) -> tuple[dict[str, Any], JobOptions]:
-        """``raw`` request fields → (the engine's fields, the job options); ``allowed_hosts`` is the setting
-        ``webhook_allowed_hosts``. Raises pydantic.ValidationError (locations are the option names)."""
+        """``raw`` request fields → (the engine's fields, the job options); ``policy`` is where webhooks may go
+        (``WebhookPolicy.from_settings``, or a bare ``webhook_allowed_hosts`` list). Raises
+        pydantic.ValidationError (locations are the option names)."""
         names = [name for name in cls.model_fields if name in raw]
-        options = cls.model_validate(
-            {name: raw[name] for name in names}, context={"webhook_allowed_hosts": list(allowed_hosts)}
-        )
+        options = cls.model_validate({name: raw[name] for name in names}, context=webhook_context(policy))
         return {k: v for k, v in raw.items() if k not in names}, options
 
     @classmethod

@@ -14,8 +14,10 @@ event even with several API servers). Rows are then claimed (a lease on ``next_a
 recorded as ``webhook_attempts``: at-least-once, retried on timeouts, connection errors and non-2xx answers
 after ``webhook_retry_base_s`` doubling up to ``webhook_retry_max_s`` (±20 % jitter) for
 ``webhook_retry_window_s``, stopped by 410 Gone. Being rows, deliveries survive a restart.
-Addresses are checked by :mod:`cadenza.jobs.urls` just before connecting, to the checked IP; no redirect is
-followed; an attempt times out after ``webhook_timeout_s`` and keeps only 200 characters of the answer.
+Addresses are checked by :mod:`cadenza.jobs.urls` just before connecting (the host normalised, then resolved),
+to the checked IP; an address the policy refuses fails the delivery at once (it will not change by waiting),
+while a name that does not resolve is retried; no redirect is followed; an attempt times out after
+``webhook_timeout_s`` and keeps only 200 characters of the answer.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -44,7 +45,7 @@ from cadenza.db.models import Batch, Job, JobEvent, JobOutput, ServerSecret, Web
 from cadenza.db.session import read_tx, write_tx
 from cadenza.jobs import store
 from cadenza.jobs.batches import batch_view
-from cadenza.jobs.urls import WebhookAddressError, resolve_public
+from cadenza.jobs.urls import WebhookAddressError, WebhookLookupError, WebhookPolicy, resolve_webhook
 from cadenza.jobs.views import (
     FINAL,
     JobStatus,
@@ -383,26 +384,28 @@ class WebhookDispatcher:
         return claimed
 
     def deliver(self, delivery_id: str, url: str, payload: str, attempts: int, created_at: datetime) -> None:
-        """One attempt: check the address, POST the signed message to it, record the outcome."""
+        """One attempt: check the address, POST the signed message to it, record the outcome. The URL is sent to
+        its normalised host (``Host``, SNI) at the checked IP; an address the policy refuses (or a URL httpx cannot
+        send) fails the delivery at once, without retries."""
         status_code: int | None = None
         error: str | None = None
         excerpt: str | None = None
+        final = False
         attempted_at = utcnow()
         started = time.perf_counter()
         try:
-            ip, port = resolve_public(url, self.settings.webhook_allowed_hosts)
-            parts = urlsplit(url)
-            host = parts.hostname or ""
+            checked = resolve_webhook(url, WebhookPolicy.from_settings(self.settings))
+            assert checked.ip is not None
             signature = self.signer.sign(delivery_id, attempted_at, payload)
             headers = {
                 "content-type": "application/json",
-                "host": parts.netloc.rpartition("@")[2],
+                "host": checked.host_header,
                 "webhook-id": delivery_id,
                 "webhook-timestamp": str(int(attempted_at.timestamp())),
                 "webhook-signature": signature,
             }
-            target = httpx.URL(url).copy_with(host=ip, port=port)
-            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+            target = httpx.URL(checked.url).copy_with(host=checked.ip, port=checked.port)
+            extensions = {"sni_hostname": checked.host.name} if checked.parts.scheme == "https" else {}
             with self._client.stream(
                 "POST", target, content=payload.encode(), headers=headers, extensions=extensions
             ) as r:
@@ -414,13 +417,19 @@ class WebhookDispatcher:
                         break
                 excerpt = body.decode("utf-8", "replace")[:EXCERPT_CHARS] or None
         except WebhookAddressError as exc:
+            error, final = f"address refused, not retried: {exc}", True
+        except httpx.InvalidURL as exc:
+            error, final = f"the URL cannot be sent, not retried: {exc}", True
+        except WebhookLookupError as exc:
             error = str(exc)
         except httpx.TimeoutException:
             error = f"timed out after {self.settings.webhook_timeout_s:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         latency_ms = (time.perf_counter() - started) * 1000.0
-        self._record(delivery_id, attempts + 1, attempted_at, created_at, status_code, latency_ms, error, excerpt)
+        self._record(
+            delivery_id, attempts + 1, attempted_at, created_at, status_code, latency_ms, error, excerpt, final=final
+        )
 
     def _record(
         self,
@@ -432,10 +441,15 @@ class WebhookDispatcher:
         latency_ms: float,
         error: str | None,
         excerpt: str | None,
+        *,
+        final: bool = False,
     ) -> None:
+        """Store the attempt and the delivery's next state; ``final``: failed now, whatever the retry window."""
         now = utcnow()
         values: dict[str, Any] = {"attempts": attempt}
-        if status_code is not None and 200 <= status_code < 300:
+        if final:
+            values |= {"status": "failed", "finished_at": now, "next_attempt_at": None}
+        elif status_code is not None and 200 <= status_code < 300:
             values |= {"status": "delivered", "finished_at": now, "next_attempt_at": None}
         elif status_code == 410:
             values |= {"status": "gone", "finished_at": now, "next_attempt_at": None}

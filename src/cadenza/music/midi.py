@@ -17,6 +17,9 @@ import mido
 from cadenza.music.drum_map import DRUM_CHANNEL
 
 DEFAULT_PPQ = 480
+#: Meta text (track names, lyrics, markers) is written as UTF-8, which DAWs commonly read (the SMF 1.0
+#: specification leaves the text encoding open; mido's default, Latin-1, cannot carry an emoji or Japanese).
+TEXT_CHARSET = "utf-8"
 DRUM_NOTE_TICKS_PER_QUARTER = 8  # a drum note lasts a 32nd note (ppq / 8 ticks) unless the next hit comes sooner
 
 
@@ -114,7 +117,7 @@ def drum_midi_bytes(
         track.append(mido.Message(message, channel=DRUM_CHANNEL, note=pitch, velocity=velocity, time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=total_ticks - now))
-    midi = mido.MidiFile(type=0, ticks_per_beat=ppq)
+    midi = mido.MidiFile(type=0, ticks_per_beat=ppq, charset=TEXT_CHARSET)
     midi.tracks.append(track)
     buffer = io.BytesIO()
     midi.save(file=buffer)
@@ -165,7 +168,7 @@ def melody_midi_bytes(
         track.append(mido.Message(kind_name, channel=0, note=pitch, velocity=velocity, time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=max(0, total_ticks - now)))
-    midi = mido.MidiFile(type=0, ticks_per_beat=ppq)
+    midi = mido.MidiFile(type=0, ticks_per_beat=ppq, charset=TEXT_CHARSET)
     midi.tracks.append(track)
     buffer = io.BytesIO()
     midi.save(file=buffer)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.engines.base import CommandSpec, EngineSpec, InputSpec
+from cadenza.engines.base import CommandSpec, EngineSpec, InputSpec, RequestModel
 
 
-class EchoRequest(BaseModel):
+class EchoRequest(RequestModel):
     """Echo ``text`` back, with the note count of the optional ``seed_midi``."""
 
     model_config = ConfigDict(extra="forbid")

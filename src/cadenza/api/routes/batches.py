@@ -23,6 +23,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cadenza.api.auth import Principal
 from cadenza.api.deps import OwnerDep, ServiceDep, get_principal
+from cadenza.api.openapi import ENGINE_KIND
 from cadenza.api.problems import ProblemError, responses
 from cadenza.api.routes.submit import (
     IdempotencyKeyHeader,
@@ -37,7 +38,8 @@ from cadenza.api.routes.submit import (
 from cadenza.engines.base import EngineInputError, EngineSpec
 from cadenza.jobs import JobService
 from cadenza.jobs.batches import BatchItem
-from cadenza.jobs.options import JobOptions
+from cadenza.jobs.options import JobOptions, webhook_context
+from cadenza.jobs.urls import WebhookPolicy
 from cadenza.jobs.views import BatchPage, BatchView, WebhookLog
 from cadenza.jobs.webhooks import deliveries
 
@@ -53,8 +55,8 @@ class BatchJobIn(JobOptions):
     them), its ``inputs`` as ``POST /v1/uploads`` ids by input name, and its own job options (``priority``,
     ``metadata``, ``webhook``, ``webhook_events_filter``; the batch's webhook and priority otherwise)."""
 
-    kind: str = Field(max_length=32, examples=["drums"])
-    params: dict[str, Any] = Field(default_factory=dict, examples=[{"style": "j-dilla", "bars": 2, "seed": 1}])
+    kind: str = Field(max_length=32, examples=["drums"], json_schema_extra=ENGINE_KIND)
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"producer_style": "J Dilla", "bars": 2, "seed": 1}])
     inputs: dict[str, str] = Field(
         default_factory=dict, description="Input files by name, as ids of POST /v1/uploads files."
     )
@@ -71,8 +73,8 @@ class BatchIn(JobOptions):
 
 BATCH_EXAMPLE = {
     "jobs": [
-        {"kind": "drums", "params": {"style": "j-dilla", "bars": 2, "seed": 1}},
-        {"kind": "drums", "params": {"style": "questlove", "bars": 2, "seed": 2}, "priority": 5},
+        {"kind": "drums", "params": {"producer_style": "J Dilla", "bars": 2, "seed": 1}},
+        {"kind": "drums", "params": {"producer_style": "Questlove", "bars": 2, "seed": 2}, "priority": 5},
     ],
     "metadata": {"session": "beat-tape-3"},
 }
@@ -144,7 +146,7 @@ def _options(model: JobOptions, settings: Any) -> JobOptions:
     """The plain job options of a batch or one of its items (already validated with the allowed hosts)."""
     return JobOptions.model_validate(
         model.model_dump(include=set(JobOptions.model_fields)),
-        context={"webhook_allowed_hosts": settings.webhook_allowed_hosts},
+        context=webhook_context(WebhookPolicy.from_settings(settings)),
     )
 
 
@@ -162,7 +164,7 @@ async def submit_batch(
     settings = request.app.state.settings
     raw = load_json(await request.body(), "body")
     try:
-        batch = BatchIn.model_validate(raw, context={"webhook_allowed_hosts": settings.webhook_allowed_hosts})
+        batch = BatchIn.model_validate(raw, context=webhook_context(WebhookPolicy.from_settings(settings)))
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
     if len(batch.jobs) > settings.max_batch_jobs:
@@ -282,13 +284,22 @@ async def batch_events(
     batch_id: UUID,
     service: ServiceDep,
     owner: OwnerDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this batch `sequence` (SSE reconnection): at most 18 digits.",
+            json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
+        ),
+    ] = None,
 ) -> EventSourceResponse:
     after = -1
     if last_event_id is not None:
         value = last_event_id.strip()
         if not (value.isascii() and value.isdigit() and len(value) <= 18):
-            raise ProblemError(422, "Last-Event-ID must be a batch sequence number.", title="Validation Failed")
+            raise ProblemError(
+                422, "Last-Event-ID must be a batch sequence number (1 to 18 digits).", title="Validation Failed"
+            )
         after = int(value)
     view = await anyio.to_thread.run_sync(service.batches.get, batch_id, owner)  # 404 before the stream starts
     return EventSourceResponse(_stream(request, service, view, owner, after), ping=PING_S)

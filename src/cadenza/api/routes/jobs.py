@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cadenza.api.deps import JobOut, JobPage, OwnerDep, ServiceDep, job_out, require_admin
+from cadenza.api.openapi import ENGINE_KIND, decimal_at_most
 from cadenza.api.problems import ProblemError, responses
 from cadenza.api.routes.submit import parse_prefer_wait
 from cadenza.jobs import FINAL, JobNotFound, JobService, JobStatus
@@ -27,6 +28,16 @@ EVENT_POLL_S = 0.1
 PING_S = 15
 MAX_EVENT_ID = 2**63 - 1
 """Event ids are SQL ``BIGINT``-sized sequence numbers (non-negative, 63-bit)."""
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+"""``next_cursor`` is unpadded base64url text (empty: the first page)."""
+LastEventIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        description=f"Replay the events after this id (SSE reconnection): an integer from 0 to {MAX_EVENT_ID}.",
+        json_schema_extra={"pattern": decimal_at_most(MAX_EVENT_ID)},  # checked by the route (422 naming it)
+    ),
+]
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first", responses=responses(401, 422, 429))
@@ -34,10 +45,12 @@ def list_jobs(
     service: ServiceDep,
     owner: OwnerDep,
     status: JobStatus | None = Query(None, description="Only jobs with this status."),
-    kind: str | None = Query(None, description="Only jobs of this engine kind."),
+    kind: str | None = Query(None, description="Only jobs of this engine kind.", json_schema_extra=ENGINE_KIND),
     batch: UUID | None = Query(None, description="Only jobs of this batch."),
     limit: int = Query(50, ge=1, le=100, description="Page size."),
-    cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    cursor: str | None = Query(
+        None, max_length=512, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."
+    ),
 ) -> JobPage:
     if kind is not None and kind not in service.registry.kinds:
         raise ProblemError(
@@ -65,7 +78,8 @@ async def get_job(
         str | None,
         Header(
             description="`wait=N` (RFC 7240): answer once the job's status changes or it is final, or after N s "
-            "(max 60), so a client can wait without polling."
+            "(at most the server's `prefer_wait_max_s`, 60 by default; a value that is not a non-negative number "
+            "is ignored), so a client can wait without polling."
         ),
     ] = None,
 ) -> Response:
@@ -112,7 +126,7 @@ class BulkCancel(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "queued", "kind": "drums"}]})
 
     status: Literal["queued", "processing"] | None = None
-    kind: str | None = Field(None, max_length=32)
+    kind: str | None = Field(None, max_length=32, json_schema_extra=ENGINE_KIND)
     batch: UUID | None = Field(None, description="Only the jobs of this batch.")
 
 
@@ -183,7 +197,7 @@ async def job_events(
     last_event_id_query: int | None = Query(
         None, alias="last_event_id", ge=0, le=2**63 - 1, description="Replay after this id."
     ),
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: LastEventIdHeader = None,
 ) -> EventSourceResponse:
     after = last_event_id_query or 0
     if last_event_id is not None:

@@ -14,6 +14,18 @@ from starlette.types import Scope
 STUDIO_DIR = Path(__file__).resolve().parent.parent / "studio"
 CACHE_CONTROL = "no-cache"  # revalidate with the ETag StaticFiles sends: an upgrade shows at once, unchanged is a 304
 
+#: CSP hash of the ``<style>`` that wavesurfer.js (``vendor/wavesurfer.esm.js``) writes into each waveform's shadow
+#: root, as studio.js creates it (``height: 64``): SHA-256 of its text, base64. A wavesurfer upgrade or another
+#: height changes it (tests/api/test_security_headers.py recomputes it; the browser names the new one).
+WAVESURFER_STYLE_HASH = "sha256-fF0LBso7Nz75zaFRDBUefBDvPe19hjaiDnnc8lt+2Js="
+#: The page's Content-Security-Policy: nothing from other origins, no inline script, no inline style but
+#: wavesurfer's (by its hash); audio is fetched and played from ``blob:`` URLs.
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'self'; script-src 'self'; style-src 'self' '{WAVESURFER_STYLE_HASH}'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
 router = APIRouter(include_in_schema=False)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -38,30 +38,40 @@ from python_multipart.multipart import parse_options_header
 from cadenza.api.auth import Principal
 from cadenza.api.deps import JobOut, get_principal, job_out
 from cadenza.api.middleware import log_fields
+from cadenza.api.openapi import not_null
 from cadenza.api.problems import ProblemError, responses
 from cadenza.engines.base import EngineSpec, InputSpec, UploadRejected, resolve
 from cadenza.jobs import FINAL, JobService, JobView, StagedInput, UploadNotFound
 from cadenza.jobs.options import JobOptions
+from cadenza.jobs.urls import WebhookPolicy
 
 JSON_TYPES = ("application/json",)
 QUEUE_FULL_RETRY_S = 10
 UPLOAD_TYPES = ("multipart/form-data",)
 #: Room for multipart boundaries, part headers and form fields on top of ``max_upload_bytes``.
 FORM_OVERHEAD_BYTES = 256 * 1024
+MAX_PARTS = 64
+"""Parts of one multipart body: form fields and files together, a repeated name counted each time."""
 MAX_FIELD_BYTES = 16 * 1024
-MAX_FIELDS = 64
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+"""Bytes of one form field (a part without a file name), held in memory."""
+MAX_FORM_BYTES = 128 * 1024
+"""Bytes of all the form fields of one body together, held in memory (file parts are streamed to disk)."""
+_PREFER_WAIT = re.compile(r'(?:^|[,;\s])wait\s*=\s*"?([^\s,;"]*)', re.IGNORECASE)
+#: ``delta-seconds`` (RFC 9111 §1.2.2), also with a fraction or an exponent (``1.5``, ``1e9``): never negative.
+_WAIT_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 IDEMPOTENCY_KEY_MAX = 255
 
 
 def parse_prefer_wait(prefer: str | None, max_s: float) -> float | None:
-    """Seconds to wait from a ``Prefer: wait=N`` header (RFC 7240 §4.3), capped at ``max_s``; None if absent."""
+    """Seconds to wait from a ``Prefer: wait=N`` header (RFC 7240 §4.3): N seconds, at most ``max_s`` (any
+    larger N, ``1e9`` or 5,000 digits, is ``max_s``); None when absent or not a non-negative number
+    (``wait=-1``, ``wait=soon``): a preference the server cannot apply is ignored (RFC 7240 §2)."""
     if not prefer:
         return None
     match = _PREFER_WAIT.search(prefer)
-    if match is None:
+    if match is None or not _WAIT_SECONDS.fullmatch(match.group(1)):
         return None
-    return min(float(match.group(1)), max_s)
+    return min(float(match.group(1)), max_s)  # float() of a huge value is inf, never an error
 
 
 def _request_media_type(request: Request) -> str:
@@ -188,14 +198,16 @@ async def validate_params(request: Request, spec: EngineSpec, raw: Any) -> BaseM
     return params
 
 
-def split_options(raw: Any, allowed_hosts: list[str], prefix: tuple[Any, ...] = ("body",)) -> tuple[Any, JobOptions]:
+def split_options(
+    raw: Any, policy: WebhookPolicy | list[str], prefix: tuple[Any, ...] = ("body",)
+) -> tuple[Any, JobOptions]:
     """The job-level options (``priority``, ``metadata``, ``webhook``, ``webhook_events_filter``) out of a
-    request's raw fields: (the engine's fields, the options); ``allowed_hosts`` is the setting
-    ``webhook_allowed_hosts``. Raises RequestValidationError (422) for invalid options."""
+    request's raw fields: (the engine's fields, the options); ``policy`` is where webhooks may go
+    (``WebhookPolicy.from_settings``). Raises RequestValidationError (422) for invalid options."""
     if not isinstance(raw, dict):
         return raw, JobOptions()
     try:
-        return JobOptions.split(raw, allowed_hosts)
+        return JobOptions.split(raw, policy)
     except ValidationError as exc:
         raise validation_error(exc, prefix) from exc
 
@@ -262,11 +274,18 @@ def _add_submit_route(
     )
 
 
-PreferHeader = Annotated[str | None, Header(description="`wait=N`: wait up to N s (max 60) for the result.")]
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        description="`wait=N` (RFC 7240): wait up to N s for the result; a larger N than the server's "
+        "`prefer_wait_max_s` (60 by default) waits that long, a value that is not a non-negative number is ignored."
+    ),
+]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX,
         description="Retries with the same key (1-255 characters) return the same job.",
     ),
@@ -298,8 +317,8 @@ def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         _check_intake(request)
         _check_idempotency_key(idempotency_key)
         await _check_capacity(request)
-        hosts = request.app.state.settings.webhook_allowed_hosts
-        raw, options = split_options(load_json(await request.body(), "body"), hosts)
+        policy = WebhookPolicy.from_settings(request.app.state.settings)
+        raw, options = split_options(load_json(await request.body(), "body"), policy)
         params = await validate_params(request, spec, raw)
         view, created = await _submit(request, spec, params, principal, idempotency_key, options=options)
         return await _respond(request, request.app.state.service, view, created, principal, prefer)
@@ -330,7 +349,9 @@ class _Staged:
 
 class _UploadState:
     """Collects one multipart body: form fields in memory, file parts named in ``limits`` into staging
-    files (``staging(extension)`` makes their paths), each under its own byte limit."""
+    files (``staging(extension)`` makes their paths), each under its own byte limit. At most
+    :data:`MAX_PARTS` parts, :data:`MAX_FIELD_BYTES` per field and :data:`MAX_FORM_BYTES` of fields in all are
+    taken: past a limit, the callback raises the problem (``error``), which stops the parser at once."""
 
     def __init__(self, limits: dict[str, int], staging: Callable[[str], Path]) -> None:
         self.limits, self.staging = limits, staging
@@ -343,6 +364,8 @@ class _UploadState:
         self._value = b""
         self._name: str | None = None
         self._buffer = bytearray()
+        self._parts = 0
+        self._field_bytes = 0
 
     def callbacks(self) -> dict[str, Callable[..., None]]:
         return {
@@ -369,17 +392,21 @@ class _UploadState:
         # header values were decoded as UTF-8 (RFC 7578 §4.2: browsers and curl send raw UTF-8 file names)
         _, options = parse_options_header(self._headers.get("content-disposition", "").encode("utf-8"))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            self._fail(
+                422,
+                f"The multipart body has more than {MAX_PARTS} parts; at most {MAX_PARTS} are accepted "
+                "(form fields and files together, a repeated name counted each time).",
+            )
         filename = options.get(b"filename")
         if filename is not None and self._name not in self.limits:
             self._name = None  # a file part no input declares: its bytes are discarded
             return
         if filename is None:
-            if len(self.fields) >= MAX_FIELDS:
-                self._fail(422, f"At most {MAX_FIELDS} form fields are accepted.")
             return
         if self._name in self.files:
             self._fail(422, f"Send exactly one `{self._name}` part.")
-            return
         display = _display_name(filename.decode("utf-8", "replace")) or "upload"
         # the staging path keeps only a plain extension (".wav"), whatever the client's name holds
         staged = _Staged(self._name, self.staging(Path(display).suffix), display, self.limits[self._name])
@@ -400,9 +427,16 @@ class _UploadState:
             current.digest.update(chunk)
             current.handle.write(chunk)
         elif self._name is not None:
+            self._field_bytes += end - start
+            if len(self._buffer) + end - start > MAX_FIELD_BYTES:
+                self._fail(413, f"Form field {self._name!r} exceeds {MAX_FIELD_BYTES} bytes; send files as file parts.")
+            if self._field_bytes > MAX_FORM_BYTES:
+                self._fail(
+                    413,
+                    f"The form fields exceed {MAX_FORM_BYTES} bytes together; at most {MAX_FORM_BYTES} are accepted "
+                    "(file parts do not count).",
+                )
             self._buffer += data[start:end]
-            if len(self._buffer) > MAX_FIELD_BYTES:
-                self._fail(413, f"Form field {self._name!r} exceeds {MAX_FIELD_BYTES} bytes.")
 
     def _part_end(self) -> None:
         if self._current is not None:
@@ -411,10 +445,12 @@ class _UploadState:
         elif self._name and self.error is None:
             self.fields.setdefault(self._name, []).append(self._buffer.decode("utf-8", "replace"))
 
-    def _fail(self, status: int, detail: str) -> None:
+    def _fail(self, status: int, detail: str) -> NoReturn:
+        """Record the first problem and raise it (out of the parser's ``write``: nothing more is read)."""
         if self.error is None:
             title = "Content Too Large" if status == 413 else "Validation Failed"
             self.error = ProblemError(status, detail, title=title)
+        raise self.error
 
     def close(self) -> None:
         for staged in self.files.values():
@@ -488,6 +524,8 @@ async def receive_multipart(request: Request, state: _UploadState) -> None:
         async for chunk in request.stream():
             try:
                 parser.write(chunk)
+            except ProblemError:  # a limit of ``state`` stopped the parser
+                raise
             except Exception as exc:  # python_multipart raises its own parse errors
                 raise ProblemError(400, f"Malformed multipart body: {exc}", title="Malformed Multipart Body") from exc
             if state.error is not None:
@@ -509,9 +547,10 @@ def _missing(name: str, detail: str) -> ProblemError:
 
 
 def _form_params(spec: EngineSpec, fields: dict[str, list[str]]) -> dict[str, Any]:
-    """The request's raw params: the ``params`` JSON part, then the other form fields over it."""
+    """The request's raw params: the ``params`` JSON part, then the other form fields over it. An empty (or
+    blank) ``params`` part means "not given", as an empty form field does."""
     raw: dict[str, Any] = {}
-    params_parts = fields.pop("params", [])
+    params_parts = [part for part in fields.pop("params", []) if part.strip()]
     if params_parts:
         loaded = load_json(params_parts[-1], "params")
         if not isinstance(loaded, dict):
@@ -641,7 +680,7 @@ def _input_schemas(spec: EngineSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     form_options = {
         "priority": options["priority"],
         "metadata": {"type": "string", "description": options["metadata"]["description"] + " As JSON text."},
-        "webhook": options["webhook"],
+        "webhook": not_null(options["webhook"]),  # a form field is text, never null
         "webhook_events_filter": {
             "type": "string",
             "description": options["webhook_events_filter"]["description"] + " As a JSON list or comma-separated.",
@@ -712,7 +751,7 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
                 await receive_multipart(request, state)
                 references = {declared.name: state.fields.pop(declared.name, []) for declared in spec.inputs}
                 raw = _form_params(spec, state.fields)
-            raw, options = split_options(raw, settings.webhook_allowed_hosts)
+            raw, options = split_options(raw, WebhookPolicy.from_settings(settings))
             params = await validate_params(request, spec, raw)
             inputs = await resolve_inputs(request, spec, state.files, references, principal)
             facts = {name: staged.info for name, staged in inputs.items()}

@@ -9,10 +9,10 @@ submit references it, so one song can be separated with several models without r
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import ConfigDict
 
 from cadenza.api.auth import Principal
@@ -20,8 +20,13 @@ from cadenza.api.deps import OwnerDep, ServiceDep, get_principal
 from cadenza.api.problems import ProblemError, responses
 from cadenza.api.routes.submit import UPLOAD_TYPES, _check_intake, _UploadState, content_type_route, receive_multipart
 from cadenza.jobs import JobService, UploadNotFound, UploadView
+from cadenza.jobs.service import UPLOAD_ID_RE
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+UploadId = Annotated[
+    str, Path(pattern=UPLOAD_ID_RE.pattern, description="The `id` of a POST /v1/uploads answer (`upl_` + 32 hex).")
+]
 
 _EXAMPLE = {
     "id": "upl_5f1c0e7a9b2d4c6e8f0a1b3c5d7e9f01",
@@ -107,13 +112,13 @@ def _get(service: JobService, upload_id: str, owner: str | None) -> UploadView:
         raise ProblemError(404, str(exc), title="Upload Not Found") from None
 
 
-@router.get("/{upload_id}", response_model=UploadOut, summary="Get an upload", responses=responses(401, 404, 429))
-def get_upload(upload_id: str, service: ServiceDep, owner: OwnerDep) -> Any:
+@router.get("/{upload_id}", response_model=UploadOut, summary="Get an upload", responses=responses(401, 404, 422, 429))
+def get_upload(upload_id: UploadId, service: ServiceDep, owner: OwnerDep) -> Any:
     return _get(service, upload_id, owner)
 
 
-@router.delete("/{upload_id}", status_code=204, summary="Delete an upload", responses=responses(401, 404, 429))
-def delete_upload(upload_id: str, service: ServiceDep, owner: OwnerDep) -> Response:
+@router.delete("/{upload_id}", status_code=204, summary="Delete an upload", responses=responses(401, 404, 422, 429))
+def delete_upload(upload_id: UploadId, service: ServiceDep, owner: OwnerDep) -> Response:
     _get(service, upload_id, owner)
     with contextlib.suppress(UploadNotFound):  # deleted meanwhile: the same end state
         service.delete_upload(upload_id, owner)

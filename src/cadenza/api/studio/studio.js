@@ -10,7 +10,10 @@ const GM_DRUMS = {35: "Kick 2", 36: "Kick", 37: "Side stick", 38: "Snare", 39: "
   49: "Crash", 50: "High tom", 51: "Ride", 52: "China", 53: "Ride bell", 54: "Tambourine", 55: "Splash", 56: "Cowbell",
   57: "Crash 2", 59: "Ride 2"};
 
-const state = { key: localStorage.getItem("cadenza.apiKey") || "", schemas: {}, followed: new Set() };
+// The API key lives in sessionStorage (this tab, until it closes) unless "remember" is ticked: then in localStorage.
+const KEY_ITEM = "cadenza.apiKey";
+const state = { key: sessionStorage.getItem(KEY_ITEM) || localStorage.getItem(KEY_ITEM) || "", schemas: {},
+  followed: new Set() };
 const $ = (selector, root = document) => root.querySelector(selector);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -665,14 +668,24 @@ function selectTab(kind) {
   for (const panel of document.querySelectorAll("#engine-panels > [role=tabpanel]")) panel.hidden = panel.dataset.kind !== kind;
 }
 
+function storeKey() {
+  // one place only: localStorage when remembered, else sessionStorage; an empty key is stored nowhere
+  const remember = $("#remember-key").checked;
+  for (const storage of [localStorage, sessionStorage]) storage.removeItem(KEY_ITEM);
+  if (state.key) (remember ? localStorage : sessionStorage).setItem(KEY_ITEM, state.key);
+  $("#key-help").textContent = !state.key ? "No key: fine unless the server asks for one."
+    : remember ? "Saved in this browser; sent as a Bearer token." : "Kept for this tab until it closes; sent as a Bearer token.";
+  $("#key-help").classList.remove("error");
+}
+
 async function start() {
   $("#api-key").value = state.key;
+  $("#remember-key").checked = localStorage.getItem(KEY_ITEM) !== null;
+  $("#remember-key").addEventListener("change", storeKey);
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.key = $("#api-key").value.trim();
-    localStorage.setItem("cadenza.apiKey", state.key);
-    $("#key-help").textContent = state.key ? "Saved in this browser; sent as a Bearer token." : "No key: fine unless the server asks for one.";
-    $("#key-help").classList.remove("error");
+    storeKey();
     loadJobs();
   });
   const document_ = await (await fetch("/openapi.json")).json();

@@ -38,6 +38,7 @@ from cadenza.engines.drums.pattern import pattern_document
 from cadenza.engines.drums.schema import DrumsRequest
 from cadenza.engines.drums.styles import Rules, Style, catalog_for_settings
 from cadenza.music.midi import DEFAULT_PPQ, drum_midi_bytes, ticks_per_bar
+from cadenza.music.midi_input import MidiLimits
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_MODEL_ID = "groove-transformer"
@@ -190,12 +191,18 @@ def max_reference_bytes(engine_settings: Any) -> int:
     return int(engine_settings.max_reference_bytes)
 
 
+def reference_limits(settings: Any) -> MidiLimits:
+    """The limits a ``reference_midi`` is read within, at submit (the probe) and in the worker alike: the
+    :class:`MidiLimits` defaults with ``engines.drums.max_reference_bytes``."""
+    return MidiLimits(max_bytes=section(settings).max_reference_bytes)
+
+
 def probe_reference(path: Path, settings: Any) -> dict[str, Any]:
     """Read ``reference_midi`` (see ``reference.read_reference``): its facts, or UploadRejected 422 saying why."""
     from cadenza.engines.drums.reference import ReferenceError, describe, read_reference
 
     try:
-        return dict(describe(read_reference(path)))
+        return dict(describe(read_reference(path, reference_limits(settings))))
     except ReferenceError as exc:
         raise UploadRejected(422, "Unusable Reference MIDI", str(exc)) from None
 
@@ -287,7 +294,7 @@ def read_reference_input(ctx: RunContext) -> Any:
     from cadenza.engines.drums.reference import ReferenceError, read_reference
 
     try:
-        return read_reference(path)
+        return read_reference(path, reference_limits(ctx.settings))
     except ReferenceError as exc:
         raise EngineInputError(str(exc)) from None
 

@@ -25,16 +25,13 @@ The job's result reports the reference's feel statistics, the output's, and thei
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import mido
 import numpy as np
-import symusic
 
 from cadenza.engines.drums.arrange import Hit, Meter
 from cadenza.engines.drums.data import N_PATTERNS, Grid, decode_patterns, score_to_grid
@@ -42,6 +39,7 @@ from cadenza.engines.drums.feel import FeelHit, groove_stats
 from cadenza.engines.drums.humanize import PlacedHit, model_z_scores
 from cadenza.engines.drums.styles import Humanization
 from cadenza.music.drum_map import DRUM_CLASSES, N_CLASSES
+from cadenza.music.midi_input import MidiLimits, MidiRejected, first_bars, read_midi
 
 ReferenceMode = Literal["feel", "vary"]
 MAX_REFERENCE_BARS = 16
@@ -93,28 +91,28 @@ class Reference:
         return groove_stats(hits, n_bars=self.n_bars, steps_per_bar=self.steps_per_bar, tempo_bpm=self.tempo_bpm)
 
 
-def read_reference(path: Path) -> Reference:
+def read_reference(path: Path, limits: MidiLimits | None = None) -> Reference:
     """Read a drum MIDI file as a Reference (its first ``MAX_REFERENCE_BARS`` bars).
 
-    Raises ReferenceError saying what is wrong: not a Standard MIDI File, no notes on a drum track
-    (channel 10) with a General MIDI percussion key, a time signature outside x/2, x/4, x/8, x/16 or a
+    The file goes through :func:`cadenza.music.midi_input.read_midi` (``limits``: size, tracks, events, notes,
+    span, tempo values) and only its first bars are gridded, so memory and time follow what is kept.
+    Raises ReferenceError saying what is wrong: a broken limit (named), not a Standard MIDI File, no notes on
+    a drum track (channel 10) with a General MIDI percussion key, a time signature outside x/2, x/4, x/8, x/16 or a
     tempo outside 20–400 BPM.
     """
-    data = Path(path).read_bytes()
-    if not data.startswith(b"MThd"):
-        raise ReferenceError("reference_midi is not a Standard MIDI File (it does not start with 'MThd')")
     try:
-        # mido reads strictly (a cut file is an error); symusic may read past the end of a truncated buffer
-        mido.MidiFile(file=io.BytesIO(data))
-        score = symusic.Score.from_midi(data)
-    except Exception as exc:  # mido: EOFError, OSError, ValueError…; symusic: RuntimeError and friends
-        raise ReferenceError(f"reference_midi cannot be read as MIDI: {exc}") from None
+        score = read_midi(Path(path), "reference_midi", limits or MidiLimits())
+        # Only the first bars are kept: the grid is allocated for them, never up to the file's last tick.
+        score = first_bars(score, MAX_REFERENCE_BARS)
+    except MidiRejected as exc:
+        raise ReferenceError(str(exc)) from None
     try:
         grid, numerator, denominator, tempo_bpm = score_to_grid(score, drums_only=True)
     except ValueError as exc:
         if "no drum notes" in str(exc):
             raise ReferenceError(
-                "reference_midi has no drum notes: it needs a drum track (MIDI channel 10) using General MIDI "
+                f"reference_midi has no drum notes in its first {MAX_REFERENCE_BARS} bars: it needs a drum track "
+                "(MIDI channel 10) using General MIDI "
                 "percussion keys (35–59, e.g. 36 kick, 38 snare, 42 closed hi-hat)"
             ) from None
         raise ReferenceError(f"reference_midi: {exc}") from None

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from cadenza.engines.base import RequestModel
 from cadenza.engines.drums.styles import StyleCatalog, catalog_for_settings
 
 PatternType = Literal["intro", "verse", "chorus", "bridge", "outro"]
 OutputFormat = Literal["midi", "json", "wav", "flac", "mp3"]
 
 
-class DrumsRequest(BaseModel):
+class DrumsRequest(RequestModel):
     """Generate a drum groove in a producer's style, optionally in the feel of your own drum MIDI.
 
     Send a ``reference_midi`` (a drum MIDI file you played or programmed: General MIDI percussion on channel 10)

@@ -108,6 +108,12 @@ def bar_ticks(numerator: int, denominator: int) -> int:
     return numerator * 4 * TICKS_PER_QUARTER // denominator
 
 
+def bars_spanned(length_ticks: int, numerator: int, denominator: int) -> int:
+    """Bars of ``numerator/denominator`` that ``length_ticks`` grid ticks reach into (a started bar counts):
+    how many bars of a melody a seed of that length takes, at submit and in the generator alike."""
+    return -(-length_ticks // bar_ticks(numerator, denominator))
+
+
 def parse_key(value: str) -> tuple[int, str] | None:
     """``K:`` field → (tonic pitch class, mode), or None (``K:none``, ``K:HP``, unknown modes)."""
     match = re.match(r"\s*([A-Ga-g])([#b]?)\s*([A-Za-z]*)", value)

@@ -25,11 +25,20 @@ from cadenza.engines.base import (
     find_weights,
 )
 from cadenza.engines.melody.config import section
-from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, quantise, tonic_shift, top_line
+from cadenza.engines.melody.corpus import (
+    TICKS_PER_QUARTER,
+    Note,
+    bar_ticks,
+    bars_spanned,
+    quantise,
+    tonic_shift,
+    top_line,
+)
 from cadenza.engines.melody.presets import presets_for
-from cadenza.engines.melody.schema import MelodyRequest
+from cadenza.engines.melody.schema import MAX_BARS, METERS, MelodyRequest
 from cadenza.music.keys import Key, estimate_key, parse_key
 from cadenza.music.midi import DEFAULT_PPQ, melody_midi_bytes
+from cadenza.music.midi_input import MidiLimits, MidiRejected, first_bars, first_meter, read_midi
 
 CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_MODEL_ID = "melody-transformer"
@@ -134,10 +143,15 @@ def validate_inputs(params: MelodyRequest, inputs: dict[str, dict[str, Any]], se
         params.key = seed["key"] if seed else DEFAULT_KEY
     if params.time_signature is None:
         params.time_signature = tuple(seed["time_signature"]) if seed else DEFAULT_METER  # type: ignore[assignment]
-    if seed and seed["bars"] >= params.bars and seed["ends_on_bar_line"]:
-        raise EngineInputError(
-            f"the seed_midi already has {seed['bars']} bars; ask for more bars (bars counts the seed's too)"
-        )
+    if seed:
+        # The generator's own count (``bars_spanned``) in the meter that will run: a seed reaching into its
+        # last bar by an eighth takes that bar, so it is refused here rather than failing in the worker.
+        seed_bars = bars_spanned(seed["length_ticks"], *params.time_signature)
+        if seed_bars >= params.bars:
+            raise EngineInputError(
+                f"the seed_midi takes {seed_bars} bars of {params.time_signature[0]}/{params.time_signature[1]}; "
+                f"ask for more than {seed_bars} bars (bars counts the seed's too)"
+            )
     return warnings
 
 
@@ -161,33 +175,29 @@ def max_seed_bytes(engine_settings: Any) -> int:
     return int(engine_settings.max_seed_bytes)
 
 
+def seed_limits(settings: Any) -> MidiLimits:
+    """The limits a ``seed_midi`` is read within, at submit (the probe) and in the worker alike: the
+    :class:`MidiLimits` defaults with ``max_seed_bytes`` and ``max_seed_notes`` of ``engines.melody``."""
+    engine = section(settings)
+    return MidiLimits(max_bytes=engine.max_seed_bytes, max_notes=engine.max_seed_notes)
+
+
 def read_seed(path: Path, settings: Any) -> tuple[list[Note], tuple[int, int], list[str]]:
     """A seed MIDI file's top line on the grid (absolute pitches), its meter, and warnings. Raises
     UploadRejected (422) for a file that is not MIDI, empty, drum-only, or has more notes than allowed."""
-    import io
-
-    import mido
-    import symusic
-
-    data = Path(path).read_bytes()
-    if not data.startswith(b"MThd"):
-        raise UploadRejected(422, "Unusable Seed MIDI", "seed_midi is not a Standard MIDI File (no 'MThd').")
     try:
-        # mido reads strictly (a cut file is an error); symusic may read past the end of a truncated buffer
-        mido.MidiFile(file=io.BytesIO(data))
-        score = symusic.Score.from_midi(data)
-    except Exception as exc:  # mido: EOFError, OSError, ValueError…; symusic: RuntimeError and friends
-        raise UploadRejected(422, "Unusable Seed MIDI", f"seed_midi cannot be read as MIDI: {exc}") from None
-    if score.tpq <= 0:
-        raise UploadRejected(422, "Unusable Seed MIDI", "seed_midi has a time division of 0 ticks per quarter.")
+        score = read_midi(Path(path), "seed_midi", seed_limits(settings))
+    except MidiRejected as exc:
+        raise UploadRejected(422, "Unusable Seed MIDI", f"{exc}.") from None
+    # A seed longer than the longest melody in the longest bar is refused by its bar count: what lies
+    # further is never read.
+    longest = max(METERS, key=lambda m: m[0] / m[1])
+    score = first_bars(score, MAX_BARS + 1, (longest[0], longest[1]))
     melodic = [t for t in score.tracks if not t.is_drum and len(t.notes)]
     if not melodic:
         what = "only drum notes" if any(len(t.notes) for t in score.tracks) else "no notes"
         raise UploadRejected(422, "Unusable Seed MIDI", f"seed_midi has {what}: it needs a melodic track.")
     total = sum(len(t.notes) for t in melodic)
-    limit = section(settings).max_seed_notes
-    if total > limit:
-        raise UploadRejected(422, "Unusable Seed MIDI", f"seed_midi has {total} notes; at most {limit} are accepted.")
     warnings = []
     if len(melodic) > 1:
         warnings.append(f"seed_midi has {len(melodic)} melodic tracks: the top line of all of them is continued")
@@ -195,10 +205,7 @@ def read_seed(path: Path, settings: Any) -> tuple[list[Note], tuple[int, int], l
     if len(line) < total:
         warnings.append(f"seed_midi is polyphonic: reduced to its top line ({len(line)} of {total} notes)")
     notes = quantise(line, score.tpq)
-    meter = DEFAULT_METER
-    if len(score.time_signatures):
-        signature = score.time_signatures[0]
-        meter = (int(signature.numerator), int(signature.denominator))
+    meter = first_meter(score, DEFAULT_METER)
     if not notes:
         raise UploadRejected(422, "Unusable Seed MIDI", "seed_midi has no notes that last a grid step.")
     return notes, meter, warnings
@@ -206,8 +213,6 @@ def read_seed(path: Path, settings: Any) -> tuple[list[Note], tuple[int, int], l
 
 def probe_seed(path: Path, settings: Any) -> dict[str, Any]:
     """Facts of a seed_midi (key estimate, meter, bars, warnings), or UploadRejected 422 saying why."""
-    from cadenza.engines.melody.schema import METERS
-
     notes, meter, warnings = read_seed(path, settings)
     if list(meter) not in METERS:
         raise UploadRejected(
@@ -226,6 +231,7 @@ def seed_facts(notes: list[Note], meter: tuple[int, int], warnings: list[str]) -
         "notes": len(notes),
         "bars": -(-end // length),
         "ends_on_bar_line": end % length == 0,
+        "length_ticks": end,
         "time_signature": list(meter),
         "key": key.name,
         "key_confidence": round(confidence, 3),

@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, beat_ticks
+from cadenza.engines.melody.corpus import TICKS_PER_QUARTER, Note, bar_ticks, bars_spanned, beat_ticks
 from cadenza.engines.melody.model import MelodyTransformer, rope_tables
 from cadenza.engines.melody.tokens import token_meter, tokenizer
 
@@ -294,7 +294,7 @@ def generate(
     decoder = stepper_for(net)
     decoder.reset()
     melody = Melody([])
-    seed_bars = -(-max((n.onset + n.duration for n in seed_notes), default=0) // length)
+    seed_bars = bars_spanned(max((n.onset + n.duration for n in seed_notes), default=0), numerator, denominator)
     if seed_bars >= bars:
         raise ValueError(f"the seed already has {seed_bars} bars; ask for more than that")
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from cadenza.engines.base import RequestModel
 from cadenza.engines.melody.corpus import SUPPORTED_METERS
 from cadenza.music.keys import parse_key
 from cadenza.music.midi import meter_from_text
 
 OutputFormat = Literal["midi", "notes", "abc", "musicxml", "wav", "mp3", "tokens"]
 METERS = [list(m) for m in SUPPORTED_METERS if m != (3, 8)]
+MAX_BARS = 64
 
 
-class MelodyRequest(BaseModel):
+class MelodyRequest(RequestModel):
     """Generate folk-style melodies, or continue a seed melody (``seed_midi``: a MIDI file, multipart or an
     upload id), with a model trained on public-domain tunes (O'Neill's 1850, Ryan's Mammoth Collection 1883).
 
@@ -44,7 +46,7 @@ class MelodyRequest(BaseModel):
         examples=[[6, 8]],
     )
     tempo: float = Field(110.0, ge=30, le=300, description="Tempo in BPM (quarter notes per minute).")
-    bars: int = Field(8, ge=1, le=64, description="Bars of the result (a seed's bars included).")
+    bars: int = Field(8, ge=1, le=MAX_BARS, description="Bars of the result (a seed's bars included).")
     instrument: int = Field(
         73, ge=0, le=127, description="General MIDI program (0-based) of the MIDI and audio; 73 = flute."
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from cadenza.engines.base import RequestModel
 
 
-class SeparationRequest(BaseModel):
+class SeparationRequest(RequestModel):
     """Parameters of one separation job. Which stems exist depends on the model (``GET /v1/models``)."""
 
     model_config = ConfigDict(extra="forbid")

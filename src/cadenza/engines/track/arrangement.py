@@ -16,6 +16,7 @@ import mido
 from cadenza.engines.track.parts import PPQ, PartNotes, bar_ticks
 from cadenza.engines.track.plan import Plan
 from cadenza.music.keys import midi_key_signature
+from cadenza.music.midi import TEXT_CHARSET
 
 DRUM_CHANNEL = 9
 
@@ -92,7 +93,7 @@ def arrangement_midi(plan: Plan, parts: Sequence[PartNotes], labels: dict[str, s
     """The whole arrangement (conductor + one track per part, named ``labels[part.name]``)."""
     end = plan.bars * bar_ticks(plan)
     channels = _channels(parts)
-    midi = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    midi = mido.MidiFile(type=1, ticks_per_beat=PPQ, charset=TEXT_CHARSET)
     midi.tracks.append(conductor(plan, end, title))
     for part in parts:
         midi.tracks.append(part_track(part, channels[part.name], end, labels[part.name]))
@@ -102,7 +103,7 @@ def arrangement_midi(plan: Plan, parts: Sequence[PartNotes], labels: dict[str, s
 def part_midi(plan: Plan, part: PartNotes, all_parts: Sequence[PartNotes]) -> bytes:
     """One part with the conductor track (its channel as in the arrangement), for rendering it alone."""
     end = plan.bars * bar_ticks(plan)
-    midi = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    midi = mido.MidiFile(type=1, ticks_per_beat=PPQ, charset=TEXT_CHARSET)
     midi.tracks.append(conductor(plan, end, part.name))
     midi.tracks.append(part_track(part, _channels(all_parts)[part.name], end, part.name))
     return _bytes(midi)

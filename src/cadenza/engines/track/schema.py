@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from cadenza.engines.base import RequestModel
 from cadenza.music.keys import parse_key
 from cadenza.music.midi import meter_from_text
 
@@ -13,7 +14,7 @@ OutputFormat = Literal["wav", "flac", "mp3"]
 Part = Literal["drums", "bass", "harmony", "lead", "pad"]
 
 
-class TrackRequest(BaseModel):
+class TrackRequest(RequestModel):
     """A finished song from a text prompt: composed by Cadenza's own engines (drums, melody) and rules of the
     genre, rendered through a General MIDI SoundFont, mixed and mastered to −14 LUFS integrated with true
     peak ≤ −1 dBTP. Exact tempo, key, meter and duration; the same request and seed give the same files.
