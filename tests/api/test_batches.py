@@ -77,6 +77,8 @@ def test_limits_and_shapes_are_422(tmp_path: Path) -> None:
         assert_problem(client.post("/v1/batches", json={"jobs": []}), 422)
         too_many = assert_problem(client.post("/v1/batches", json={"jobs": [drums(i) for i in range(4)]}), 422)
         assert "at most 3" in too_many["detail"]
+        create = client.get("/openapi.json").json()["paths"]["/v1/batches"]["post"]
+        assert create["requestBody"]["content"]["application/json"]["schema"]["properties"]["jobs"]["maxItems"] == 3
         assert_problem(client.post("/v1/batches", json={"jobs": [drums(1)], "colour": "red"}), 422)
         assert_problem(client.post("/v1/batches", json=[drums(1)]), 422)
         assert_problem(client.post("/v1/batches", content=b"{", headers={"content-type": "application/json"}), 422)

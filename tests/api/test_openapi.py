@@ -16,16 +16,19 @@ from typing import Any
 import pytest
 from _api_helpers import DRUMS, assert_problem, make_settings
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from cadenza.api import examples
 from cadenza.api.app import create_app
 from cadenza.api.deps import JobOut, JobPage
 from cadenza.api.openapi import decimal_at_most
 from cadenza.api.problems import Problem
+from cadenza.api.routes.batches import BATCH_EXAMPLE
 from cadenza.api.routes.jobs import MAX_EVENT_ID
 from cadenza.api.routes.models import ModelList, ModelOut
 from cadenza.engines import registry
@@ -33,6 +36,8 @@ from cadenza.engines.drums import examples as drums_examples
 from cadenza.engines.drums.routes import StyleList, StyleOut
 from cadenza.engines.drums.schema import DrumsRequest
 from cadenza.engines.drums.styles import load_catalog
+from cadenza.jobs.options import RESERVED_OPTION_NAMES
+from cadenza.jobs.service import UPLOAD_ID_RE
 from cadenza.settings import Settings
 
 ENGINES = registry.for_plugins().engines()
@@ -218,7 +223,7 @@ def test_parameters_declare_their_pattern_or_enum(idle_client: TestClient) -> No
     assert parameter("/v1/batches/{batch_id}/events", "get", "Last-Event-ID")["pattern"] == "^[0-9]{1,18}$"
     assert parameter("/v1/jobs", "get", "kind")["enum"] == kinds
     schemas = document["components"]["schemas"]
-    assert schemas["BatchJobIn"]["properties"]["kind"]["enum"] == kinds
+    assert list(schemas["BatchJobIn"]["discriminator"]["mapping"]) == kinds  # a batch job: a union on its kind
     bulk = schemas["BulkCancel"]["properties"]["kind"]["anyOf"]  # a body field may be null
     assert [b["enum"] for b in bulk if b.get("type") == "string"] == [kinds]
     assert "x-engine-kind" not in json.dumps(document)
@@ -237,6 +242,54 @@ def test_parameters_declare_their_pattern_or_enum(idle_client: TestClient) -> No
     for value in ("0", "0042", str(MAX_EVENT_ID)):  # matches the pattern: the job is looked up (unknown: 404)
         assert_problem(idle_client.get(events, headers={"Last-Event-ID": value}), 404)
     assert_problem(idle_client.get(events, headers={"Last-Event-ID": str(MAX_EVENT_ID + 1)}), 422)
+
+
+def test_a_batch_job_is_a_union_on_kind_of_each_engines_params_and_inputs(idle_client: TestClient) -> None:
+    """Regression: a batch job's ``params`` was a free-form object, so schema-valid batches were refused
+    (``jobs[0].params.prompt: Field required`` for a ``track`` job given drums' fields). The document now says
+    what the server checks: one branch per registered kind, its ``params`` the engine's request model (the
+    component its submit route's schema comes from), its ``inputs`` only the engine's declared inputs, as
+    upload ids, beside the job options."""
+    document = idle_client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    union = schemas["BatchJobIn"]
+    assert union["discriminator"]["propertyName"] == "kind"
+    mapping = union["discriminator"]["mapping"]
+    assert list(mapping) == [spec.kind for spec in ENGINES]
+    assert union["oneOf"] == [{"$ref": ref} for ref in mapping.values()]
+    for spec in ENGINES:
+        branch = schemas[mapping[spec.kind].rsplit("/", 1)[-1]]
+        properties = branch["properties"]
+        assert properties["kind"]["const"] == spec.kind
+        assert properties["params"]["$ref"] == f"#/components/schemas/{spec.request_model.__name__}"
+        request = schemas[spec.request_model.__name__]
+        assert request["properties"] == spec.request_model.model_json_schema()["properties"]
+        assert ("params" in branch["required"]) == bool(request.get("required"))
+        inputs = properties["inputs"]
+        assert inputs["propertyNames"] == {"enum": [declared.name for declared in spec.inputs]}
+        assert inputs["additionalProperties"] is False
+        assert inputs.get("required", []) == [declared.name for declared in spec.inputs if declared.required]
+        assert list(inputs["properties"]) == [declared.name for declared in spec.inputs]
+        assert all(p["pattern"] == UPLOAD_ID_RE.pattern for p in inputs["properties"].values())
+        assert set(properties) >= RESERVED_OPTION_NAMES and branch["additionalProperties"] is False
+
+    # the body schema (with the document's components) takes the documented example and refuses the regression's
+    registry = Registry().with_resource(
+        "urn:openapi", Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    body = Draft202012Validator(
+        {"$ref": "urn:openapi#/paths/~1v1~1batches/post/requestBody/content/application~1json/schema"},
+        registry=registry,
+    )
+    assert not list(body.iter_errors(BATCH_EXAMPLE))
+    drums_params = BATCH_EXAMPLE["jobs"][0]["params"]
+    for kind in mapping:
+        job = {"kind": kind, "params": drums_params}
+        assert body.is_valid({"jobs": [job]}) == (kind == "drums"), kind
+    assert not body.is_valid(
+        {"jobs": [{"kind": "drums", "params": drums_params, "inputs": {"file": "upl_" + "0" * 32}}]}
+    )
+    assert not body.is_valid({"jobs": [{"kind": "drums", "params": drums_params, "inputs": {"reference_midi": "x"}}]})
 
 
 @pytest.mark.parametrize("limit", [0, 7, 10, 255, 1000, 2**31, MAX_EVENT_ID])

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +23,7 @@ import cadenza
 from cadenza.api import examples
 from cadenza.api import openapi as openapi_extras
 from cadenza.api.auth import DOCS_ASSETS_PATH, PUBLIC_PATHS, STUDIO_ASSETS_PATH
+from cadenza.api.deps import reject_unknown_query
 from cadenza.api.middleware import (
     RATE_EXEMPT,
     AccessControlMiddleware,
@@ -120,6 +121,7 @@ def create_app(
         description=DESCRIPTION.format(routes=routes),
         lifespan=lifespan,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.settings_source = settings_source
@@ -209,7 +211,7 @@ def _install_openapi(app: FastAPI, engines: list) -> None:  # type: ignore[type-
                 license_info=app.license_info,
             )
             examples.add_engine_examples(document, engines)
-            openapi_extras.complete(document, [spec.kind for spec in engines])
+            openapi_extras.complete(document, engines, app.state.settings)
             _add_security(document, app.state.settings.auth_enabled)
             app.openapi_schema = document
         return app.openapi_schema

@@ -76,3 +76,44 @@ def get_executor(request: Request) -> Any:
 
 ServiceDep = Annotated[JobService, Depends(get_service)]
 OwnerDep = Annotated[str | None, Depends(get_owner)]
+
+
+def declared_query_names(route: Any) -> set[str] | None:
+    """The query parameter names ``route`` declares (its dependencies' and its OpenAPI ``parameters``), or None
+    for a route that is not an API route (static files, mounts)."""
+    from fastapi.routing import APIRoute
+
+    if not isinstance(route, APIRoute):
+        return None
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names |= {param.alias for param in dependant.query_params}
+        pending.extend(dependant.dependencies)
+    extra = (route.openapi_extra or {}).get("parameters", [])
+    names |= {p["name"] for p in extra if isinstance(p, dict) and p.get("in") == "query"}
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """Every ``/v1`` route answers a query parameter it does not declare with a 422 naming what it accepts, so a
+    misspelt filter (``?stauts=failed``) is not silently ignored."""
+    if not request.url.path.startswith("/v1/"):
+        return
+    allowed = declared_query_names(request.scope.get("route"))
+    if allowed is None:
+        return
+    unknown = sorted({name for name in request.query_params if name not in allowed})
+    if unknown:
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise ProblemError(
+            422,
+            f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"this route accepts: {accepted}.",
+            title="Validation Failed",
+            errors=[
+                {"loc": ["query", name], "msg": "Unknown query parameter", "type": "extra_forbidden"}
+                for name in unknown
+            ],
+        )

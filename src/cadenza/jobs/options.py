@@ -41,6 +41,7 @@ class JobOptions(RequestModel):
     webhook: str | None = Field(
         None,
         max_length=2048,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]",
         description="An https URL told about the job (Standard Webhooks: signed with the server's secret, retried "
         "with backoff for about a day). Private, loopback and plain-http addresses need `webhook_allowed_hosts`.",
         examples=["https://example.com/hooks/cadenza"],

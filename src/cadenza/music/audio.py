@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from cadenza.music import formats
+
 # libsndfile major formats accepted, and the name we report for each.
 _SNDFILE_FORMATS = {
     "WAV": "wav",
@@ -49,7 +51,7 @@ SILENCE_PEAK_DBFS = -60.0
 SILENCE_RMS_DBFS = -70.0
 
 # MP3 encoding via libsndfile/LAME: sample rates MPEG-1/2 Layer III allows.
-MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MP3_SAMPLE_RATES = formats.MP3_SAMPLE_RATES
 
 
 #: What :func:`sniff` names that is certainly not audio (no decoder is tried on it).

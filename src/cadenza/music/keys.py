@@ -68,11 +68,25 @@ class Key:
         return self.tonic + {"major": "", "minor": "m", "dorian": "Dor", "mixolydian": "Mix"}[self.mode]
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+KEY_PATTERN = (
+    "^[ \t]*([A-Ga-g])[ \t]*([#♯b♭]?)[ \t]*("
+    + "|".join(_any_case(w) for w in sorted(_MODE_WORDS, key=len, reverse=True) if w)
+    + ")?[ \t]*$"
+)
+"""The key names :func:`parse_key` reads, as a regular expression that means the same in Python and in
+ECMA-262 (JSON Schema's ``pattern``): request schemas declare it, so what a client sends by the schema is read."""
+_KEY_RE = re.compile(KEY_PATTERN)
+
+
 def parse_key(text: str) -> Key:
-    """``"D major"``, ``"e minor"``, ``"A dorian"``, ``"F#m"``, ``"Bb"`` → Key. Raises ValueError saying what is
-    accepted."""
-    match = re.fullmatch(r"\s*([A-Ga-g])\s*([#♯b♭]?)\s*([A-Za-z]*)\s*", text or "")
-    mode = _MODE_WORDS.get(match.group(3).lower()) if match else None
+    """``"D major"``, ``"e minor"``, ``"A dorian"``, ``"F#m"``, ``"Bb"`` (:data:`KEY_PATTERN`) → Key. Raises
+    ValueError saying what is accepted."""
+    match = _KEY_RE.fullmatch(text or "")
+    mode = _MODE_WORDS.get((match.group(3) or "").lower()) if match else None
     if match is None or mode is None:
         raise ValueError(
             f"key {text!r} is not understood: use a tonic A–G with an optional # or b and a mode "

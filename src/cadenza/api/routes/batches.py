@@ -18,12 +18,12 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cadenza.api.auth import Principal
 from cadenza.api.deps import OwnerDep, ServiceDep, get_principal
-from cadenza.api.openapi import ENGINE_KIND
+from cadenza.api.openapi import ENGINE_JOBS, max_items_setting
 from cadenza.api.problems import ProblemError, responses
 from cadenza.api.routes.submit import (
     IdempotencyKeyHeader,
@@ -39,6 +39,7 @@ from cadenza.engines.base import EngineInputError, EngineSpec
 from cadenza.jobs import JobService
 from cadenza.jobs.batches import BatchItem
 from cadenza.jobs.options import JobOptions, webhook_context
+from cadenza.jobs.service import UPLOAD_ID_RE
 from cadenza.jobs.urls import WebhookPolicy
 from cadenza.jobs.views import BatchPage, BatchView, WebhookLog
 from cadenza.jobs.webhooks import deliveries
@@ -55,10 +56,17 @@ class BatchJobIn(JobOptions):
     them), its ``inputs`` as ``POST /v1/uploads`` ids by input name, and its own job options (``priority``,
     ``metadata``, ``webhook``, ``webhook_events_filter``; the batch's webhook and priority otherwise)."""
 
-    kind: str = Field(max_length=32, examples=["drums"], json_schema_extra=ENGINE_KIND)
-    params: dict[str, Any] = Field(default_factory=dict, examples=[{"producer_style": "J Dilla", "bars": 2, "seed": 1}])
-    inputs: dict[str, str] = Field(
-        default_factory=dict, description="Input files by name, as ids of POST /v1/uploads files."
+    # In the OpenAPI document, a union on ``kind`` with one branch per registered engine (its request model as
+    # ``params``, its declared inputs): what ``_item`` checks, as far as JSON Schema can say it.
+    model_config = ConfigDict(json_schema_extra=ENGINE_JOBS)
+
+    kind: str = Field(max_length=32, description="The engine kind of the job.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The engine's parameters, as its own submit route takes them."
+    )
+    inputs: dict[str, Annotated[str, StringConstraints(pattern=UPLOAD_ID_RE.pattern)]] = Field(
+        default_factory=dict,
+        description="Input files by name (the kind's declared inputs), as ids of POST /v1/uploads files.",
     )
 
 
@@ -68,7 +76,7 @@ class BatchIn(JobOptions):
     once every job is final), ``metadata`` (the batch's, echoed in its view) and ``priority`` (each job's
     unless it sets its own)."""
 
-    jobs: list[BatchJobIn] = Field(min_length=1, max_length=1000)
+    jobs: list[BatchJobIn] = Field(min_length=1, max_length=1000, json_schema_extra=max_items_setting("max_batch_jobs"))
 
 
 BATCH_EXAMPLE = {

@@ -59,7 +59,12 @@ def list_jobs(
     try:
         jobs, next_cursor = service.list(owner, status=status, kind=kind, limit=limit, cursor=cursor, batch_id=batch)
     except ValueError as exc:
-        raise ProblemError(422, f"Invalid cursor: {exc}", title="Validation Failed") from exc
+        raise ProblemError(
+            422,
+            f"Invalid cursor: {exc}; pass the next_cursor of a previous page as it is",
+            title="Invalid Cursor",
+            errors=[{"loc": ["query", "cursor"], "msg": str(exc), "type": "invalid_cursor"}],
+        ) from exc
     return JobPage(jobs=[job_out(j) for j in jobs], next_cursor=next_cursor)
 
 

@@ -299,7 +299,7 @@ def _with_options(schema: dict[str, Any]) -> dict[str, Any]:
         "properties": schema.get("properties", {}) | JobOptions.schema_properties(),
         "required": list(schema.get("required", [])),
         "additionalProperties": False,
-    }
+    } | cross_field_rules(schema)
 
 
 def json_submit_route(router: APIRouter, spec: EngineSpec) -> None:
@@ -490,20 +490,37 @@ def _is_list_field(model: type[BaseModel], name: str) -> bool:
     return get_origin(annotation) in sequences or any(get_origin(arg) in sequences for arg in get_args(annotation))
 
 
-def form_to_params(model: type[BaseModel], fields: dict[str, list[str]]) -> dict[str, Any]:
-    """Form fields -> model input. List fields take repeated fields, a JSON array or comma-separated text;
-    other fields take their last value; an empty value means "not given"."""
+def _is_tuple_field(model: type[BaseModel], name: str) -> bool:
+    field_info = model.model_fields.get(name)
+    annotation = field_info.annotation if field_info is not None else None
+    return get_origin(annotation) is tuple or any(get_origin(arg) is tuple for arg in get_args(annotation))
+
+
+def _is_nullable_field(model: type[BaseModel], name: str) -> bool:
+    field_info = model.model_fields.get(name)
+    return field_info is not None and type(None) in get_args(field_info.annotation)
+
+
+def form_to_params(model: type[BaseModel], fields: dict[str, list[str]], *, null_text: bool = False) -> dict[str, Any]:
+    """Form fields (or query parameters) -> model input. List fields take repeated fields, a JSON array or
+    comma-separated text; other fields take their last value; an empty value means "not given". With
+    ``null_text`` (form fields, whose schema keeps the model's null branches), so does the text ``null`` in a
+    field that may be null: a form has no null, and that is how JSON null is written into one."""
     params: dict[str, Any] = {}
     for name, values in fields.items():
         reject_nul(values, name)
         values = [v for v in values if v != ""]
+        if null_text and values == ["null"] and _is_nullable_field(model, name):
+            continue
         if not values:
             continue
-        if _is_list_field(model, name):
+        if _is_list_field(model, name) or _is_list_field(JobOptions, name):
             if len(values) == 1 and values[0].lstrip().startswith("["):
                 params[name] = load_json(values[0], name)
                 continue
-            params[name] = [part.strip() for value in values for part in value.split(",") if part.strip()]
+            parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
+            # A list field holds names (formats, stems, instruments): each once, in order. A tuple is a pair.
+            params[name] = parts if _is_tuple_field(model, name) else list(dict.fromkeys(parts))
         else:
             params[name] = values[-1]
     return params
@@ -565,7 +582,7 @@ def _form_params(spec: EngineSpec, fields: dict[str, list[str]]) -> dict[str, An
                 ]
             )
         raw.update(loaded)
-    raw.update(form_to_params(spec.request_model, fields))
+    raw.update(form_to_params(spec.request_model, fields, null_text=True))
     return raw
 
 
@@ -671,33 +688,47 @@ def _input_schemas(spec: EngineSpec) -> tuple[dict[str, Any], dict[str, Any]]:
             "maxLength": 64,
             "description": f"Optional: the id of a POST /v1/uploads file. {declared.description}",
         }
-    form["params"] = {
-        "type": "string",
-        "description": f"Optional: the request as one JSON object ({model.__name__}); form fields override it.",
-    }
     required = list(schema.get("required", []))
     options = JobOptions.schema_properties()
+    # JSON parts (``encoding`` of the media type: FORM_JSON_PARTS): the whole request, and the metadata object.
+    form["params"] = {
+        "type": "object",
+        "properties": schema.get("properties", {}) | options,
+        "additionalProperties": False,
+        "description": f"Optional: the request as one JSON object ({model.__name__}); form fields override it.",
+    }
     form_options = {
         "priority": options["priority"],
-        "metadata": {"type": "string", "description": options["metadata"]["description"] + " As JSON text."},
+        "metadata": not_null(options["metadata"]),
         "webhook": not_null(options["webhook"]),  # a form field is text, never null
-        "webhook_events_filter": {
-            "type": "string",
-            "description": options["webhook_events_filter"]["description"] + " As a JSON list or comma-separated.",
-        },
+        "webhook_events_filter": not_null(options["webhook_events_filter"]),  # repeated fields (or comma-separated)
     }
     form_schema = {
         "type": "object",
         "properties": form | schema.get("properties", {}) | form_options,
         "required": [i.name for i in spec.inputs if i.required] + required,
+        "additionalProperties": False,
     }
+    if not spec.inputs:  # beside a binary part, ``not`` and ``if`` break Schemathesis' generation (4.32)
+        form_schema |= cross_field_rules(schema)
     json_schema = {
         "type": "object",
         "properties": schema.get("properties", {}) | body | options,
         "required": required,
         "additionalProperties": False,
-    }
+    } | cross_field_rules(schema)
     return form_schema, json_schema
+
+
+FORM_JSON_PARTS = {name: {"contentType": "application/json"} for name in ("params", "metadata")}
+"""Form parts that hold JSON (OpenAPI's multipart ``encoding``): the request object and the metadata object."""
+CROSS_FIELD_KEYWORDS = ("not", "if", "then", "else", "dependentRequired", "dependentSchemas")
+
+
+def cross_field_rules(schema: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of a request model's schema that relate its fields (``not``, ``if``/``then``, …: set with
+    ``json_schema_extra``), carried into the submit body schemas built from its properties."""
+    return {key: schema[key] for key in CROSS_FIELD_KEYWORDS if key in schema}
 
 
 def _json_references(spec: EngineSpec, raw: Any) -> dict[str, list[str]]:
@@ -764,7 +795,7 @@ def upload_submit_route(router: APIRouter, spec: EngineSpec) -> None:
         return await _respond(request, service, view, created, principal, prefer)
 
     names = ", ".join(f"`{i.name}`" for i in spec.inputs)
-    content: dict[str, Any] = {"multipart/form-data": {"schema": form_schema}}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": form_schema, "encoding": FORM_JSON_PARTS}}
     how = (
         f"`multipart/form-data`: {names} (a file part, or a field holding a POST /v1/uploads id), plus the "
         "fields below (or one `params` JSON part)."
@@ -796,11 +827,24 @@ def _query_parameters(spec: EngineSpec) -> list[dict[str, Any]]:
             "in": "query",
             "required": name in required,
             "description": prop.get("description", ""),
-            "schema": {k: v for k, v in prop.items() if k not in ("description", "title")},
+            "schema": _empty_allowed({k: v for k, v in prop.items() if k not in ("description", "title")}),
             **({"explode": True, "style": "form"} if _is_list_field(spec.request_model, name) else {}),
         }
         for name, prop in schema.get("properties", {}).items()
     ]
+
+
+def _empty_allowed(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema as the route reads it: a ``pattern`` also admits the empty value (which means
+    "not given"), and a list of names (``enum`` items) each repeated value may hold several, comma-separated."""
+    if "pattern" in schema:
+        return schema | {"pattern": f"^$|{schema['pattern']}"}
+    items = schema.get("items", {})
+    if schema.get("type") == "array" and "enum" in items:
+        name = "(?:" + "|".join(re.escape(str(value)) for value in items["enum"]) + ")"
+        part = rf"[ \t]*(?:{name}[ \t]*)?"
+        return schema | {"items": {"type": "string", "pattern": f"^{part}(?:,{part})*$"}}
+    return schema
 
 
 def quick_route(router: APIRouter, spec: EngineSpec) -> None:

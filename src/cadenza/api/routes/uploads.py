@@ -60,7 +60,12 @@ async def create_upload(
                 errors=[{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}],
             )
         if staged.size == 0:
-            raise ProblemError(422, "The uploaded file is empty.", title="Validation Failed")
+            raise ProblemError(
+                422,
+                "The uploaded file is empty.",
+                title="Validation Failed",
+                errors=[{"loc": ["body", "file"], "msg": "The file is empty", "type": "empty_file"}],
+            )
         view = await anyio.to_thread.run_sync(
             lambda: service.create_upload(
                 staged.path,

@@ -60,6 +60,12 @@ class DrumsRequest(RequestModel):
         (4, 4),
         description="[numerator 1–16, denominator 2/4/8/16], e.g. [4, 4], [3, 4], [6, 8].",
         examples=[[4, 4], [6, 8]],
+        json_schema_extra={
+            "prefixItems": [
+                {"type": "integer", "minimum": 1, "maximum": 16},
+                {"type": "integer", "enum": [2, 4, 8, 16]},
+            ]
+        },
     )
     humanize: bool = Field(
         True,

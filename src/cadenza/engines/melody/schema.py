@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from cadenza.engines.base import RequestModel
 from cadenza.engines.melody.corpus import SUPPORTED_METERS
-from cadenza.music.keys import parse_key
+from cadenza.music.keys import KEY_PATTERN, parse_key
 from cadenza.music.midi import meter_from_text
 
 OutputFormat = Literal["midi", "notes", "abc", "musicxml", "wav", "mp3", "tokens"]
@@ -39,11 +39,13 @@ class MelodyRequest(RequestModel):
         description="Tonic and mode: 'D major', 'E minor', 'A dorian', 'G mixolydian', 'F#m'. Omitted: the seed's "
         "(Krumhansl–Kessler estimate), else D major.",
         examples=["D major"],
+        json_schema_extra={"pattern": KEY_PATTERN},
     )
     time_signature: tuple[int, int] | None = Field(
         None,
         description=f"One of {METERS}. Omitted: the seed's, else 4/4.",
         examples=[[6, 8]],
+        json_schema_extra={"enum": [*METERS, None]},
     )
     tempo: float = Field(110.0, ge=30, le=300, description="Tempo in BPM (quarter notes per minute).")
     bars: int = Field(8, ge=1, le=MAX_BARS, description="Bars of the result (a seed's bars included).")

@@ -7,12 +7,31 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from cadenza.engines.base import RequestModel
+from cadenza.music.formats import MP3_SAMPLE_RATES
 
 
 class SeparationRequest(RequestModel):
     """Parameters of one separation job. Which stems exist depends on the model (``GET /v1/models``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The cross-field rules of ``_exclusive``, stated in the schema too (JSON Schema ``not`` and ``if``/``then``),
+    # so a client or a fuzzer generating from the document sends what the server accepts.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["stems", "two_stems"],
+                "properties": {
+                    "stems": {"type": "array", "contains": {"pattern": "[^\\s,]"}},
+                    "two_stems": {"type": "string"},
+                },
+            },
+            "if": {
+                "required": ["output_format", "sample_rate"],
+                "properties": {"output_format": {"const": "mp3"}, "sample_rate": {"type": "integer"}},
+            },
+            "then": {"properties": {"sample_rate": {"enum": list(MP3_SAMPLE_RATES)}}},
+        },
+    )
 
     model: str | None = Field(
         None,
@@ -74,8 +93,6 @@ class SeparationRequest(RequestModel):
     def _exclusive(self) -> SeparationRequest:
         if self.stems is not None and self.two_stems is not None:
             raise ValueError("give either 'stems' or 'two_stems', not both")
-        from cadenza.music.audio import MP3_SAMPLE_RATES  # NumPy: imported when validating, not with the registry
-
         if self.output_format == "mp3" and self.sample_rate is not None and self.sample_rate not in MP3_SAMPLE_RATES:
             raise ValueError(f"MP3 allows the sample rates {MP3_SAMPLE_RATES} Hz")
         if self.output_format == "flac" and self.pcm_type == "FLOAT":

@@ -7,11 +7,14 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from cadenza.engines.base import RequestModel
-from cadenza.music.keys import parse_key
+from cadenza.music.keys import KEY_PATTERN, parse_key
 from cadenza.music.midi import meter_from_text
 
 OutputFormat = Literal["wav", "flac", "mp3"]
 Part = Literal["drums", "bass", "harmony", "lead", "pad"]
+
+
+SUPPORTED_METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (12, 8))
 
 
 class TrackRequest(RequestModel):
@@ -39,9 +42,15 @@ class TrackRequest(RequestModel):
         None, ge=5, le=300, description="Length in seconds (5-300). Omitted: from the prompt, else 30."
     )
     tempo: float | None = Field(None, ge=40, le=240, description="BPM (quarter notes per minute); overrides the text.")
-    key: str | None = Field(None, description="'A minor', 'F# dorian', 'Eb'; overrides the text.")
+    key: str | None = Field(
+        None,
+        description="'A minor', 'F# dorian', 'Eb'; overrides the text.",
+        json_schema_extra={"pattern": KEY_PATTERN},
+    )
     time_signature: tuple[int, int] | None = Field(
-        None, description="[3, 4], [4, 4], [6, 8], [12, 8], [2, 4]; overrides the text."
+        None,
+        description="[3, 4], [4, 4], [6, 8], [12, 8], [2, 4]; overrides the text.",
+        json_schema_extra={"enum": [*(list(m) for m in SUPPORTED_METERS), None]},
     )
     genre: str | None = Field(
         None,
@@ -91,6 +100,3 @@ class TrackRequest(RequestModel):
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
-
-
-SUPPORTED_METERS = ((2, 4), (3, 4), (4, 4), (6, 8), (12, 8))
