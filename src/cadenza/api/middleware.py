@@ -192,14 +192,20 @@ class AccessControlMiddleware:
             await limited(scope, receive, send)
             return
 
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                mutable = MutableHeaders(scope=message)
-                for name, value in headers.items():
-                    mutable[name] = value
-            await send(message)
+        await self.app(scope, receive, sending_headers(send, headers))
 
-        await self.app(scope, receive, send_with_limits)
+
+def sending_headers(send: Send, headers: dict[str, str]) -> Send:
+    """``send`` that sets ``headers`` on the response's start message."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            mutable = MutableHeaders(scope=message)
+            for name, value in headers.items():
+                mutable[name] = value
+        await send(message)
+
+    return send_with_headers
 
 
 class BodyTooLarge(HTTPException):
@@ -299,11 +305,4 @@ class SecurityHeadersMiddleware:
         if policy is not None:
             headers.update({"Content-Security-Policy": policy.csp, "X-Frame-Options": "DENY"})
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                mutable = MutableHeaders(scope=message)
-                for name, value in headers.items():
-                    mutable[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, sending_headers(send, headers))

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -142,42 +142,47 @@ def declare_jobs(document: dict[str, Any], engines: Sequence[EngineSpec]) -> Non
         }
 
 
-def declare_kinds(document: dict[str, Any], kinds: list[str]) -> None:
-    """Give every schema marked with :data:`ENGINE_KIND` the ``enum`` of ``kinds`` (on its string branch when
-    it is ``anyOf`` string or null), and drop the mark; the document is rebuilt, not edited (see above)."""
+def rebuild(document: dict[str, Any], edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Replace ``document``'s contents with a copy in which every object (schema, operation, …) went through
+    ``edit``, innermost first; nothing of the original is edited (FastAPI shares a route's ``openapi_extra``
+    dicts between documents)."""
 
-    def declared(node: Any) -> Any:
+    def rebuilt(node: Any) -> Any:
         if isinstance(node, list):
-            return [declared(value) for value in node]
+            return [rebuilt(value) for value in node]
         if not isinstance(node, dict):
             return node
-        node = {key: declared(value) for key, value in node.items()}
+        return edit({key: rebuilt(value) for key, value in node.items()})
+
+    document.update(rebuilt(document))
+
+
+def declare_kinds(document: dict[str, Any], kinds: list[str]) -> None:
+    """Give every schema marked with :data:`ENGINE_KIND` the ``enum`` of ``kinds`` (on its string branch when
+    it is ``anyOf`` string or null), and drop the mark (:func:`rebuild`)."""
+
+    def declared(node: dict[str, Any]) -> dict[str, Any]:
         if node.pop(KIND_MARK, False):
             strings = [b for b in node.get("anyOf", []) if isinstance(b, dict) and b.get("type") == "string"]
             for branch in strings or [node]:
                 branch["enum"] = list(kinds)
         return node
 
-    document.update(declared(document))
+    rebuild(document, declared)
 
 
 def declare_settings(document: dict[str, Any], settings: Any) -> None:
     """Give every schema marked with :func:`max_items_setting` the ``maxItems`` of that setting in ``settings``
-    (at most its own), and drop the mark (without ``settings``, only drop it); the document is rebuilt."""
+    (at most its own), and drop the mark (without ``settings``, only drop it; :func:`rebuild`)."""
 
-    def declared(node: Any) -> Any:
-        if isinstance(node, list):
-            return [declared(value) for value in node]
-        if not isinstance(node, dict):
-            return node
-        node = {key: declared(value) for key, value in node.items()}
+    def declared(node: dict[str, Any]) -> dict[str, Any]:
         name = node.pop(MAX_ITEMS_MARK, None)
         if name is not None and settings is not None:
             limit = int(getattr(settings, name))
             node["maxItems"] = min(limit, node.get("maxItems", limit))
         return node
 
-    document.update(declared(document))
+    rebuild(document, declared)
 
 
 def not_null(schema: dict[str, Any]) -> dict[str, Any]:
