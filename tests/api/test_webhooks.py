@@ -16,7 +16,7 @@ from _api_helpers import DRUMS, assert_problem, make_settings
 from fastapi.testclient import TestClient
 
 from cadenza.api.app import create_app
-from cadenza.jobs.urls import WebhookAddressError, check_webhook_url, resolve_public
+from cadenza.jobs.urls import WebhookAddressError, check_webhook_url, resolve_webhook
 from cadenza.jobs.webhooks import make_secret, retry_delay_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))
@@ -314,8 +314,9 @@ def test_addresses_are_checked_when_sending(monkeypatch: pytest.MonkeyPatch) -> 
     assert check_webhook_url("https://hooks.example.com/x") == "https://hooks.example.com/x"
     monkeypatch.setattr(socket, "getaddrinfo", private)  # DNS is outside the project
     with pytest.raises(WebhookAddressError, match="10.0.0.7"):
-        resolve_public("https://hooks.example.com/x")
-    assert resolve_public("https://hooks.example.com/x", ["hooks.example.com"]) == ("10.0.0.7", 443)
+        resolve_webhook("https://hooks.example.com/x")
+    target = resolve_webhook("https://hooks.example.com/x", ["hooks.example.com"])
+    assert (target.ip, target.port) == ("10.0.0.7", 443)
 
 
 def test_retry_delays_double_with_jitter_up_to_the_maximum() -> None:

@@ -28,9 +28,6 @@ from cadenza.engines import registry
 FINAL = ("completed", "failed", "cancelled")
 EXAMPLES = {"drums": 80, "melody": 80, "track": 12, "separation": 10}
 """Generated requests per engine (the echo test engine and any other: 10)."""
-STEER: dict[str, dict[str, list[Any]]] = {}
-"""Fields whose valid values are data (the style catalogue), not schema: drawn from the catalogue, so the
-generated requests reach the engines instead of stopping at an unknown name."""
 JOB_OPTIONS = ("webhook", "webhook_events_filter")
 """Job options checked at submit that never reach an engine (fuzzed by tests/fuzz): left out."""
 
@@ -58,9 +55,16 @@ def _wait_final(app: FastAPI, job_id: str) -> dict[str, Any]:
 
 
 def _submit_generated(
-    app: FastAPI, operation: Any, kind: str, accepted: list[tuple[str, str, Any]], refused: dict[str, int]
+    app: FastAPI,
+    operation: Any,
+    kind: str,
+    steer: dict[str, list[Any]],
+    accepted: list[tuple[str, str, Any]],
+    refused: dict[str, int],
 ) -> None:
-    """Submits ``EXAMPLES[kind]`` requests Schemathesis generates from the operation's schema."""
+    """Submits ``EXAMPLES[kind]`` requests Schemathesis generates from the operation's schema; the fields of
+    ``steer`` take one of its values (fields whose valid values are data, not schema: the style catalogue), so
+    the requests reach the engines instead of stopping at an unknown name."""
 
     @settings(
         max_examples=EXAMPLES.get(kind, 10),
@@ -73,7 +77,7 @@ def _submit_generated(
     @given(case=operation.as_strategy(media_type="application/json"), data=st.data())
     def submit(case: schemathesis.Case, data: st.DataObject) -> None:
         if isinstance(case.body, dict):
-            for name, values in STEER.get(kind, {}).items():
+            for name, values in steer.items():
                 case.body[name] = data.draw(st.sampled_from(values), label=name)
             for name in JOB_OPTIONS:
                 case.body.pop(name, None)
@@ -93,9 +97,10 @@ def test_every_accepted_generated_request_completes(live: FastAPI) -> None:
     accepted: list[tuple[str, str, Any]] = []
     refused: dict[str, int] = {}
     styles = [style["name"] for style in asgi.get_client(live).get("/v1/styles").json()["styles"]]
-    STEER["drums"] = {"producer_style": styles}
+    steer = {"drums": {"producer_style": styles}}
     for spec in registry.for_plugins().engines():
-        _submit_generated(live, schema[f"/v1/{spec.route}"]["POST"], spec.kind, accepted, refused)
+        operation = schema[f"/v1/{spec.route}"]["POST"]
+        _submit_generated(live, operation, spec.kind, steer.get(spec.kind, {}), accepted, refused)
     kinds = {kind for kind, _, _ in accepted}
     assert {"drums", "melody", "track"} <= kinds, (kinds, refused)
     failed = []

@@ -78,13 +78,20 @@ ServiceDep = Annotated[JobService, Depends(get_service)]
 OwnerDep = Annotated[str | None, Depends(get_owner)]
 
 
-def declared_query_names(route: Any) -> set[str] | None:
+_QUERY_NAMES = "_cadenza_query_names"
+
+
+def declared_query_names(route: Any) -> frozenset[str] | None:
     """The query parameter names ``route`` declares (its dependencies' and its OpenAPI ``parameters``), or None
-    for a route that is not an API route (static files, mounts)."""
+    for a route that is not an API route (static files, mounts). Routes are built once: the names are read
+    once and kept on the route (some route classes are not hashable, so no cache keyed by route)."""
     from fastapi.routing import APIRoute
 
     if not isinstance(route, APIRoute):
         return None
+    kept = getattr(route, _QUERY_NAMES, None)
+    if kept is not None:
+        return kept
     names: set[str] = set()
     pending = [route.dependant]
     while pending:
@@ -93,7 +100,8 @@ def declared_query_names(route: Any) -> set[str] | None:
         pending.extend(dependant.dependencies)
     extra = (route.openapi_extra or {}).get("parameters", [])
     names |= {p["name"] for p in extra if isinstance(p, dict) and p.get("in") == "query"}
-    return names
+    setattr(route, _QUERY_NAMES, frozenset(names))
+    return frozenset(names)
 
 
 async def reject_unknown_query(request: Request) -> None:

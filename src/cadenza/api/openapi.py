@@ -56,18 +56,15 @@ def hoist_defs(document: dict[str, Any]) -> None:
     have one name."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
 
-    def without_defs(node: Any) -> Any:
-        if isinstance(node, list):
-            return [without_defs(value) for value in node]
-        if not isinstance(node, dict):
-            return node
-        for name, definition in node.get("$defs", {}).items():
-            definition = without_defs(definition)
+    def without_defs(node: dict[str, Any]) -> dict[str, Any]:
+        for name, definition in node.pop("$defs", {}).items():  # its own $defs already hoisted (innermost first)
             if schemas.setdefault(name, definition) != definition:
                 raise ValueError(f"two different OpenAPI schemas are named {name!r}")
-        return {key: without_defs(value) for key, value in node.items() if key != "$defs"}
+        return node
 
-    document["paths"] = without_defs(document.get("paths", {}))
+    paths = {"paths": document.get("paths", {})}
+    rebuild(paths, without_defs)
+    document["paths"] = paths["paths"]
 
 
 def _model_ref(schemas: dict[str, Any], model: Any) -> str:

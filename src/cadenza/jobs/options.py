@@ -78,9 +78,7 @@ class JobOptions(RequestModel):
     def _webhook_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        context = info.context or {}
-        policy = context.get("webhook_policy") or WebhookPolicy.of(context.get("webhook_allowed_hosts", ()))
-        return check_webhook_url(value, policy)
+        return check_webhook_url(value, (info.context or {}).get("webhook_policy", WebhookPolicy()))
 
     @property
     def webhook_events(self) -> list[str] | None:

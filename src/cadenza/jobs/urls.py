@@ -393,10 +393,3 @@ def resolve_webhook(url: str, policy: WebhookPolicy | Iterable[str] = ()) -> Web
                 "to allow it"
             )
     return WebhookTarget(target.parts, host, target.port, target.url, addresses[0])
-
-
-def resolve_public(url: str, policy: WebhookPolicy | Iterable[str] = ()) -> tuple[str, int]:
-    """``(ip, port)`` to connect to for ``url`` (see :func:`resolve_webhook`)."""
-    target = resolve_webhook(url, policy)
-    assert target.ip is not None
-    return target.ip, target.port

@@ -24,7 +24,7 @@ file's last tick.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import symusic
@@ -43,10 +43,6 @@ class MidiLimits:
     max_span_quarters: int = 16_384  # 4,096 bars of 4/4: 34 minutes at 120 BPM
     min_tempo_bpm: float = 1.0
     max_tempo_bpm: float = 1_000.0
-
-    def describe(self) -> dict[str, float]:
-        """The limits as a plain dict (for docs and error details)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class MidiRejected(ValueError):

@@ -481,24 +481,24 @@ def _media_type(value: str) -> str:
     )
 
 
-def _is_list_field(model: type[BaseModel], name: str) -> bool:
+def _field_types(model: type[BaseModel], name: str) -> tuple[Any, ...]:
+    """The annotation of ``model``'s field ``name`` and, for a union, its branches (empty: no such field)."""
     field_info = model.model_fields.get(name)
     if field_info is None:
-        return False
-    annotation = field_info.annotation
-    sequences = (list, tuple)
-    return get_origin(annotation) in sequences or any(get_origin(arg) in sequences for arg in get_args(annotation))
+        return ()
+    return (field_info.annotation, *get_args(field_info.annotation))
+
+
+def _is_list_field(model: type[BaseModel], name: str) -> bool:
+    return any(get_origin(t) in (list, tuple) for t in _field_types(model, name))
 
 
 def _is_tuple_field(model: type[BaseModel], name: str) -> bool:
-    field_info = model.model_fields.get(name)
-    annotation = field_info.annotation if field_info is not None else None
-    return get_origin(annotation) is tuple or any(get_origin(arg) is tuple for arg in get_args(annotation))
+    return any(get_origin(t) is tuple for t in _field_types(model, name))
 
 
 def _is_nullable_field(model: type[BaseModel], name: str) -> bool:
-    field_info = model.model_fields.get(name)
-    return field_info is not None and type(None) in get_args(field_info.annotation)
+    return type(None) in _field_types(model, name)
 
 
 def form_to_params(model: type[BaseModel], fields: dict[str, list[str]], *, null_text: bool = False) -> dict[str, Any]:
@@ -827,14 +827,14 @@ def _query_parameters(spec: EngineSpec) -> list[dict[str, Any]]:
             "in": "query",
             "required": name in required,
             "description": prop.get("description", ""),
-            "schema": _empty_allowed({k: v for k, v in prop.items() if k not in ("description", "title")}),
+            "schema": _as_the_query_reads_it({k: v for k, v in prop.items() if k not in ("description", "title")}),
             **({"explode": True, "style": "form"} if _is_list_field(spec.request_model, name) else {}),
         }
         for name, prop in schema.get("properties", {}).items()
     ]
 
 
-def _empty_allowed(schema: dict[str, Any]) -> dict[str, Any]:
+def _as_the_query_reads_it(schema: dict[str, Any]) -> dict[str, Any]:
     """A query parameter's schema as the route reads it: a ``pattern`` also admits the empty value (which means
     "not given"), and a list of names (``enum`` items) each repeated value may hold several, comma-separated."""
     if "pattern" in schema:
